@@ -1,4 +1,19 @@
 //! Proofline runtime: the task model, the plugin API, the leader and worker actors,
 //! transports and artifact stores.
+//!
+//! Follow a block through it: [`leader::Leader::prove`] publishes the plan's segment
+//! tasks on a [`transport::Transport`]; a [`worker::WorkerActor`] spreads them over its
+//! lanes, which run the [`plugin::ProofSystem`] and put proofs in an
+//! [`store::ArtifactStore`]; results flow back to the leader's per-job actor, which
+//! folds adjacent ranges ([`fold`]) and finally wraps the root proof.
 
+pub mod embedded;
+pub mod envelope;
+pub mod fold;
+pub mod leader;
 pub mod plugin;
+pub mod proof_file;
+pub mod store;
+pub mod task;
+pub mod transport;
+pub mod worker;

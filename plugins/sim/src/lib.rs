@@ -1,1 +1,180 @@
-//! placeholder
+//! `sim`: a synthetic workload with configurable task costs, for scheduler tests and
+//! benchmarks. It proves nothing and is never presented as a proof system: a segment's
+//! "proof" records which segments it covers, so the fold's bookkeeping can be checked.
+//!
+//! The job input is a JSON [`Workload`]:
+//! ```json
+//! {"tasks": 1000, "cost": {"heavy_tailed": {"min_micros": 500, "alpha": 1.5, "max_micros": 50000}},
+//!  "seed": 7, "aggregate_micros": 0, "work": "spin"}
+//! ```
+
+mod workload;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use proofline_runtime::plugin::{
+    ExecCx, JobMeta, Plan, PlanOptions, PluginError, PluginId, ProofSystem, SegmentSpec, Verdict,
+};
+pub use workload::{Cost, Failure, FailureMode, Work, Workload};
+
+/// The sim plugin. Clones share their counters.
+#[derive(Clone, Default)]
+pub struct SimPlugin {
+    counters: Arc<Counters>,
+}
+
+/// What ran, as seen by the plugin itself (in this process).
+#[derive(Default)]
+pub struct Counters {
+    /// Segment executions that ran to completion (including duplicates).
+    pub segments_completed: AtomicU64,
+    pub aggregations_completed: AtomicU64,
+    /// Attempts per segment index, for failure injection.
+    attempts: std::sync::Mutex<std::collections::HashMap<u32, u32>>,
+    pub failures_injected: AtomicU32,
+}
+
+impl SimPlugin {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+}
+
+/// A segment's payload: its index, its cost, how to work, and whether to fail.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Segment {
+    index: u32,
+    micros: u64,
+    aggregate_micros: u64,
+    work: Work,
+    fail: Option<Failure>,
+}
+
+/// A "proof" of a range: its bounds and how many leaves were folded into it.
+fn range_proof(start: u32, end: u32, aggregate_micros: u64, work: Work) -> Vec<u8> {
+    let mut out = Vec::with_capacity(17);
+    out.extend_from_slice(&start.to_le_bytes());
+    out.extend_from_slice(&end.to_le_bytes());
+    out.extend_from_slice(&aggregate_micros.to_le_bytes());
+    out.push(work as u8);
+    out
+}
+
+fn parse_range(bytes: &[u8]) -> Result<(u32, u32, u64, Work), PluginError> {
+    if bytes.len() != 17 {
+        return Err(PluginError::permanent(format!("sim proof must be 17 bytes, got {}", bytes.len())));
+    }
+    let u32_at = |i: usize| u32::from_le_bytes(bytes[i..i + 4].try_into().expect("4 bytes"));
+    let micros = u64::from_le_bytes(bytes[8..16].try_into().expect("8 bytes"));
+    let work = if bytes[16] == Work::Sleep as u8 { Work::Sleep } else { Work::Spin };
+    Ok((u32_at(0), u32_at(4), micros, work))
+}
+
+/// Spend `micros` of wall time, polling for cancellation.
+fn work(cx: &ExecCx, how: Work, micros: u64) -> Result<(), PluginError> {
+    let until = Instant::now() + Duration::from_micros(micros);
+    while Instant::now() < until {
+        if cx.is_cancelled() {
+            return Err(PluginError::Cancelled);
+        }
+        match how {
+            Work::Spin => std::hint::spin_loop(),
+            Work::Sleep => std::thread::sleep((until - Instant::now()).min(Duration::from_millis(2))),
+        }
+    }
+    Ok(())
+}
+
+impl ProofSystem for SimPlugin {
+    fn id(&self) -> PluginId {
+        PluginId::new("sim", env!("CARGO_PKG_VERSION"))
+    }
+
+    fn plan(&self, input: &[u8], _opts: &PlanOptions) -> Result<Plan, PluginError> {
+        let workload: Workload = serde_json::from_slice(input)
+            .map_err(|e| PluginError::bad_input(format!("sim workload: {e}")))?;
+        let costs = workload.costs().map_err(PluginError::bad_input)?;
+        let segments = costs
+            .iter()
+            .enumerate()
+            .map(|(i, &micros)| {
+                let fail = workload.fail.clone().filter(|f| f.segments.contains(&(i as u32)));
+                let segment = Segment {
+                    index: i as u32,
+                    micros,
+                    aggregate_micros: workload.aggregate_micros,
+                    work: workload.work,
+                    fail,
+                };
+                SegmentSpec { payload: serde_json::to_vec(&segment).expect("serializable"), cost: micros }
+            })
+            .collect();
+        let total: u64 = costs.iter().sum();
+        Ok(Plan {
+            segments,
+            meta: (costs.len() as u32).to_le_bytes().to_vec(),
+            summary: format!("sim: {} tasks, {:.1} ms of work", costs.len(), total as f64 / 1e3),
+        })
+    }
+
+    fn prove_segment(&self, cx: &mut ExecCx, payload: &[u8]) -> Result<Vec<u8>, PluginError> {
+        let seg: Segment = serde_json::from_slice(payload)
+            .map_err(|e| PluginError::permanent(format!("sim segment payload: {e}")))?;
+        if let Some(fail) = &seg.fail {
+            let attempt = {
+                let mut attempts = self.counters.attempts.lock().expect("attempts lock");
+                let a = attempts.entry(seg.index).or_default();
+                *a += 1;
+                *a
+            };
+            if fail.times == 0 || attempt <= fail.times {
+                self.counters.failures_injected.fetch_add(1, Ordering::Relaxed);
+                let message = format!("injected failure in segment {} (attempt {attempt})", seg.index);
+                match fail.mode {
+                    FailureMode::Panic => panic!("{message}"),
+                    FailureMode::Retryable => return Err(PluginError::retryable(message)),
+                    FailureMode::Permanent => return Err(PluginError::permanent(message)),
+                }
+            }
+        }
+        work(cx, seg.work, seg.micros)?;
+        self.counters.segments_completed.fetch_add(1, Ordering::Relaxed);
+        Ok(range_proof(seg.index, seg.index + 1, seg.aggregate_micros, seg.work))
+    }
+
+    fn aggregate(&self, cx: &mut ExecCx, left: &[u8], right: &[u8]) -> Result<Vec<u8>, PluginError> {
+        let (a, m, micros, how) = parse_range(left)?;
+        let (m2, b, _, _) = parse_range(right)?;
+        if m != m2 {
+            return Err(PluginError::permanent(format!("sim: ranges {a}..{m} and {m2}..{b} are not adjacent")));
+        }
+        work(cx, how, micros)?;
+        self.counters.aggregations_completed.fetch_add(1, Ordering::Relaxed);
+        Ok(range_proof(a, b, micros, how))
+    }
+
+    fn wrap(&self, _cx: &mut ExecCx, root: &[u8], job: &JobMeta) -> Result<Vec<u8>, PluginError> {
+        let (a, b, ..) = parse_range(root)?;
+        let n = u32::from_le_bytes(job.meta.try_into().map_err(|_| PluginError::permanent("sim meta"))?);
+        if (a, b) != (0, n) {
+            return Err(PluginError::permanent(format!("sim: root covers {a}..{b}, expected 0..{n}")));
+        }
+        Ok(root[..8].to_vec())
+    }
+
+    fn verify(&self, proof: &[u8]) -> Result<Verdict, PluginError> {
+        let bytes: [u8; 8] = proof.try_into().map_err(|_| PluginError::bad_input("sim proof must be 8 bytes"))?;
+        let (a, b) = (u32::from_le_bytes(bytes[..4].try_into().expect("4")), u32::from_le_bytes(bytes[4..].try_into().expect("4")));
+        Ok(if a == 0 && b > 0 {
+            Verdict::Valid { statement: format!("sim workload of {b} tasks was folded completely (not a proof)") }
+        } else {
+            Verdict::Invalid { reason: format!("sim root covers {a}..{b}") }
+        })
+    }
+}

@@ -1,0 +1,323 @@
+//! The per-job leader actor: publish segments, fold results as they stream in,
+//! retry and re-dispatch, then wrap the root proof.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+use tokio::sync::{oneshot, watch};
+
+use super::{JobError, JobOutput, JobStats, LeaderConfig, Progress};
+use crate::fold::{Finished, Fold, FoldStep};
+use crate::plugin::{ExecCx, JobMeta, LeafSource, Plan, PluginError, ProofSystem, SegmentSpec};
+use crate::store::ArtifactStore;
+use crate::task::{
+    ArtifactRef, Outcome, Task, TaskKind, TaskResult, aggregate_task_id, segment_task_id,
+};
+use crate::transport::Transport;
+
+/// How often the leader looks for tasks past their deadline.
+const TICK: Duration = Duration::from_millis(100);
+
+pub enum JobMsg {
+    /// Store the segment payloads and publish the segment tasks.
+    Start,
+    Result(TaskResult),
+    Tick,
+    Cancel(String),
+}
+
+pub struct JobArgs {
+    pub job: String,
+    pub plugin: Arc<dyn ProofSystem>,
+    pub plan: Plan,
+    pub config: LeaderConfig,
+    pub reply_to: String,
+    pub transport: Arc<dyn Transport>,
+    pub store: Arc<dyn ArtifactStore>,
+    pub progress: watch::Sender<Progress>,
+    pub done: oneshot::Sender<Result<JobOutput, JobError>>,
+}
+
+pub struct JobActor;
+
+struct InFlight {
+    task: Task,
+    sent: Instant,
+}
+
+pub struct JobState {
+    args: JobArgsRest,
+    started: Instant,
+    in_flight: HashMap<String, InFlight>,
+    finished: HashSet<String>,
+    fold: Fold<ArtifactRef>,
+    leaves: Vec<Option<ArtifactRef>>,
+    progress: Progress,
+    stats: JobStats,
+    done: Option<oneshot::Sender<Result<JobOutput, JobError>>>,
+    /// The plan's segments until they are published.
+    segments: Vec<SegmentSpec>,
+}
+
+struct JobArgsRest {
+    job: String,
+    plugin: Arc<dyn ProofSystem>,
+    meta: Vec<u8>,
+    config: LeaderConfig,
+    reply_to: String,
+    transport: Arc<dyn Transport>,
+    store: Arc<dyn ArtifactStore>,
+    progress: watch::Sender<Progress>,
+}
+
+impl JobState {
+    fn new_task(&self, id: String, kind: TaskKind, inputs: Vec<ArtifactRef>, range: (u32, u32), cost: u64) -> Task {
+        Task {
+            job: self.args.job.clone(),
+            id,
+            kind,
+            plugin: self.args.plugin.id().to_string(),
+            inputs,
+            start: range.0,
+            end: range.1,
+            attempt: 1,
+            deadline_ms: self.args.config.task_deadline.as_millis() as u64,
+            cost,
+            reply_to: self.args.reply_to.clone(),
+        }
+    }
+
+    async fn dispatch(&mut self, tasks: Vec<Task>) -> Result<(), JobError> {
+        let now = Instant::now();
+        for task in &tasks {
+            self.in_flight.insert(task.id.clone(), InFlight { task: task.clone(), sent: now });
+        }
+        self.args.transport.publish(tasks).await.map_err(|e| JobError::Transport(e.to_string()))
+    }
+
+    /// Send `id` again with the next attempt number, or fail the job if attempts are spent.
+    async fn redispatch(&mut self, id: &str, why: &str) -> Result<(), JobError> {
+        let Some(flight) = self.in_flight.get(id) else { return Ok(()) };
+        let attempts = flight.task.attempt;
+        if attempts >= self.args.config.max_attempts {
+            return Err(JobError::TaskFailed { task: id.to_owned(), attempts, message: why.to_owned() });
+        }
+        let mut task = flight.task.clone();
+        task.attempt += 1;
+        tracing::warn!(job = %self.args.job, task = id, attempt = task.attempt, reason = why, "re-dispatching");
+        self.dispatch(vec![task]).await
+    }
+
+    async fn on_result(&mut self, result: TaskResult) -> Result<Option<Finished<ArtifactRef>>, JobError> {
+        if self.finished.contains(&result.task) {
+            self.stats.duplicates += 1;
+            return Ok(None);
+        }
+        let Some(flight) = self.in_flight.get(&result.task) else {
+            tracing::debug!(task = %result.task, "result for an unknown task dropped");
+            return Ok(None);
+        };
+        match result.outcome {
+            Outcome::Failed { message, retryable } => {
+                // A newer attempt is already out: let it finish.
+                if result.attempt < flight.task.attempt {
+                    return Ok(None);
+                }
+                tracing::warn!(job = %self.args.job, task = %result.task, attempt = result.attempt,
+                    ran_on = %result.ran_on, error = %message, "task failed");
+                if !retryable {
+                    return Err(JobError::TaskFailed { task: result.task, attempts: result.attempt, message });
+                }
+                self.stats.retries += 1;
+                self.redispatch(&result.task, &message).await?;
+                Ok(None)
+            }
+            Outcome::Done(artifact) => {
+                let flight = self.in_flight.remove(&result.task).expect("checked above");
+                self.finished.insert(result.task.clone());
+                let depth = match flight.task.kind {
+                    TaskKind::Segment => {
+                        self.leaves[result.start as usize] = Some(artifact.clone());
+                        self.progress.segments_done += 1;
+                        self.progress.cost_done += flight.task.cost;
+                        0
+                    }
+                    TaskKind::Aggregate => {
+                        self.progress.aggregations_done += 1;
+                        self.depth_of(&flight.task)
+                    }
+                };
+                self.progress.depth = self.progress.depth.max(depth);
+                Ok(Some(Finished { start: result.start, end: result.end, depth, value: artifact }))
+            }
+        }
+    }
+
+    fn depth_of(&self, task: &Task) -> u32 {
+        // Aggregate depth = 1 + log2 of the segments covered, rounded up: close enough for progress.
+        (task.end - task.start).next_power_of_two().trailing_zeros()
+    }
+
+    /// Feed a finished range into the fold and dispatch what becomes ready.
+    async fn fold(&mut self, done: Finished<ArtifactRef>) -> Result<Option<ArtifactRef>, JobError> {
+        match self.fold.finish(done.start, done.end, done.depth, done.value) {
+            FoldStep::Wait => Ok(None),
+            FoldStep::Root(root) => Ok(Some(root.value)),
+            FoldStep::Aggregate(left, right) => {
+                let id = aggregate_task_id(left.start, right.end);
+                let task = self.new_task(id, TaskKind::Aggregate, vec![left.value, right.value], (left.start, right.end), 1);
+                self.dispatch(vec![task]).await?;
+                Ok(None)
+            }
+        }
+    }
+
+    async fn wrap(&mut self, root: ArtifactRef) -> Result<Vec<u8>, JobError> {
+        let started = Instant::now();
+        let store = self.args.store.clone();
+        let plugin = self.args.plugin.clone();
+        let job = self.args.job.clone();
+        let meta = self.args.meta.clone();
+        let leaves = StoreLeaves { store: store.clone(), refs: self.leaves.iter().flatten().cloned().collect() };
+        let proof = tokio::task::spawn_blocking(move || {
+            let root = store.get(&root).map_err(|e| PluginError::permanent(e.to_string()))?;
+            let mut cx = ExecCx::new("wrap", 0, Default::default());
+            plugin.wrap(&mut cx, &root, &JobMeta { job: &job, meta: &meta, leaves: &leaves })
+        })
+        .await
+        .map_err(|e| JobError::Wrap(format!("wrap panicked: {e}")))?
+        .map_err(|e| JobError::Wrap(e.to_string()))?;
+        self.stats.wrap = started.elapsed();
+        Ok(proof)
+    }
+
+    /// Store every segment's payload and publish the segment tasks in one batch.
+    async fn start(&mut self) -> Result<(), JobError> {
+        let segments = std::mem::take(&mut self.segments);
+        let mut tasks = Vec::with_capacity(segments.len());
+        for (i, segment) in segments.into_iter().enumerate() {
+            let id = segment_task_id(i as u32);
+            let key = format!("{}/{id}.in", self.args.job);
+            let payload = self.args.store.put(&key, &segment.payload).map_err(|e| JobError::Store(e.to_string()))?;
+            let range = (i as u32, i as u32 + 1);
+            tasks.push(self.new_task(id, TaskKind::Segment, vec![payload], range, segment.cost));
+        }
+        self.dispatch(tasks).await
+    }
+
+    fn finish(&mut self, outcome: Result<JobOutput, JobError>) {
+        if let Some(done) = self.done.take() {
+            let _ = done.send(outcome);
+        }
+    }
+}
+
+struct StoreLeaves {
+    store: Arc<dyn ArtifactStore>,
+    refs: Vec<ArtifactRef>,
+}
+
+impl LeafSource for StoreLeaves {
+    fn leaf_count(&self) -> u32 {
+        self.refs.len() as u32
+    }
+    fn leaf(&self, index: u32) -> Result<Vec<u8>, PluginError> {
+        let r = self.refs.get(index as usize).ok_or_else(|| PluginError::permanent(format!("no leaf {index}")))?;
+        self.store.get(r).map_err(|e| PluginError::permanent(e.to_string()))
+    }
+}
+
+impl Actor for JobActor {
+    type Msg = JobMsg;
+    type State = JobState;
+    type Arguments = JobArgs;
+
+    async fn pre_start(&self, myself: ActorRef<JobMsg>, args: JobArgs) -> Result<JobState, ActorProcessingErr> {
+        let n = args.plan.segments.len() as u32;
+        let progress = Progress {
+            segments_total: n,
+            aggregations_total: n.saturating_sub(1),
+            cost_total: args.plan.segments.iter().map(|s| s.cost).sum(),
+            ..Progress::default()
+        };
+        let mut state = JobState {
+            args: JobArgsRest {
+                job: args.job,
+                plugin: args.plugin,
+                meta: args.plan.meta,
+                config: args.config,
+                reply_to: args.reply_to,
+                transport: args.transport,
+                store: args.store,
+                progress: args.progress,
+            },
+            started: Instant::now(),
+            in_flight: HashMap::new(),
+            finished: HashSet::new(),
+            fold: Fold::new(n),
+            leaves: vec![None; n as usize],
+            progress,
+            stats: JobStats { segments: n, ..JobStats::default() },
+            done: Some(args.done),
+            segments: Vec::new(),
+        };
+        state.segments = args.plan.segments;
+        myself.send_interval(TICK, || JobMsg::Tick);
+        Ok(state)
+    }
+
+    async fn handle(&self, myself: ActorRef<JobMsg>, msg: JobMsg, state: &mut JobState) -> Result<(), ActorProcessingErr> {
+        let step = match msg {
+            JobMsg::Start => state.start().await.map(|()| None),
+            JobMsg::Result(result) => match state.on_result(result).await {
+                Ok(Some(done)) => state.fold(done).await,
+                Ok(None) => Ok(None),
+                Err(e) => Err(e),
+            },
+            JobMsg::Tick => {
+                let deadline = state.args.config.task_deadline;
+                let overdue: Vec<String> = state
+                    .in_flight
+                    .iter()
+                    .filter(|(_, f)| f.sent.elapsed() > deadline)
+                    .map(|(id, _)| id.clone())
+                    .collect();
+                let mut step = Ok(None);
+                for id in overdue {
+                    state.stats.redispatches += 1;
+                    if let Err(e) = state.redispatch(&id, &format!("no result within {deadline:?}")).await {
+                        step = Err(e);
+                        break;
+                    }
+                }
+                step
+            }
+            JobMsg::Cancel(reason) => Err(JobError::Cancelled(reason)),
+        };
+        state.progress.elapsed = state.started.elapsed();
+        let _ = state.args.progress.send(state.progress.clone());
+        let outcome = match step {
+            Ok(None) => return Ok(()),
+            Ok(Some(root)) => state.wrap(root).await.map(|proof| {
+                let mut stats = state.stats.clone();
+                stats.aggregations = state.progress.aggregations_done;
+                stats.depth = state.progress.depth;
+                stats.elapsed = state.started.elapsed();
+                JobOutput { job: state.args.job.clone(), plugin: state.args.plugin.id(), proof, stats }
+            }),
+            Err(e) => Err(e),
+        };
+        // Whatever happened, the job is over: drop its queued tasks and its artifacts.
+        let _ = state.args.transport.cancel_job(&state.args.job).await;
+        if !state.args.config.keep_artifacts {
+            if let Err(e) = state.args.store.delete_prefix(&state.args.job) {
+                tracing::warn!(job = %state.args.job, error = %e, "could not delete the job's artifacts");
+            }
+        }
+        state.finish(outcome);
+        myself.stop(None);
+        Ok(())
+    }
+}

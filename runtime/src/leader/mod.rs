@@ -1,0 +1,191 @@
+//! The leader: runs jobs. One [`Leader`] per process owns the result queue and routes
+//! results to a [`job`] actor per job, which plans nothing itself (the caller plans, so
+//! bad input is rejected before anything is published), folds, retries and wraps.
+
+mod job;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ractor::{Actor, ActorRef};
+use tokio::sync::{oneshot, watch};
+
+use crate::plugin::{Plan, PluginId, ProofSystem};
+use crate::store::ArtifactStore;
+use crate::task::new_job_id;
+use crate::transport::Transport;
+use job::{JobActor, JobArgs, JobMsg};
+
+/// Policies of a job.
+#[derive(Clone, Debug)]
+pub struct LeaderConfig {
+    /// Dispatches of one task before the job fails.
+    pub max_attempts: u32,
+    /// How long to wait for a task's result before sending it again.
+    pub task_deadline: Duration,
+    /// Keep the job's artifacts in the store after it ends.
+    pub keep_artifacts: bool,
+}
+
+impl Default for LeaderConfig {
+    fn default() -> Self {
+        Self { max_attempts: 3, task_deadline: Duration::from_secs(600), keep_artifacts: false }
+    }
+}
+
+/// Where a job stands; published on every change.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Progress {
+    pub segments_done: u32,
+    pub segments_total: u32,
+    pub aggregations_done: u32,
+    pub aggregations_total: u32,
+    /// Height of the tallest finished part of the fold tree.
+    pub depth: u32,
+    pub cost_done: u64,
+    pub cost_total: u64,
+    pub elapsed: Duration,
+}
+
+/// What happened while proving, for logs and benchmarks.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct JobStats {
+    pub segments: u32,
+    pub aggregations: u32,
+    pub depth: u32,
+    /// Results for tasks that had already succeeded (dropped: first success wins).
+    pub duplicates: u64,
+    /// Re-dispatches after a retryable failure.
+    pub retries: u64,
+    /// Re-dispatches after a missed deadline.
+    pub redispatches: u64,
+    pub elapsed: Duration,
+    pub wrap: Duration,
+}
+
+/// A finished job.
+#[derive(Clone, Debug)]
+pub struct JobOutput {
+    pub job: String,
+    pub plugin: PluginId,
+    /// The plugin's final (wrapped) proof.
+    pub proof: Vec<u8>,
+    pub stats: JobStats,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum JobError {
+    #[error("task {task} failed after {attempts} attempt(s): {message}")]
+    TaskFailed { task: String, attempts: u32, message: String },
+    #[error("wrapping the root proof failed: {0}")]
+    Wrap(String),
+    #[error("artifact store: {0}")]
+    Store(String),
+    #[error("transport: {0}")]
+    Transport(String),
+    #[error("job cancelled: {0}")]
+    Cancelled(String),
+}
+
+/// A running job: watch its progress, wait for its proof, or cancel it.
+pub struct JobHandle {
+    pub job: String,
+    pub progress: watch::Receiver<Progress>,
+    actor: ActorRef<JobMsg>,
+    done: oneshot::Receiver<Result<JobOutput, JobError>>,
+}
+
+impl JobHandle {
+    pub async fn wait(self) -> Result<JobOutput, JobError> {
+        self.done.await.unwrap_or_else(|_| Err(JobError::Cancelled("leader actor stopped".into())))
+    }
+
+    pub fn cancel(&self, reason: &str) {
+        let _ = self.actor.cast(JobMsg::Cancel(reason.to_owned()));
+    }
+}
+
+type Routes = Arc<Mutex<HashMap<String, ActorRef<JobMsg>>>>;
+
+/// The leader side of one process: one result queue, any number of jobs.
+pub struct Leader {
+    transport: Arc<dyn Transport>,
+    store: Arc<dyn ArtifactStore>,
+    config: LeaderConfig,
+    results_queue: String,
+    routes: Routes,
+    router: tokio::task::JoinHandle<()>,
+}
+
+impl Leader {
+    /// Open this process's result queue and start routing results to jobs.
+    pub async fn start(
+        transport: Arc<dyn Transport>,
+        store: Arc<dyn ArtifactStore>,
+        config: LeaderConfig,
+    ) -> Result<Self, JobError> {
+        let results_queue = format!("proofline.results.{}", new_job_id().replace("job-", "leader-"));
+        let mut results = transport
+            .open_results(&results_queue)
+            .await
+            .map_err(|e| JobError::Transport(e.to_string()))?;
+        let routes: Routes = Arc::default();
+        let table = routes.clone();
+        let router = tokio::spawn(async move {
+            while let Some(result) = results.recv().await {
+                let actor = table.lock().expect("routes lock").get(&result.job).cloned();
+                match actor {
+                    Some(actor) => {
+                        if actor.cast(JobMsg::Result(result)).is_err() {
+                            // The job ended; late duplicates have nowhere to go.
+                            table.lock().expect("routes lock").retain(|_, a| a.get_id() != actor.get_id());
+                        }
+                    }
+                    None => tracing::debug!(job = %result.job, task = %result.task, "result of a finished job dropped"),
+                }
+            }
+        });
+        Ok(Self { transport, store, config, results_queue, routes, router })
+    }
+
+    /// Start proving `plan` (made by `plugin.plan`) as a new job.
+    pub async fn submit(&self, plugin: Arc<dyn ProofSystem>, plan: Plan) -> Result<JobHandle, JobError> {
+        let job = new_job_id();
+        let (progress_tx, progress) = watch::channel(Progress::default());
+        let (done_tx, done) = oneshot::channel();
+        let args = JobArgs {
+            job: job.clone(),
+            plugin,
+            plan,
+            config: self.config.clone(),
+            reply_to: self.results_queue.clone(),
+            transport: self.transport.clone(),
+            store: self.store.clone(),
+            progress: progress_tx,
+            done: done_tx,
+        };
+        let (actor, _) = Actor::spawn(None, JobActor, args)
+            .await
+            .map_err(|e| JobError::Cancelled(format!("could not start the job actor: {e}")))?;
+        // Route results before the first task goes out.
+        self.routes.lock().expect("routes lock").insert(job.clone(), actor.clone());
+        actor.cast(JobMsg::Start).map_err(|e| JobError::Cancelled(format!("job actor gone: {e}")))?;
+        Ok(JobHandle { job, progress, actor, done })
+    }
+
+    /// Prove one plan to the end.
+    pub async fn prove(&self, plugin: Arc<dyn ProofSystem>, plan: Plan) -> Result<JobOutput, JobError> {
+        let handle = self.submit(plugin, plan).await?;
+        let job = handle.job.clone();
+        let out = handle.wait().await;
+        self.routes.lock().expect("routes lock").remove(&job);
+        out
+    }
+}
+
+impl Drop for Leader {
+    fn drop(&mut self) {
+        self.router.abort();
+    }
+}

@@ -1,0 +1,113 @@
+//! The task model: jobs, deterministic task ids, artifact references, tasks and results.
+//!
+//! Tasks carry references to artifacts, never proof bytes. Task ids are deterministic
+//! (`seg-17`, `agg-16-19`) so a re-sent task writes the same artifact key and a
+//! duplicate result is recognised by id.
+
+use std::fmt;
+
+use rkyv::{Archive, Deserialize, Serialize};
+
+/// A content-addressed pointer to bytes in an artifact store.
+#[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Hash)]
+pub struct ArtifactRef {
+    /// Store-relative location, e.g. `fs:job-1a2b/seg-3` or `mem:job-1a2b/agg-0-7`.
+    pub uri: String,
+    /// BLAKE3 digest of the bytes; checked on every read.
+    pub blake3: [u8; 32],
+    pub len: u64,
+}
+
+impl fmt::Display for ArtifactRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} ({} bytes, blake3 {})", self.uri, self.len, hex::encode(&self.blake3[..6]))
+    }
+}
+
+/// What a task asks a worker to do.
+#[derive(Archive, Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TaskKind {
+    /// Prove one segment; `inputs[0]` is the segment payload.
+    Segment,
+    /// Fold two adjacent proofs; `inputs` = `[left, right]`.
+    Aggregate,
+}
+
+/// One unit of work, as it travels to workers.
+#[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct Task {
+    pub job: String,
+    /// Deterministic within the job: see [`segment_task_id`] and [`aggregate_task_id`].
+    pub id: String,
+    pub kind: TaskKind,
+    /// `name@version` of the plugin that must run it.
+    pub plugin: String,
+    pub inputs: Vec<ArtifactRef>,
+    /// Segments covered, half-open: `start..end`.
+    pub start: u32,
+    pub end: u32,
+    /// 1 for the first dispatch; incremented on every re-dispatch.
+    pub attempt: u32,
+    /// Milliseconds the leader waits for a result before re-dispatching.
+    pub deadline_ms: u64,
+    /// Cost estimate in the plugin's unit.
+    pub cost: u64,
+    /// Where results go: the leader's result queue.
+    pub reply_to: String,
+}
+
+/// How a task ended on a worker.
+#[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    Done(ArtifactRef),
+    Failed { message: String, retryable: bool },
+}
+
+/// A worker's answer to a task.
+#[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct TaskResult {
+    pub job: String,
+    pub task: String,
+    pub attempt: u32,
+    pub start: u32,
+    pub end: u32,
+    pub outcome: Outcome,
+    /// `worker-id/lane` that ran it, for logs and stats.
+    pub ran_on: String,
+    pub exec_micros: u64,
+}
+
+/// Id of the segment task `index`: `seg-17`.
+pub fn segment_task_id(index: u32) -> String {
+    format!("seg-{index}")
+}
+
+/// Id of the aggregation covering segments `start..end`: `agg-16-19` (inclusive bounds).
+pub fn aggregate_task_id(start: u32, end: u32) -> String {
+    format!("agg-{start}-{}", end - 1)
+}
+
+/// A fresh job id: time-ordered and unique enough for one cluster.
+pub fn new_job_id() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::time::{SystemTime, UNIX_EPOCH};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let mut salt = blake3::Hasher::new();
+    salt.update(&now.as_nanos().to_le_bytes());
+    salt.update(&std::process::id().to_le_bytes());
+    salt.update(&COUNTER.fetch_add(1, Ordering::Relaxed).to_le_bytes());
+    format!("job-{:x}-{}", now.as_secs(), &salt.finalize().to_hex()[..8])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn task_ids_are_deterministic_and_readable() {
+        assert_eq!(segment_task_id(17), "seg-17");
+        assert_eq!(aggregate_task_id(16, 20), "agg-16-19");
+        assert_ne!(new_job_id(), "");
+    }
+}

@@ -1,0 +1,285 @@
+//! The in-memory broker: the semantics of the AMQP transport inside one process.
+//!
+//! Messages are stored as encoded envelopes and validated on delivery, exactly as
+//! they would be off the wire, so the embedded mode exercises the same paths.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use tokio::sync::{Notify, mpsc};
+
+use super::{Acker, BoxFuture, Delivery, ResultStream, Settle, TaskStream, Transport, TransportError};
+use crate::envelope::Envelope;
+use crate::task::{Task, TaskResult};
+
+/// An in-process broker. Clones share one broker.
+///
+/// ```
+/// # tokio::runtime::Runtime::new().unwrap().block_on(async {
+/// use proofline_runtime::transport::{MemBroker, Transport, Settle};
+/// # use proofline_runtime::task::*;
+/// let broker = MemBroker::default();
+/// # let task = Task { job: "j".into(), id: "seg-0".into(), kind: TaskKind::Segment, plugin: "p@1".into(),
+/// #   inputs: vec![], start: 0, end: 1, attempt: 1, deadline_ms: 1000, cost: 1, reply_to: "r".into() };
+/// broker.publish(vec![task]).await.unwrap();
+/// let mut stream = broker.consume("worker-1", 8).await.unwrap();
+/// let batch = stream.next_batch().await.unwrap();
+/// assert_eq!(batch.len(), 1);
+/// for d in batch { d.settle(Settle::Ack); }
+/// assert_eq!(broker.stats().ready, 0);
+/// # });
+/// ```
+#[derive(Clone, Default)]
+pub struct MemBroker {
+    inner: Arc<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    state: Mutex<State>,
+    /// Woken whenever a consumer might be able to take something.
+    wake: Notify,
+}
+
+#[derive(Default)]
+struct State {
+    next_tag: u64,
+    next_consumer: u64,
+    ready: VecDeque<Message>,
+    unacked: HashMap<u64, (u64, Message)>,
+    held_by: HashMap<u64, usize>,
+    dead: Vec<(Vec<u8>, String)>,
+    results: HashMap<String, mpsc::UnboundedSender<TaskResult>>,
+    delivered: u64,
+    redelivered: u64,
+}
+
+struct Message {
+    tag: u64,
+    job: String,
+    bytes: Vec<u8>,
+    redelivered: bool,
+}
+
+/// Counters of the broker, for tests and benchmarks.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct BrokerStats {
+    pub ready: usize,
+    pub unacked: usize,
+    pub dead_lettered: usize,
+    pub delivered: u64,
+    pub redelivered: u64,
+}
+
+impl MemBroker {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.inner.state.lock().expect("broker lock poisoned")
+    }
+
+    pub fn stats(&self) -> BrokerStats {
+        let s = self.lock();
+        BrokerStats {
+            ready: s.ready.len(),
+            unacked: s.unacked.len(),
+            dead_lettered: s.dead.len(),
+            delivered: s.delivered,
+            redelivered: s.redelivered,
+        }
+    }
+
+    /// Messages moved to the dead-letter queue, with the reason.
+    pub fn dead_letters(&self) -> Vec<(Vec<u8>, String)> {
+        self.lock().dead.clone()
+    }
+
+    /// Publish raw bytes as if they came off the wire (tests of poison messages).
+    pub fn publish_raw(&self, bytes: Vec<u8>) {
+        let mut s = self.lock();
+        let tag = s.next_tag;
+        s.next_tag += 1;
+        s.ready.push_back(Message { tag, job: String::new(), bytes, redelivered: false });
+        drop(s);
+        self.inner.wake.notify_waiters();
+    }
+
+    fn settle(&self, consumer: u64, tag: u64, how: Settle) {
+        let mut s = self.lock();
+        let Some((owner, mut msg)) = s.unacked.remove(&tag) else { return };
+        debug_assert_eq!(owner, consumer);
+        if let Some(held) = s.held_by.get_mut(&owner) {
+            *held -= 1;
+        }
+        match how {
+            Settle::Ack => {}
+            Settle::Requeue => {
+                msg.redelivered = true;
+                s.ready.push_front(msg);
+            }
+            Settle::DeadLetter => s.dead.push((msg.bytes, "rejected by consumer".into())),
+        }
+        drop(s);
+        self.inner.wake.notify_waiters();
+    }
+
+    /// Take up to the consumer's free prefetch room; `None` when nothing can be taken.
+    fn take(&self, consumer: u64, prefetch: usize) -> Vec<Delivery> {
+        let mut s = self.lock();
+        let held = s.held_by.get(&consumer).copied().unwrap_or(0);
+        let mut out = Vec::new();
+        while held + out.len() < prefetch {
+            let Some(msg) = s.ready.pop_front() else { break };
+            let task = match Envelope::decode(&msg.bytes) {
+                Ok(Envelope::Task(task)) => task,
+                Ok(other) => {
+                    let reason = format!("expected a task, got {other:?}");
+                    tracing::warn!(tag = msg.tag, %reason, "dead-lettering message");
+                    s.dead.push((msg.bytes, reason));
+                    continue;
+                }
+                Err(e) => {
+                    tracing::warn!(tag = msg.tag, error = %e, "dead-lettering undecodable message");
+                    s.dead.push((msg.bytes, e.to_string()));
+                    continue;
+                }
+            };
+            s.delivered += 1;
+            s.redelivered += u64::from(msg.redelivered);
+            let acker = Box::new(MemAcker { broker: self.clone(), consumer, tag: msg.tag });
+            out.push(Delivery::new(task, msg.redelivered, acker));
+            s.unacked.insert(msg.tag, (consumer, msg));
+        }
+        *s.held_by.entry(consumer).or_default() += out.len();
+        out
+    }
+
+    /// A consumer went away: everything it held goes back to the front of the queue.
+    fn drop_consumer(&self, consumer: u64) {
+        let mut s = self.lock();
+        let tags: Vec<u64> =
+            s.unacked.iter().filter(|(_, (owner, _))| *owner == consumer).map(|(&t, _)| t).collect();
+        for tag in tags {
+            let (_, mut msg) = s.unacked.remove(&tag).expect("listed");
+            msg.redelivered = true;
+            s.ready.push_front(msg);
+        }
+        s.held_by.remove(&consumer);
+        drop(s);
+        self.inner.wake.notify_waiters();
+    }
+}
+
+struct MemAcker {
+    broker: MemBroker,
+    consumer: u64,
+    tag: u64,
+}
+
+impl Acker for MemAcker {
+    fn settle(&self, how: Settle) {
+        self.broker.settle(self.consumer, self.tag, how);
+    }
+}
+
+struct MemStream {
+    broker: MemBroker,
+    consumer: u64,
+    prefetch: usize,
+}
+
+impl TaskStream for MemStream {
+    fn next_batch(&mut self) -> BoxFuture<'_, Result<Vec<Delivery>, TransportError>> {
+        Box::pin(async move {
+            loop {
+                let woken = self.broker.inner.wake.notified();
+                tokio::pin!(woken);
+                woken.as_mut().enable();
+                let batch = self.broker.take(self.consumer, self.prefetch);
+                if !batch.is_empty() {
+                    return Ok(batch);
+                }
+                woken.await;
+            }
+        })
+    }
+}
+
+impl Drop for MemStream {
+    fn drop(&mut self) {
+        self.broker.drop_consumer(self.consumer);
+    }
+}
+
+impl Transport for MemBroker {
+    fn describe(&self) -> String {
+        "in-memory".into()
+    }
+
+    fn publish(&self, tasks: Vec<Task>) -> BoxFuture<'_, Result<(), TransportError>> {
+        Box::pin(async move {
+            let encoded: Vec<_> =
+                tasks.into_iter().map(|t| (t.job.clone(), Envelope::Task(t).encode())).collect();
+            let mut s = self.lock();
+            for (job, bytes) in encoded {
+                let tag = s.next_tag;
+                s.next_tag += 1;
+                s.ready.push_back(Message { tag, job, bytes, redelivered: false });
+            }
+            drop(s);
+            self.inner.wake.notify_waiters();
+            Ok(())
+        })
+    }
+
+    fn open_results(&self, queue: &str) -> BoxFuture<'_, Result<ResultStream, TransportError>> {
+        let queue = queue.to_owned();
+        Box::pin(async move {
+            let (tx, rx) = mpsc::unbounded_channel();
+            self.lock().results.insert(queue, tx);
+            Ok(rx)
+        })
+    }
+
+    fn cancel_job(&self, job: &str) -> BoxFuture<'_, Result<usize, TransportError>> {
+        let job = job.to_owned();
+        Box::pin(async move {
+            let mut s = self.lock();
+            let before = s.ready.len();
+            s.ready.retain(|m| m.job != job);
+            Ok(before - s.ready.len())
+        })
+    }
+
+    fn consume(
+        &self,
+        _consumer: &str,
+        prefetch: usize,
+    ) -> BoxFuture<'_, Result<Box<dyn TaskStream>, TransportError>> {
+        Box::pin(async move {
+            let mut s = self.lock();
+            let consumer = s.next_consumer;
+            s.next_consumer += 1;
+            drop(s);
+            let stream = MemStream { broker: self.clone(), consumer, prefetch: prefetch.max(1) };
+            Ok(Box::new(stream) as Box<dyn TaskStream>)
+        })
+    }
+
+    fn reply(&self, reply_to: &str, result: TaskResult) -> BoxFuture<'_, Result<(), TransportError>> {
+        let reply_to = reply_to.to_owned();
+        Box::pin(async move {
+            let bytes = Envelope::Result(result).encode();
+            let Envelope::Result(result) = Envelope::decode(&bytes)? else {
+                return Err(TransportError::Broker("result envelope changed kind".into()));
+            };
+            let sender = self.lock().results.get(&reply_to).cloned();
+            match sender {
+                Some(tx) => tx.send(result).map_err(|_| TransportError::Closed),
+                // Like an unroutable AMQP publish: nobody listens any more (leader gone).
+                None => {
+                    tracing::debug!(queue = %reply_to, "result for a closed result queue dropped");
+                    Ok(())
+                }
+            }
+        })
+    }
+}

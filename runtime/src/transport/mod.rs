@@ -1,0 +1,110 @@
+//! Transports: how tasks reach workers and results reach leaders.
+//!
+//! Broker semantics whatever the implementation: a task is delivered to one consumer
+//! at a time, stays owned by it until settled (ack, requeue, dead-letter), and is
+//! requeued if its consumer goes away unsettled. Everything on the wire is an
+//! [`Envelope`](crate::envelope::Envelope), validated on receipt.
+
+mod mem;
+
+use std::future::Future;
+use std::pin::Pin;
+
+pub use mem::MemBroker;
+use tokio::sync::mpsc;
+
+use crate::envelope::EnvelopeError;
+use crate::task::{Task, TaskResult};
+
+/// A boxed, sendable future: keeps [`Transport`] object-safe.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    #[error("transport closed")]
+    Closed,
+    #[error("broker: {0}")]
+    Broker(String),
+    #[error(transparent)]
+    Envelope(#[from] EnvelopeError),
+}
+
+/// Results for one leader process, in arrival order.
+pub type ResultStream = mpsc::UnboundedReceiver<TaskResult>;
+
+/// A task broker, seen from leaders and from workers.
+pub trait Transport: Send + Sync + 'static {
+    /// For logs: `in-memory`, `amqp://host:5672` (never credentials).
+    fn describe(&self) -> String;
+    /// Leader: hand tasks to the broker; returns once the broker holds them.
+    fn publish(&self, tasks: Vec<Task>) -> BoxFuture<'_, Result<(), TransportError>>;
+    /// Leader: open the result queue `queue` (one per leader process).
+    fn open_results(&self, queue: &str) -> BoxFuture<'_, Result<ResultStream, TransportError>>;
+    /// Leader: drop every not-yet-delivered task of `job`; returns how many.
+    fn cancel_job(&self, job: &str) -> BoxFuture<'_, Result<usize, TransportError>>;
+    /// Worker: start consuming tasks with at most `prefetch` unsettled at a time.
+    fn consume(
+        &self,
+        consumer: &str,
+        prefetch: usize,
+    ) -> BoxFuture<'_, Result<Box<dyn TaskStream>, TransportError>>;
+    /// Worker: send a result to the leader's queue `reply_to`.
+    fn reply(&self, reply_to: &str, result: TaskResult) -> BoxFuture<'_, Result<(), TransportError>>;
+}
+
+/// A worker's subscription. Dropping it requeues everything it holds unsettled.
+pub trait TaskStream: Send {
+    /// Wait for at least one task, then return as many as the prefetch window allows.
+    fn next_batch(&mut self) -> BoxFuture<'_, Result<Vec<Delivery>, TransportError>>;
+}
+
+/// How a delivery is settled with the broker.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Settle {
+    /// Done (its result has been sent).
+    Ack,
+    /// Give it back to be delivered again (to anyone).
+    Requeue,
+    /// Poison: move it to the dead-letter queue.
+    DeadLetter,
+}
+
+/// The broker-side half of a delivery.
+pub trait Acker: Send + Sync {
+    fn settle(&self, how: Settle);
+}
+
+/// One task handed to one consumer. Settle it exactly once; dropping it unsettled
+/// requeues it, so a lane that dies never loses its task.
+pub struct Delivery {
+    pub task: Task,
+    /// True if an earlier delivery of this message was not acked.
+    pub redelivered: bool,
+    acker: Option<Box<dyn Acker>>,
+}
+
+impl Delivery {
+    pub fn new(task: Task, redelivered: bool, acker: Box<dyn Acker>) -> Self {
+        Self { task, redelivered, acker: Some(acker) }
+    }
+
+    pub fn settle(mut self, how: Settle) {
+        if let Some(acker) = self.acker.take() {
+            acker.settle(how);
+        }
+    }
+}
+
+impl Drop for Delivery {
+    fn drop(&mut self) {
+        if let Some(acker) = self.acker.take() {
+            acker.settle(Settle::Requeue);
+        }
+    }
+}
+
+impl std::fmt::Debug for Delivery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Delivery").field("task", &self.task.id).field("attempt", &self.task.attempt).finish()
+    }
+}

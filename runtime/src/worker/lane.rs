@@ -1,0 +1,156 @@
+//! Lanes: dedicated threads that run tasks, each with its own deque.
+//!
+//! The worker actor pushes deliveries into a lane's deque. A lane takes from its own
+//! deque first; when that is empty it steals the oldest task queued on a sibling.
+//! Heavy work therefore never runs on the async runtime, and one slow task cannot
+//! strand the tasks queued behind it.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread::{self, JoinHandle, Thread};
+use std::time::{Duration, Instant};
+
+use crossbeam_deque::{Injector, Steal};
+use ractor::ActorRef;
+
+use super::WorkerMsg;
+use super::exec::run_task;
+use crate::plugin::{ExecCx, PluginRegistry};
+use crate::store::ArtifactStore;
+use crate::task::TaskResult;
+use crate::transport::Delivery;
+
+/// How long an idle lane sleeps before looking for work to steal again.
+const IDLE_PARK: Duration = Duration::from_millis(2);
+
+/// The part of a lane that outlives its thread: the deque, flags and counters.
+#[derive(Default)]
+pub(crate) struct LaneSlot {
+    pub deque: Injector<Delivery>,
+    /// Set to stop the thread after its current task (shutdown).
+    pub stop: AtomicBool,
+    /// Set to make the thread die abandoning its current task (chaos, tests).
+    pub kill: AtomicBool,
+    /// Tells the running plugin to give up.
+    pub cancel: Arc<AtomicBool>,
+    pub thread: std::sync::Mutex<Option<Thread>>,
+    pub executed: AtomicU64,
+    pub stolen: AtomicU64,
+    pub busy_micros: AtomicU64,
+}
+
+impl LaneSlot {
+    pub fn wake(&self) {
+        if let Some(t) = self.thread.lock().expect("lane thread lock").as_ref() {
+            t.unpark();
+        }
+    }
+}
+
+/// Everything a lane thread needs.
+#[derive(Clone)]
+pub(crate) struct LaneCtx {
+    pub index: usize,
+    pub slots: Arc<Vec<Arc<LaneSlot>>>,
+    pub steal: bool,
+    pub worker_name: String,
+    pub plugins: PluginRegistry,
+    pub store: Arc<dyn ArtifactStore>,
+    pub actor: ActorRef<WorkerMsg>,
+}
+
+impl LaneCtx {
+    fn slot(&self) -> &LaneSlot {
+        &self.slots[self.index]
+    }
+
+    /// Own deque first, then the siblings', starting after ourselves.
+    fn find_work(&self) -> Option<Delivery> {
+        if let Some(d) = take(&self.slot().deque) {
+            return Some(d);
+        }
+        if !self.steal {
+            return None;
+        }
+        let n = self.slots.len();
+        (1..n).map(|k| (self.index + k) % n).find_map(|victim| {
+            let d = take(&self.slots[victim].deque)?;
+            self.slot().stolen.fetch_add(1, Ordering::Relaxed);
+            Some(d)
+        })
+    }
+}
+
+fn take(deque: &Injector<Delivery>) -> Option<Delivery> {
+    loop {
+        match deque.steal() {
+            Steal::Success(d) => return Some(d),
+            Steal::Empty => return None,
+            Steal::Retry => continue,
+        }
+    }
+}
+
+/// Tells the worker when a lane thread ends for any reason other than a clean stop.
+struct DeathNotice<'a> {
+    ctx: &'a LaneCtx,
+    clean: bool,
+}
+
+impl Drop for DeathNotice<'_> {
+    fn drop(&mut self) {
+        if !self.clean {
+            let _ = self.ctx.actor.cast(WorkerMsg::LaneDied { lane: self.ctx.index });
+        }
+    }
+}
+
+pub(crate) fn spawn_lane(ctx: LaneCtx) -> std::io::Result<JoinHandle<()>> {
+    let name = format!("lane-{}", ctx.index);
+    thread::Builder::new().name(name).spawn(move || {
+        *ctx.slot().thread.lock().expect("lane thread lock") = Some(thread::current());
+        let mut notice = DeathNotice { ctx: &ctx, clean: false };
+        if lane_loop(&ctx) {
+            notice.clean = true;
+        }
+    })
+}
+
+/// Returns true on a clean stop, false when the lane was killed.
+fn lane_loop(ctx: &LaneCtx) -> bool {
+    let slot = ctx.slot();
+    loop {
+        if slot.stop.load(Ordering::Acquire) {
+            return true;
+        }
+        let Some(delivery) = ctx.find_work() else {
+            thread::park_timeout(IDLE_PARK);
+            continue;
+        };
+        let task = &delivery.task;
+        let mut cx = ExecCx::new(task.id.clone(), ctx.index, slot.cancel.clone());
+        let started = Instant::now();
+        let outcome = run_task(&ctx.plugins, ctx.store.as_ref(), task, &mut cx);
+        let micros = started.elapsed().as_micros() as u64;
+        if slot.kill.load(Ordering::Acquire) {
+            // Die holding the delivery: dropping it unsettled hands it back to the broker.
+            tracing::warn!(lane = ctx.index, task = %task.id, "lane killed mid-task; task requeued");
+            return false;
+        }
+        slot.executed.fetch_add(1, Ordering::Relaxed);
+        slot.busy_micros.fetch_add(micros, Ordering::Relaxed);
+        let result = TaskResult {
+            job: task.job.clone(),
+            task: task.id.clone(),
+            attempt: task.attempt,
+            start: task.start,
+            end: task.end,
+            outcome,
+            ran_on: format!("{}/{}", ctx.worker_name, ctx.index),
+            exec_micros: micros,
+        };
+        if ctx.actor.cast(WorkerMsg::Finished { delivery, result }).is_err() {
+            return true; // the worker is gone: the delivery was requeued on drop
+        }
+    }
+}
