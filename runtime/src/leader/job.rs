@@ -23,7 +23,8 @@ const TICK: Duration = Duration::from_millis(100);
 pub enum JobMsg {
     /// Store the segment payloads and publish the segment tasks.
     Start,
-    Result(TaskResult),
+    /// Results, batched by the router.
+    Results(Vec<TaskResult>),
     Tick,
     Cancel(String),
 }
@@ -59,6 +60,8 @@ pub struct JobState {
     done: Option<oneshot::Sender<Result<JobOutput, JobError>>>,
     /// The plan's segments until they are published.
     segments: Vec<SegmentSpec>,
+    /// Tasks to publish once the current message is handled.
+    outbox: Vec<Task>,
 }
 
 struct JobArgsRest {
@@ -89,16 +92,23 @@ impl JobState {
         }
     }
 
-    async fn dispatch(&mut self, tasks: Vec<Task>) -> Result<(), JobError> {
-        let now = Instant::now();
-        for task in &tasks {
-            self.in_flight.insert(task.id.clone(), InFlight { task: task.clone(), sent: now });
+    /// Queue a task for the next [`flush`](Self::flush); it counts as in flight from now.
+    fn dispatch(&mut self, task: Task) {
+        self.in_flight.insert(task.id.clone(), InFlight { task: task.clone(), sent: Instant::now() });
+        self.outbox.push(task);
+    }
+
+    /// Publish everything queued while handling one message, in one batch.
+    async fn flush(&mut self) -> Result<(), JobError> {
+        if self.outbox.is_empty() {
+            return Ok(());
         }
+        let tasks = std::mem::take(&mut self.outbox);
         self.args.transport.publish(tasks).await.map_err(|e| JobError::Transport(e.to_string()))
     }
 
     /// Send `id` again with the next attempt number, or fail the job if attempts are spent.
-    async fn redispatch(&mut self, id: &str, why: &str) -> Result<(), JobError> {
+    fn redispatch(&mut self, id: &str, why: &str) -> Result<(), JobError> {
         let Some(flight) = self.in_flight.get(id) else { return Ok(()) };
         let attempts = flight.task.attempt;
         if attempts >= self.args.config.max_attempts {
@@ -107,10 +117,11 @@ impl JobState {
         let mut task = flight.task.clone();
         task.attempt += 1;
         tracing::warn!(job = %self.args.job, task = id, attempt = task.attempt, reason = why, "re-dispatching");
-        self.dispatch(vec![task]).await
+        self.dispatch(task);
+        Ok(())
     }
 
-    async fn on_result(&mut self, result: TaskResult) -> Result<Option<Finished<ArtifactRef>>, JobError> {
+    fn on_result(&mut self, result: TaskResult) -> Result<Option<Finished<ArtifactRef>>, JobError> {
         if self.finished.contains(&result.task) {
             self.stats.duplicates += 1;
             return Ok(None);
@@ -131,7 +142,7 @@ impl JobState {
                     return Err(JobError::TaskFailed { task: result.task, attempts: result.attempt, message });
                 }
                 self.stats.retries += 1;
-                self.redispatch(&result.task, &message).await?;
+                self.redispatch(&result.task, &message)?;
                 Ok(None)
             }
             Outcome::Done(artifact) => {
@@ -161,17 +172,29 @@ impl JobState {
     }
 
     /// Feed a finished range into the fold and dispatch what becomes ready.
-    async fn fold(&mut self, done: Finished<ArtifactRef>) -> Result<Option<ArtifactRef>, JobError> {
+    fn fold(&mut self, done: Finished<ArtifactRef>) -> Option<ArtifactRef> {
         match self.fold.finish(done.start, done.end, done.depth, done.value) {
-            FoldStep::Wait => Ok(None),
-            FoldStep::Root(root) => Ok(Some(root.value)),
+            FoldStep::Wait => None,
+            FoldStep::Root(root) => Some(root.value),
             FoldStep::Aggregate(left, right) => {
                 let id = aggregate_task_id(left.start, right.end);
-                let task = self.new_task(id, TaskKind::Aggregate, vec![left.value, right.value], (left.start, right.end), 1);
-                self.dispatch(vec![task]).await?;
-                Ok(None)
+                let range = (left.start, right.end);
+                let task = self.new_task(id, TaskKind::Aggregate, vec![left.value, right.value], range, 1);
+                self.dispatch(task);
+                None
             }
         }
+    }
+
+    /// Take in a batch of results; returns the root once the fold is complete.
+    fn on_results(&mut self, results: Vec<TaskResult>) -> Result<Option<ArtifactRef>, JobError> {
+        let mut root = None;
+        for result in results {
+            if let Some(done) = self.on_result(result)? {
+                root = root.or(self.fold(done));
+            }
+        }
+        Ok(root)
     }
 
     async fn wrap(&mut self, root: ArtifactRef) -> Result<Vec<u8>, JobError> {
@@ -194,7 +217,7 @@ impl JobState {
     }
 
     /// Store every segment's payload and publish the segment tasks in one batch.
-    async fn start(&mut self) -> Result<(), JobError> {
+    fn start(&mut self) -> Result<(), JobError> {
         let segments = std::mem::take(&mut self.segments);
         let mut tasks = Vec::with_capacity(segments.len());
         for (i, segment) in segments.into_iter().enumerate() {
@@ -204,7 +227,8 @@ impl JobState {
             let range = (i as u32, i as u32 + 1);
             tasks.push(self.new_task(id, TaskKind::Segment, vec![payload], range, segment.cost));
         }
-        self.dispatch(tasks).await
+        tasks.into_iter().for_each(|t| self.dispatch(t));
+        Ok(())
     }
 
     fn finish(&mut self, outcome: Result<JobOutput, JobError>) {
@@ -262,6 +286,7 @@ impl Actor for JobActor {
             stats: JobStats { segments: n, ..JobStats::default() },
             done: Some(args.done),
             segments: Vec::new(),
+            outbox: Vec::new(),
         };
         state.segments = args.plan.segments;
         myself.send_interval(TICK, || JobMsg::Tick);
@@ -270,12 +295,8 @@ impl Actor for JobActor {
 
     async fn handle(&self, myself: ActorRef<JobMsg>, msg: JobMsg, state: &mut JobState) -> Result<(), ActorProcessingErr> {
         let step = match msg {
-            JobMsg::Start => state.start().await.map(|()| None),
-            JobMsg::Result(result) => match state.on_result(result).await {
-                Ok(Some(done)) => state.fold(done).await,
-                Ok(None) => Ok(None),
-                Err(e) => Err(e),
-            },
+            JobMsg::Start => state.start().map(|()| None),
+            JobMsg::Results(results) => state.on_results(results),
             JobMsg::Tick => {
                 let deadline = state.args.config.task_deadline;
                 let overdue: Vec<String> = state
@@ -287,7 +308,7 @@ impl Actor for JobActor {
                 let mut step = Ok(None);
                 for id in overdue {
                     state.stats.redispatches += 1;
-                    if let Err(e) = state.redispatch(&id, &format!("no result within {deadline:?}")).await {
+                    if let Err(e) = state.redispatch(&id, &format!("no result within {deadline:?}")) {
                         step = Err(e);
                         break;
                     }
@@ -295,6 +316,10 @@ impl Actor for JobActor {
                 step
             }
             JobMsg::Cancel(reason) => Err(JobError::Cancelled(reason)),
+        };
+        let step = match state.flush().await {
+            Ok(()) => step,
+            Err(e) => Err(e),
         };
         state.progress.elapsed = state.started.elapsed();
         let _ = state.args.progress.send(state.progress.clone());

@@ -133,16 +133,23 @@ impl Leader {
         let routes: Routes = Arc::default();
         let table = routes.clone();
         let router = tokio::spawn(async move {
-            while let Some(result) = results.recv().await {
-                let actor = table.lock().expect("routes lock").get(&result.job).cloned();
-                match actor {
-                    Some(actor) => {
-                        if actor.cast(JobMsg::Result(result)).is_err() {
-                            // The job ended; late duplicates have nowhere to go.
-                            table.lock().expect("routes lock").retain(|_, a| a.get_id() != actor.get_id());
+            let mut batch = Vec::new();
+            while results.recv_many(&mut batch, 1024).await > 0 {
+                let mut by_job: HashMap<String, Vec<_>> = HashMap::new();
+                for result in batch.drain(..) {
+                    by_job.entry(result.job.clone()).or_default().push(result);
+                }
+                for (job, results) in by_job {
+                    let actor = table.lock().expect("routes lock").get(&job).cloned();
+                    match actor {
+                        Some(actor) => {
+                            if actor.cast(JobMsg::Results(results)).is_err() {
+                                // The job ended; late duplicates have nowhere to go.
+                                table.lock().expect("routes lock").remove(&job);
+                            }
                         }
+                        None => tracing::debug!(%job, "results of a finished job dropped"),
                     }
-                    None => tracing::debug!(job = %result.job, task = %result.task, "result of a finished job dropped"),
                 }
             }
         });

@@ -131,6 +131,6 @@ mod tests {
     fn specs() {
         assert!(open_store("mem:").is_ok());
         assert!(open_store("fs:").is_err());
-        assert!(open_store("ftp://x").unwrap_err().to_string().contains("expected mem: or fs:DIR"));
+        assert!(open_store("ftp://x").err().unwrap().to_string().contains("expected mem: or fs:DIR"));
     }
 }

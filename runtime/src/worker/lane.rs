@@ -22,6 +22,8 @@ use crate::transport::Delivery;
 
 /// How long an idle lane sleeps before looking for work to steal again.
 const IDLE_PARK: Duration = Duration::from_millis(2);
+/// Yields before an idle lane parks.
+const SPINS_BEFORE_PARK: usize = 16;
 
 /// The part of a lane that outlives its thread: the deque, flags and counters.
 #[derive(Default)]
@@ -91,6 +93,18 @@ fn take(deque: &Injector<Delivery>) -> Option<Delivery> {
     }
 }
 
+/// Before sleeping, look again a few times: the next task is often a moment away
+/// (an aggregation waiting on the result just sent), and a park/unpark costs syscalls.
+fn spin_for_work(ctx: &LaneCtx) -> Option<Delivery> {
+    for _ in 0..SPINS_BEFORE_PARK {
+        thread::yield_now();
+        if let Some(d) = ctx.find_work() {
+            return Some(d);
+        }
+    }
+    None
+}
+
 /// Tells the worker when a lane thread ends for any reason other than a clean stop.
 struct DeathNotice<'a> {
     ctx: &'a LaneCtx,
@@ -123,7 +137,7 @@ fn lane_loop(ctx: &LaneCtx) -> bool {
         if slot.stop.load(Ordering::Acquire) {
             return true;
         }
-        let Some(delivery) = ctx.find_work() else {
+        let Some(delivery) = ctx.find_work().or_else(|| spin_for_work(ctx)) else {
             thread::park_timeout(IDLE_PARK);
             continue;
         };

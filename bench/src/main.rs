@@ -1,0 +1,60 @@
+//! `proofline-bench`: the figures of docs/BENCHMARKS.md, as ratios measured in one run.
+//!
+//! ```text
+//! cargo run --release -p proofline-bench -- runtime     # per-task overhead, 1 ms efficiency
+//! cargo run --release -p proofline-bench -- stealing    # heavy-tailed makespan vs lower bound
+//! cargo run --release -p proofline-bench -- keccak      # end-to-end proving vs Plonky3 alone
+//! ```
+
+mod keccak;
+mod sim;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(about = "Proofline benchmarks (prints markdown tables)")]
+struct Cli {
+    #[command(subcommand)]
+    what: What,
+}
+
+#[derive(Subcommand)]
+enum What {
+    /// No-op and 1 ms sim tasks through the in-memory runtime.
+    Runtime {
+        #[arg(long, default_value_t = 10_000)]
+        tasks: u32,
+        #[arg(long, default_value_t = 3)]
+        reps: usize,
+    },
+    /// Makespan of a heavy-tailed workload, stealing on vs off, against the lower bound.
+    Stealing {
+        #[arg(long, default_value_t = 300)]
+        tasks: u32,
+        #[arg(long, default_value_t = 3)]
+        reps: usize,
+    },
+    /// End-to-end keccak proving vs one direct Plonky3 `prove` of the same permutations.
+    Keccak {
+        /// Block files (any supported witness format).
+        blocks: Vec<std::path::PathBuf>,
+        #[arg(long, default_value_t = 2)]
+        lanes: usize,
+    },
+}
+
+fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    match cli.what {
+        What::Runtime { tasks, reps } => rt.block_on(sim::runtime_overhead(tasks, reps)),
+        What::Stealing { tasks, reps } => rt.block_on(sim::stealing_makespan(tasks, reps)),
+        What::Keccak { blocks, lanes } => rt.block_on(keccak::end_to_end(&blocks, lanes)),
+    }
+}
+
+/// Median of measurements (sorts in place).
+pub fn median(xs: &mut [f64]) -> f64 {
+    xs.sort_by(|a, b| a.total_cmp(b));
+    xs[xs.len() / 2]
+}
