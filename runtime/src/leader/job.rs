@@ -336,10 +336,10 @@ impl Actor for JobActor {
         };
         // Whatever happened, the job is over: drop its queued tasks and its artifacts.
         let _ = state.args.transport.cancel_job(&state.args.job).await;
-        if !state.args.config.keep_artifacts {
-            if let Err(e) = state.args.store.delete_prefix(&state.args.job) {
-                tracing::warn!(job = %state.args.job, error = %e, "could not delete the job's artifacts");
-            }
+        if !state.args.config.keep_artifacts
+            && let Err(e) = state.args.store.delete_prefix(&state.args.job)
+        {
+            tracing::warn!(job = %state.args.job, error = %e, "could not delete the job's artifacts");
         }
         state.finish(outcome);
         myself.stop(None);

@@ -153,7 +153,7 @@ fn lane_loop(ctx: &LaneCtx) -> bool {
         }
         slot.executed.fetch_add(1, Ordering::Relaxed);
         slot.busy_micros.fetch_add(micros, Ordering::Relaxed);
-        let result = TaskResult {
+        let result = Box::new(TaskResult {
             job: task.job.clone(),
             task: task.id.clone(),
             attempt: task.attempt,
@@ -162,7 +162,7 @@ fn lane_loop(ctx: &LaneCtx) -> bool {
             outcome,
             ran_on: format!("{}/{}", ctx.worker_name, ctx.index),
             exec_micros: micros,
-        };
+        });
         if ctx.actor.cast(WorkerMsg::Finished { delivery, result }).is_err() {
             return true; // the worker is gone: the delivery was requeued on drop
         }

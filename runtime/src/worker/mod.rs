@@ -44,7 +44,7 @@ pub enum WorkerMsg {
     /// New tasks from the broker.
     Deliveries(Vec<Delivery>),
     /// A lane finished a task.
-    Finished { delivery: Delivery, result: TaskResult },
+    Finished { delivery: Delivery, result: Box<TaskResult> },
     /// A lane thread ended without being asked to (killed or crashed).
     LaneDied { lane: usize },
     /// Kill a lane mid-task, as a crash would (chaos testing).
@@ -173,7 +173,7 @@ impl Actor for WorkerActor {
             }
             WorkerMsg::Finished { delivery, result } => {
                 let reply_to = delivery.task.reply_to.clone();
-                match state.transport.reply(&reply_to, result).await {
+                match state.transport.reply(&reply_to, *result).await {
                     Ok(()) => {
                         state.stats.results_sent += 1;
                         delivery.settle(Settle::Ack);
