@@ -62,6 +62,7 @@ pub async fn runtime_overhead(tasks: u32, reps: usize) -> anyhow::Result<()> {
         times.push(run_once(&cluster, &sim, &spin).await?.0);
     }
     let t = median(&mut times);
+    eprintln!("lane stats after the 1 ms runs: {:?}", cluster.worker_stats().await);
     let ideal = f64::from(n) * 1e-3 / 2.0;
     println!(
         "| 1 ms spin tasks, 2 lanes | {n} segments + {} no-op aggregations | {:.1} ms | ideal {:.0} ms | **{:.1}% of ideal** |",

@@ -175,7 +175,8 @@ pub trait ProofSystem: Send + Sync + 'static {
 /// Plugins known to a build, by name.
 #[derive(Clone, Default)]
 pub struct PluginRegistry {
-    plugins: HashMap<String, Arc<dyn ProofSystem>>,
+    /// name -> (`name@version`, plugin)
+    plugins: HashMap<String, (String, Arc<dyn ProofSystem>)>,
 }
 
 impl PluginRegistry {
@@ -184,12 +185,19 @@ impl PluginRegistry {
     }
 
     pub fn register(&mut self, plugin: Arc<dyn ProofSystem>) -> &mut Self {
-        self.plugins.insert(plugin.id().name, plugin);
+        let id = plugin.id();
+        self.plugins.insert(id.name.clone(), (id.to_string(), plugin));
         self
     }
 
     pub fn get(&self, name: &str) -> Option<Arc<dyn ProofSystem>> {
-        self.plugins.get(name).cloned()
+        self.plugins.get(name).map(|(_, p)| p.clone())
+    }
+
+    /// The plugin with exactly this `name@version`.
+    pub fn get_exact(&self, id: &str) -> Option<&Arc<dyn ProofSystem>> {
+        let name = id.split('@').next().unwrap_or(id);
+        self.plugins.get(name).filter(|(full, _)| full == id).map(|(_, p)| p)
     }
 
     pub fn names(&self) -> Vec<String> {

@@ -67,6 +67,7 @@ pub struct JobState {
 struct JobArgsRest {
     job: String,
     plugin: Arc<dyn ProofSystem>,
+    plugin_id: String,
     meta: Vec<u8>,
     config: LeaderConfig,
     reply_to: String,
@@ -81,7 +82,7 @@ impl JobState {
             job: self.args.job.clone(),
             id,
             kind,
-            plugin: self.args.plugin.id().to_string(),
+            plugin: self.args.plugin_id.clone(),
             inputs,
             start: range.0,
             end: range.1,
@@ -269,6 +270,7 @@ impl Actor for JobActor {
         let mut state = JobState {
             args: JobArgsRest {
                 job: args.job,
+                plugin_id: args.plugin.id().to_string(),
                 plugin: args.plugin,
                 meta: args.plan.meta,
                 config: args.config,

@@ -30,6 +30,9 @@ impl ExecError {
 
 /// Find the plugin a task names (`name@version`), insisting on the exact version.
 pub(crate) fn resolve(plugins: &PluginRegistry, wanted: &str) -> Result<Arc<dyn ProofSystem>, String> {
+    if let Some(plugin) = plugins.get_exact(wanted) {
+        return Ok(plugin.clone());
+    }
     let name = wanted.split('@').next().unwrap_or(wanted);
     let plugin = plugins
         .get(name)

@@ -1,0 +1,118 @@
+//! Wire formats of the keccak plugin: segment payloads, leaf and aggregate artifacts, and
+//! final proofs. All are postcard-encoded serde structs behind a format version byte.
+//!
+//! Encodings are deterministic, so a re-run of a task produces identical bytes.
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+use crate::sponge::State;
+use crate::statement::{SpongeBlock, Statement};
+
+/// Format version of every encoding below; bumped on any incompatible change.
+pub const FORMAT_VERSION: u8 = 1;
+
+/// What a worker needs to rebuild the permutation inputs of one segment.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SegmentPayload {
+    /// Index of the segment in the plan.
+    pub segment: u32,
+    /// Index (in the job) of the segment's first permutation.
+    pub perm_start: u64,
+    /// Sponge state before the first block when that block continues an item split across
+    /// segments (the planner computes it natively); zero when the first block starts an item.
+    pub carry_in: State,
+    /// The absorbed blocks, one per permutation.
+    pub blocks: Vec<SpongeBlock>,
+}
+
+/// A proven segment: claimed permutation outputs and the STARK proving them.
+///
+/// The permutation inputs are not stored: they follow from `carry_in`, `blocks` and the
+/// claimed outputs (input `j` = previous output, or zero at an item start, XOR block `j`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeafArtifact {
+    pub segment: u32,
+    pub perm_start: u64,
+    pub carry_in: State,
+    pub blocks: Vec<SpongeBlock>,
+    /// Claimed Keccak-f output of each permutation.
+    pub outputs: Vec<State>,
+    /// The postcard-encoded `p3_uni_stark::Proof` over [`crate::air::BoundKeccakAir`].
+    pub proof: Vec<u8>,
+}
+
+impl LeafArtifact {
+    /// Permutation range `perm_start .. perm_start + len` covered by this leaf.
+    pub fn perm_end(&self) -> u64 {
+        self.perm_start + self.blocks.len() as u64
+    }
+}
+
+/// An aggregate node: verify-and-accumulate summary of a contiguous range of segments.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AggNode {
+    /// Segments `seg_start .. seg_end` are covered.
+    pub seg_start: u32,
+    pub seg_end: u32,
+    /// Permutations `perm_start .. perm_end` are covered.
+    pub perm_start: u64,
+    pub perm_end: u64,
+    /// Whether the first covered block starts an item.
+    pub first_new_item: bool,
+    /// Sponge state claimed before the first block (zero when `first_new_item`).
+    pub carry_in: State,
+    /// Output state of the last covered permutation.
+    pub last_output: State,
+    /// Fold shape: the split point of every internal node, in pre-order.
+    pub splits: Vec<u32>,
+    /// Poseidon2 accumulator over the leaves along `splits` (canonical BabyBear values).
+    pub commitment: [u32; 8],
+}
+
+/// Anything `aggregate` accepts as a child and produces.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Artifact {
+    Leaf(LeafArtifact),
+    Node(AggNode),
+}
+
+/// The final proof of a block, produced by `wrap`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FinalProof {
+    /// Block, parent state root and all items.
+    pub statement: Statement,
+    /// The root of the fold (for a single segment, the leaf's own summary).
+    pub root: AggNode,
+    /// Every leaf artifact, in segment order.
+    pub leaves: Vec<LeafArtifact>,
+}
+
+/// Encode `value` behind the format version byte.
+pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    let mut out = vec![FORMAT_VERSION];
+    out.extend(postcard::to_allocvec(value).expect("serializing into memory cannot fail"));
+    out
+}
+
+/// Decode bytes made by [`encode`]; `what` names the thing in the error message.
+pub fn decode<T: DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, String> {
+    let Some((&version, body)) = bytes.split_first() else {
+        return Err(format!("{what}: empty (0 bytes)"));
+    };
+    if version != FORMAT_VERSION {
+        return Err(format!(
+            "{what}: unknown format version {version} (this build reads version {FORMAT_VERSION})"
+        ));
+    }
+    let (value, rest) = postcard::take_from_bytes(body)
+        .map_err(|e| format!("{what}: undecodable ({} bytes): {e}", bytes.len()))?;
+    if !rest.is_empty() {
+        return Err(format!(
+            "{what}: {} trailing bytes after byte {}",
+            rest.len(),
+            bytes.len() - rest.len()
+        ));
+    }
+    Ok(value)
+}

@@ -1,0 +1,103 @@
+//! Binding proven digests to the block: header hash, parent link, parent state root.
+//!
+//! Given the proven output state of every permutation, an item's digest is read from
+//! the output of its last permutation ([`crate::sponge::digest`]). No Keccak is computed
+//! here: every digest used comes out of a verified STARK.
+
+use alloy_consensus::Header;
+
+use crate::sponge::{State, digest};
+use crate::statement::{ItemKind, Statement, full_hex};
+
+/// What the bindings establish, for the verdict.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Bound {
+    pub number: u64,
+    pub hash: [u8; 32],
+    pub parent_hash: [u8; 32],
+    pub parent_state_root: [u8; 32],
+}
+
+fn decode_header(rlp: &[u8], what: &str) -> Result<Header, String> {
+    alloy_rlp::decode_exact::<Header>(rlp).map_err(|e| format!("{what}: RLP undecodable: {e}"))
+}
+
+/// Check the block bindings of `statement` against the proven `outputs` (one per
+/// permutation of the job, in order).
+pub fn bind(statement: &Statement, outputs: &[State]) -> Result<Bound, String> {
+    let ends = statement.last_permutations();
+    if ends.last().map_or(0, |&e| e + 1) != outputs.len() as u64 {
+        return Err(format!(
+            "the items need {} permutations but {} were proven",
+            ends.last().map_or(0, |&e| e + 1),
+            outputs.len()
+        ));
+    }
+    let digests: Vec<[u8; 32]> = ends.iter().map(|&e| digest(&outputs[e as usize])).collect();
+    let items = &statement.items;
+
+    // The header is the block.
+    if digests[0] != statement.hash {
+        return Err(format!(
+            "header digest {} != block hash {}",
+            full_hex(&digests[0]),
+            full_hex(&statement.hash)
+        ));
+    }
+    let header = decode_header(&items[0].data, "block header")?;
+    if header.number != statement.number {
+        return Err(format!(
+            "block number {} != the header's number {}",
+            statement.number, header.number
+        ));
+    }
+
+    // The witness headers are a parentHash chain ending at the block's parent.
+    let ancestors: Vec<usize> = (0..items.len())
+        .filter(|&i| items[i].kind == ItemKind::WitnessHeader)
+        .collect();
+    let mut decoded = Vec::with_capacity(ancestors.len());
+    for (j, &i) in ancestors.iter().enumerate() {
+        let h = decode_header(&items[i].data, &format!("witness header {j}"))?;
+        if j > 0 && h.parent_hash.0 != digests[ancestors[j - 1]] {
+            return Err(format!(
+                "witness header {j}: parentHash != digest of witness header {}",
+                j - 1
+            ));
+        }
+        decoded.push(h);
+    }
+    let (Some(&parent_item), Some(parent)) = (ancestors.last(), decoded.last()) else {
+        return Err("no witness header: the parent header is required".into());
+    };
+    if digests[parent_item] != header.parent_hash.0 {
+        return Err(format!(
+            "parent header digest {} != the block's parentHash {}",
+            full_hex(&digests[parent_item]),
+            full_hex(&header.parent_hash.0)
+        ));
+    }
+
+    // The state witness contains the parent's state root node.
+    let root = parent.state_root.0;
+    if root != statement.parent_state_root {
+        return Err(format!(
+            "claimed parent state root {} != the parent header's stateRoot {}",
+            full_hex(&statement.parent_state_root),
+            full_hex(&root)
+        ));
+    }
+    let found = (0..items.len()).any(|i| items[i].kind == ItemKind::State && digests[i] == root);
+    if !found {
+        return Err(format!(
+            "parent state root {} is not the digest of any state node",
+            full_hex(&root)
+        ));
+    }
+    Ok(Bound {
+        number: header.number,
+        hash: statement.hash,
+        parent_hash: header.parent_hash.0,
+        parent_state_root: root,
+    })
+}
