@@ -48,10 +48,24 @@ struct State {
     ready: VecDeque<Message>,
     unacked: HashMap<u64, (u64, Message)>,
     held_by: HashMap<u64, usize>,
+    /// Prefetch window of each consumer.
+    windows: HashMap<u64, usize>,
     dead: Vec<(Vec<u8>, String)>,
     results: HashMap<String, mpsc::UnboundedSender<TaskResult>>,
     delivered: u64,
     redelivered: u64,
+}
+
+impl State {
+    /// Whether `consumer` should take now. Refills go in batches: a consumer that still
+    /// holds work waits until half its window is free (or all that is ready fits),
+    /// which saves a wake-up per task.
+    fn could_take(&self, consumer: u64) -> bool {
+        let held = self.held_by.get(&consumer).copied().unwrap_or(0);
+        let window = self.windows.get(&consumer).copied().unwrap_or(1);
+        let room = window.saturating_sub(held);
+        !self.ready.is_empty() && room > 0 && (held == 0 || room >= self.ready.len().min((window / 2).max(1)))
+    }
 }
 
 struct Message {
@@ -109,28 +123,33 @@ impl MemBroker {
         if let Some(held) = s.held_by.get_mut(&owner) {
             *held -= 1;
         }
-        match how {
-            Settle::Ack => {}
+        let wake = match how {
+            // An ack only matters to a consumer whose refill it unblocks.
+            Settle::Ack => s.could_take(owner),
             Settle::Requeue => {
                 msg.redelivered = true;
                 s.ready.push_front(msg);
+                true
             }
-            Settle::DeadLetter => s.dead.push((msg.bytes, "rejected by consumer".into())),
-        }
+            Settle::DeadLetter => {
+                s.dead.push((msg.bytes, "rejected by consumer".into()));
+                false
+            }
+        };
         drop(s);
-        self.inner.wake.notify_waiters();
+        if wake {
+            self.inner.wake.notify_waiters();
+        }
     }
 
     /// Take up to the consumer's free prefetch room; `None` when nothing can be taken.
     fn take(&self, consumer: u64, prefetch: usize) -> Vec<Delivery> {
         let mut s = self.lock();
-        let held = s.held_by.get(&consumer).copied().unwrap_or(0);
-        // Refill in batches: a consumer that still holds work waits until half its
-        // window is free (or everything ready fits), saving a wake-up per task.
-        let room = prefetch.saturating_sub(held);
-        if held > 0 && room < s.ready.len().min((prefetch / 2).max(1)) {
+        s.windows.insert(consumer, prefetch);
+        if !s.could_take(consumer) {
             return Vec::new();
         }
+        let held = s.held_by.get(&consumer).copied().unwrap_or(0);
         let mut out = Vec::new();
         while held + out.len() < prefetch {
             let Some(msg) = s.ready.pop_front() else { break };
@@ -169,6 +188,7 @@ impl MemBroker {
             s.ready.push_front(msg);
         }
         s.held_by.remove(&consumer);
+        s.windows.remove(&consumer);
         drop(s);
         self.inner.wake.notify_waiters();
     }

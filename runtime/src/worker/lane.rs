@@ -59,6 +59,28 @@ pub(crate) struct LaneCtx {
     pub plugins: PluginRegistry,
     pub store: Arc<dyn ArtifactStore>,
     pub actor: ActorRef<WorkerMsg>,
+    pub finished: Arc<Finished>,
+}
+
+/// Tasks finished by the lanes, waiting for the actor to send their results.
+/// Lanes append; the actor drains everything at once, so a burst of short tasks
+/// costs one actor message, not one per task.
+#[derive(Default)]
+pub(crate) struct Finished {
+    queue: std::sync::Mutex<Vec<(Delivery, TaskResult)>>,
+}
+
+impl Finished {
+    /// Append; true if the queue was empty (the actor must be told).
+    fn push(&self, delivery: Delivery, result: TaskResult) -> bool {
+        let mut queue = self.queue.lock().expect("finished queue lock");
+        queue.push((delivery, result));
+        queue.len() == 1
+    }
+
+    pub fn drain(&self) -> Vec<(Delivery, TaskResult)> {
+        std::mem::take(&mut *self.queue.lock().expect("finished queue lock"))
+    }
 }
 
 impl LaneCtx {
@@ -153,7 +175,7 @@ fn lane_loop(ctx: &LaneCtx) -> bool {
         }
         slot.executed.fetch_add(1, Ordering::Relaxed);
         slot.busy_micros.fetch_add(micros, Ordering::Relaxed);
-        let result = Box::new(TaskResult {
+        let result = TaskResult {
             job: task.job.clone(),
             task: task.id.clone(),
             attempt: task.attempt,
@@ -162,9 +184,9 @@ fn lane_loop(ctx: &LaneCtx) -> bool {
             outcome,
             ran_on: format!("{}/{}", ctx.worker_name, ctx.index),
             exec_micros: micros,
-        });
-        if ctx.actor.cast(WorkerMsg::Finished { delivery, result }).is_err() {
-            return true; // the worker is gone: the delivery was requeued on drop
+        };
+        if ctx.finished.push(delivery, result) && ctx.actor.cast(WorkerMsg::Finished).is_err() {
+            return true; // the worker is gone: its deliveries are requeued on drop
         }
     }
 }

@@ -16,7 +16,6 @@ use tokio::task::JoinHandle;
 
 use crate::plugin::PluginRegistry;
 use crate::store::ArtifactStore;
-use crate::task::TaskResult;
 use crate::transport::{Delivery, Settle, Transport};
 use lane::{LaneCtx, LaneSlot, spawn_lane};
 
@@ -43,8 +42,8 @@ impl WorkerConfig {
 pub enum WorkerMsg {
     /// New tasks from the broker.
     Deliveries(Vec<Delivery>),
-    /// A lane finished a task.
-    Finished { delivery: Delivery, result: Box<TaskResult> },
+    /// Lanes finished tasks: send their results, then ack them.
+    Finished,
     /// A lane thread ended without being asked to (killed or crashed).
     LaneDied { lane: usize },
     /// Kill a lane mid-task, as a crash would (chaos testing).
@@ -139,6 +138,7 @@ impl Actor for WorkerActor {
             plugins,
             store,
             actor: myself,
+            finished: Arc::default(),
         };
         let state = WorkerState {
             transport,
@@ -171,16 +171,17 @@ impl Actor for WorkerActor {
                 // Wake every lane: the owner and any idle sibling that may steal.
                 state.slots.iter().for_each(|s| s.wake());
             }
-            WorkerMsg::Finished { delivery, result } => {
-                let reply_to = delivery.task.reply_to.clone();
-                match state.transport.reply(&reply_to, *result).await {
-                    Ok(()) => {
-                        state.stats.results_sent += 1;
-                        delivery.settle(Settle::Ack);
-                    }
-                    Err(e) => {
-                        tracing::warn!(task = %delivery.task.id, error = %e, "could not send result; requeueing");
-                        delivery.settle(Settle::Requeue);
+            WorkerMsg::Finished => {
+                for (delivery, result) in state.lane_ctx.finished.drain() {
+                    match state.transport.reply(&delivery.task.reply_to, result).await {
+                        Ok(()) => {
+                            state.stats.results_sent += 1;
+                            delivery.settle(Settle::Ack);
+                        }
+                        Err(e) => {
+                            tracing::warn!(task = %delivery.task.id, error = %e, "could not send result; requeueing");
+                            delivery.settle(Settle::Requeue);
+                        }
                     }
                 }
             }
