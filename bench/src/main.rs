@@ -45,7 +45,9 @@ enum What {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     match cli.what {
         What::Runtime { tasks, reps } => rt.block_on(sim::runtime_overhead(tasks, reps)),
         What::Stealing { tasks, reps } => rt.block_on(sim::stealing_makespan(tasks, reps)),

@@ -5,7 +5,11 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 #[derive(Parser, Debug)]
-#[command(name = "proofline-leader", version, about = "Prove blocks with zero-knowledge proofs, locally or on a cluster")]
+#[command(
+    name = "proofline-leader",
+    version,
+    about = "Prove blocks with zero-knowledge proofs, locally or on a cluster"
+)]
 pub struct Cli {
     #[command(flatten)]
     pub common: Common,
@@ -16,19 +20,36 @@ pub struct Cli {
 #[derive(Args, Debug)]
 pub struct Common {
     /// Where tasks run: `in-memory` embeds a worker in this process (no broker needed).
-    #[arg(long, global = true, env = "PROOFLINE_RUNTIME", value_enum, default_value = "in-memory")]
+    #[arg(
+        long,
+        global = true,
+        env = "PROOFLINE_RUNTIME",
+        value_enum,
+        default_value = "in-memory"
+    )]
     pub runtime: RuntimeKind,
     /// Artifact store: `fs:DIR` or `mem:`.
     #[arg(long, global = true, env = "PROOFLINE_STORE", default_value = proofline_runtime::store::DEFAULT_STORE)]
     pub store: String,
     /// Proof system to use.
-    #[arg(long, global = true, env = "PROOFLINE_PLUGIN", default_value = "keccak")]
+    #[arg(
+        long,
+        global = true,
+        env = "PROOFLINE_PLUGIN",
+        default_value = "keccak"
+    )]
     pub plugin: String,
     /// Lanes of the embedded worker (default: one per CPU).
     #[arg(long, global = true, env = "PROOFLINE_LANES")]
     pub lanes: Option<usize>,
     /// Log format on stderr.
-    #[arg(long, global = true, env = "PROOFLINE_LOG_FORMAT", value_enum, default_value = "text")]
+    #[arg(
+        long,
+        global = true,
+        env = "PROOFLINE_LOG_FORMAT",
+        value_enum,
+        default_value = "text"
+    )]
     pub log_format: LogFormat,
 }
 

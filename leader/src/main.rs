@@ -30,19 +30,32 @@ struct Failure {
 
 impl Failure {
     fn bad_input(message: impl Into<String>) -> Self {
-        Self { code: 2, message: message.into() }
+        Self {
+            code: 2,
+            message: message.into(),
+        }
     }
     fn other(message: impl Into<String>) -> Self {
-        Self { code: 1, message: message.into() }
+        Self {
+            code: 1,
+            message: message.into(),
+        }
     }
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logs(cli.common.log_format);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
-        Err(e) => return report(Failure::other(format!("cannot start the async runtime: {e}"))),
+        Err(e) => {
+            return report(Failure::other(format!(
+                "cannot start the async runtime: {e}"
+            )));
+        }
     };
     let outcome = runtime.block_on(async {
         match &cli.mode {
@@ -77,14 +90,17 @@ fn init_logs(format: LogFormat) {
 /// The plugins this build knows.
 fn plugins() -> PluginRegistry {
     let mut registry = PluginRegistry::new();
-    registry.register(Arc::new(proofline_keccak::KeccakPlugin::default()));
+    registry.register(Arc::new(proofline_keccak::KeccakPlugin));
     registry.register(Arc::new(proofline_sim::SimPlugin::new()));
     registry
 }
 
 fn plugin_named(registry: &PluginRegistry, name: &str) -> Result<Arc<dyn ProofSystem>, Failure> {
     registry.get(name).ok_or_else(|| {
-        Failure::bad_input(format!("unknown plugin {name:?}; this build has {:?}", registry.names()))
+        Failure::bad_input(format!(
+            "unknown plugin {name:?}; this build has {:?}",
+            registry.names()
+        ))
     })
 }
 
@@ -96,9 +112,13 @@ async fn prove_stdio(common: &Common, args: &ProveArgs) -> Result<(), Failure> {
         .read_to_end(&mut input)
         .map_err(|e| Failure::other(format!("reading stdin: {e}")))?;
     if input.iter().all(u8::is_ascii_whitespace) {
-        return Err(Failure::bad_input("no input on stdin: pipe a block with its execution witness in"));
+        return Err(Failure::bad_input(
+            "no input on stdin: pipe a block with its execution witness in",
+        ));
     }
-    let opts = PlanOptions { segment_size: args.segment_size };
+    let opts = PlanOptions {
+        segment_size: args.segment_size,
+    };
     let plan = plugin.plan(&input, &opts).map_err(|e| match e {
         PluginError::BadInput(m) => Failure::bad_input(format!("bad input on stdin: {m}")),
         other => Failure::other(format!("planning failed: {other}")),
@@ -106,22 +126,31 @@ async fn prove_stdio(common: &Common, args: &ProveArgs) -> Result<(), Failure> {
     tracing::info!(plugin = %plugin.id(), "{}", plan.summary);
 
     let store = open_store(&common.store).map_err(|e| Failure::bad_input(e.to_string()))?;
-    let lanes = common.lanes.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let lanes = common
+        .lanes
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let leader_config = LeaderConfig {
         max_attempts: args.max_attempts.max(1),
         task_deadline: Duration::from_secs(args.task_deadline_secs.max(1)),
         keep_artifacts: args.keep_artifacts,
     };
     let cluster = match common.runtime {
-        RuntimeKind::InMemory => {
-            Embedded::start(registry, store.clone(), WorkerConfig::new("embedded", lanes), leader_config)
-                .await
-                .map_err(|e| Failure::other(e.to_string()))?
-        }
+        RuntimeKind::InMemory => Embedded::start(
+            registry,
+            store.clone(),
+            WorkerConfig::new("embedded", lanes),
+            leader_config,
+        )
+        .await
+        .map_err(|e| Failure::other(e.to_string()))?,
     };
     tracing::info!(runtime = "in-memory", lanes, store = %store.describe(), "proving");
 
-    let job = cluster.leader.submit(plugin, plan).await.map_err(|e| Failure::other(e.to_string()))?;
+    let job = cluster
+        .leader
+        .submit(plugin, plan)
+        .await
+        .map_err(|e| Failure::other(e.to_string()))?;
     let renderer = tokio::spawn(progress::render(job.progress.clone()));
     let job_id = job.job.clone();
     let outcome = tokio::select! {
@@ -137,7 +166,11 @@ async fn prove_stdio(common: &Common, args: &ProveArgs) -> Result<(), Failure> {
         retries = s.retries, redispatches = s.redispatches, duplicates = s.duplicates,
         elapsed_s = s.elapsed.as_secs_f64(), "proved");
 
-    let file = ProofFile { plugin: output.plugin.to_string(), body: output.proof }.encode();
+    let file = ProofFile {
+        plugin: output.plugin.to_string(),
+        body: output.proof,
+    }
+    .encode();
     write_proof(args.out.as_deref(), &file)
 }
 
@@ -146,14 +179,18 @@ fn write_proof(out: Option<&Path>, bytes: &[u8]) -> Result<(), Failure> {
     match out {
         None => {
             let mut stdout = std::io::stdout().lock();
-            stdout.write_all(bytes).and_then(|()| stdout.flush())
+            stdout
+                .write_all(bytes)
+                .and_then(|()| stdout.flush())
                 .map_err(|e| Failure::other(format!("writing the proof to stdout: {e}")))
         }
         Some(path) => {
             let tmp = path.with_extension("proof.partial");
             std::fs::write(&tmp, bytes)
                 .and_then(|()| std::fs::rename(&tmp, path))
-                .map_err(|e| Failure::other(format!("writing the proof to {}: {e}", path.display())))?;
+                .map_err(|e| {
+                    Failure::other(format!("writing the proof to {}: {e}", path.display()))
+                })?;
             tracing::info!(path = %path.display(), bytes = bytes.len(), "proof written");
             Ok(())
         }
@@ -170,7 +207,9 @@ fn verify(_common: &Common, file: &Path) -> Result<(), Failure> {
     .map_err(|e| Failure::bad_input(format!("cannot read {}: {e}", file.display())))?;
     let proof = ProofFile::decode(&bytes).map_err(|e| match e {
         ProofFileError::Malformed(_) => Failure::bad_input(format!("{}: {e}", file.display())),
-        ProofFileError::Checksum { .. } => Failure::other(format!("{}: does not verify: {e}", file.display())),
+        ProofFileError::Checksum { .. } => {
+            Failure::other(format!("{}: does not verify: {e}", file.display()))
+        }
     })?;
     let registry = plugins();
     let name = proof.plugin.split('@').next().unwrap_or_default();
@@ -188,8 +227,17 @@ fn verify(_common: &Common, file: &Path) -> Result<(), Failure> {
             println!("proof verifies: {statement}");
             Ok(())
         }
-        Ok(Verdict::Invalid { reason }) => Err(Failure::other(format!("{}: does not verify: {reason}", file.display()))),
-        Err(PluginError::BadInput(m)) => Err(Failure::bad_input(format!("{}: malformed proof: {m}", file.display()))),
-        Err(e) => Err(Failure::other(format!("{}: verification failed: {e}", file.display()))),
+        Ok(Verdict::Invalid { reason }) => Err(Failure::other(format!(
+            "{}: does not verify: {reason}",
+            file.display()
+        ))),
+        Err(PluginError::BadInput(m)) => Err(Failure::bad_input(format!(
+            "{}: malformed proof: {m}",
+            file.display()
+        ))),
+        Err(e) => Err(Failure::other(format!(
+            "{}: verification failed: {e}",
+            file.display()
+        ))),
     }
 }

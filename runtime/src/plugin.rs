@@ -18,7 +18,10 @@ pub struct PluginId {
 
 impl PluginId {
     pub fn new(name: impl Into<String>, version: impl Into<String>) -> Self {
-        Self { name: name.into(), version: version.into() }
+        Self {
+            name: name.into(),
+            version: version.into(),
+        }
     }
 }
 
@@ -79,7 +82,11 @@ pub struct ExecCx {
 
 impl ExecCx {
     pub fn new(task: impl Into<String>, lane: usize, cancel: Arc<AtomicBool>) -> Self {
-        Self { task: task.into(), lane, cancel }
+        Self {
+            task: task.into(),
+            lane,
+            cancel,
+        }
     }
 
     /// True once the runtime wants this task abandoned (job cancelled, lane stopping).
@@ -109,13 +116,25 @@ impl PluginError {
         Self::BadInput(message.into())
     }
     pub fn retryable(message: impl Into<String>) -> Self {
-        Self::Failed { message: message.into(), retryable: true }
+        Self::Failed {
+            message: message.into(),
+            retryable: true,
+        }
     }
     pub fn permanent(message: impl Into<String>) -> Self {
-        Self::Failed { message: message.into(), retryable: false }
+        Self::Failed {
+            message: message.into(),
+            retryable: false,
+        }
     }
     pub fn is_retryable(&self) -> bool {
-        matches!(self, Self::Failed { retryable: true, .. })
+        matches!(
+            self,
+            Self::Failed {
+                retryable: true,
+                ..
+            }
+        )
     }
 }
 
@@ -186,7 +205,8 @@ impl PluginRegistry {
 
     pub fn register(&mut self, plugin: Arc<dyn ProofSystem>) -> &mut Self {
         let id = plugin.id();
-        self.plugins.insert(id.name.clone(), (id.to_string(), plugin));
+        self.plugins
+            .insert(id.name.clone(), (id.to_string(), plugin));
         self
     }
 
@@ -197,7 +217,10 @@ impl PluginRegistry {
     /// The plugin with exactly this `name@version`.
     pub fn get_exact(&self, id: &str) -> Option<&Arc<dyn ProofSystem>> {
         let name = id.split('@').next().unwrap_or(id);
-        self.plugins.get(name).filter(|(full, _)| full == id).map(|(_, p)| p)
+        self.plugins
+            .get(name)
+            .filter(|(full, _)| full == id)
+            .map(|(_, p)| p)
     }
 
     pub fn names(&self) -> Vec<String> {

@@ -20,7 +20,13 @@ pub struct ArtifactRef {
 
 impl fmt::Display for ArtifactRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} ({} bytes, blake3 {})", self.uri, self.len, hex::encode(&self.blake3[..6]))
+        write!(
+            f,
+            "{} ({} bytes, blake3 {})",
+            self.uri,
+            self.len,
+            hex::encode(&self.blake3[..6])
+        )
     }
 }
 
@@ -92,7 +98,9 @@ pub fn new_job_id() -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     use std::time::{SystemTime, UNIX_EPOCH};
     static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
     let mut salt = blake3::Hasher::new();
     salt.update(&now.as_nanos().to_le_bytes());
     salt.update(&std::process::id().to_le_bytes());

@@ -59,7 +59,9 @@ pub const PREP_WIDTH: usize = 25 * U64_LIMBS;
 /// One proven permutation: its input and its output.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PermIo {
+    /// The state before the 24 rounds.
     pub input: State,
+    /// The state after them: `Keccak-f(input)`.
     pub output: State,
 }
 

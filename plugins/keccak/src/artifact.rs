@@ -32,9 +32,13 @@ pub struct SegmentPayload {
 /// claimed outputs (input `j` = previous output, or zero at an item start, XOR block `j`).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LeafArtifact {
+    /// Index of the segment in the plan.
     pub segment: u32,
+    /// Index (in the job) of the segment's first permutation.
     pub perm_start: u64,
+    /// As in [`SegmentPayload::carry_in`].
     pub carry_in: State,
+    /// As in [`SegmentPayload::blocks`].
     pub blocks: Vec<SpongeBlock>,
     /// Claimed Keccak-f output of each permutation.
     pub outputs: Vec<State>,
@@ -52,11 +56,13 @@ impl LeafArtifact {
 /// An aggregate node: verify-and-accumulate summary of a contiguous range of segments.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AggNode {
-    /// Segments `seg_start .. seg_end` are covered.
+    /// First covered segment.
     pub seg_start: u32,
+    /// One past the last covered segment.
     pub seg_end: u32,
-    /// Permutations `perm_start .. perm_end` are covered.
+    /// First covered permutation.
     pub perm_start: u64,
+    /// One past the last covered permutation.
     pub perm_end: u64,
     /// Whether the first covered block starts an item.
     pub first_new_item: bool,
@@ -73,7 +79,9 @@ pub struct AggNode {
 /// Anything `aggregate` accepts as a child and produces.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Artifact {
+    /// A proven segment (output of `prove_segment`).
     Leaf(LeafArtifact),
+    /// An accumulated range (output of `aggregate`).
     Node(AggNode),
 }
 

@@ -12,9 +12,13 @@ use crate::statement::{ItemKind, Statement, full_hex};
 /// What the bindings establish, for the verdict.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Bound {
+    /// Block number, from the proven header.
     pub number: u64,
+    /// Block hash = the proven digest of the header.
     pub hash: [u8; 32],
+    /// The header's parentHash = the proven digest of the last witness header.
     pub parent_hash: [u8; 32],
+    /// The parent's stateRoot = the proven digest of a state node.
     pub parent_state_root: [u8; 32],
 }
 

@@ -13,7 +13,7 @@
 
 use std::thread;
 
-use proofline_runtime::plugin::LeafSource;
+use proofline_runtime::plugin::{LeafSource, PluginError};
 
 use crate::accumulate::{fold, leaf_digest};
 use crate::aggregate::check_node;
@@ -28,7 +28,32 @@ use crate::statement::{SpongeBlock, Statement, full_hex};
 /// Checks everything [`check_final`] checks except the leaf STARKs, which aggregation
 /// already verified (the accumulator ties the loaded leaves to the verified ones); a
 /// root that is a bare leaf (single-segment job) is verified here.
-pub fn wrap(root: &[u8], meta: &[u8], leaves: &dyn LeafSource) -> Result<Vec<u8>, String> {
+///
+/// A leaf that cannot be loaded is reported with the store's own error (so a transient
+/// store failure stays retryable); everything else is a rejection.
+pub fn wrap(root: &[u8], meta: &[u8], leaves: &dyn LeafSource) -> Result<Vec<u8>, PluginError> {
+    wrap_checked(root, meta, leaves).map_err(|e| match e {
+        WrapError::Rejected(m) => PluginError::permanent(format!("wrap: {m}")),
+        WrapError::Load(i, PluginError::Failed { message, retryable }) => PluginError::Failed {
+            message: format!("wrap: loading leaf {i}: {message}"),
+            retryable,
+        },
+        WrapError::Load(_, other) => other,
+    })
+}
+
+enum WrapError {
+    Rejected(String),
+    Load(u32, PluginError),
+}
+
+impl From<String> for WrapError {
+    fn from(m: String) -> Self {
+        Self::Rejected(m)
+    }
+}
+
+fn wrap_checked(root: &[u8], meta: &[u8], leaves: &dyn LeafSource) -> Result<Vec<u8>, WrapError> {
     let statement: Statement = decode(meta, "job meta")?;
     let root = match decode::<Artifact>(root, "root artifact")? {
         Artifact::Node(node) => {
@@ -42,17 +67,19 @@ pub fn wrap(root: &[u8], meta: &[u8], leaves: &dyn LeafSource) -> Result<Vec<u8>
     };
     let count = leaves.leaf_count();
     if root.seg_start != 0 || root.seg_end != count {
-        return Err(format!(
+        return Err(WrapError::Rejected(format!(
             "root covers segments {}..{} but the job has {count} segments",
             root.seg_start, root.seg_end
-        ));
+        )));
     }
     let mut loaded = Vec::with_capacity(count as usize);
     for i in 0..count {
-        let bytes = leaves.leaf(i).map_err(|e| format!("leaf {i}: {e}"))?;
+        let bytes = leaves.leaf(i).map_err(|e| WrapError::Load(i, e))?;
         match decode::<Artifact>(&bytes, &format!("leaf {i}"))? {
             Artifact::Leaf(leaf) => loaded.push(leaf),
-            Artifact::Node(_) => return Err(format!("leaf {i}: an aggregate node, not a leaf")),
+            Artifact::Node(_) => {
+                return Err(format!("leaf {i}: an aggregate node, not a leaf").into());
+            }
         }
     }
     let proof = FinalProof {

@@ -1,10 +1,10 @@
-//! Reference Proofline prover: Plonky3 STARKs of Keccak-f[1600] over a block's witness.
+//! Reference Proofline prover: Plonky3 STARKs of Keccak-f\[1600\] over a block's witness.
 //!
 //! # Statement
 //!
 //! The items of a block are `[block header RLP, each witness header RLP (oldest first),
 //! each state node, each code, each key]`. For every item, its Keccak-256 digest is
-//! computed by the sponge (rate 136 bytes, padding `0x01 .. 0x80`), and every Keccak-f[1600]
+//! computed by the sponge (rate 136 bytes, padding `0x01 .. 0x80`), and every Keccak-f\[1600\]
 //! permutation of those sponges is proven with Plonky3 (p3-uni-stark + p3-keccak-air over
 //! BabyBear, Poseidon2 Merkle commitments, FRI; see [`config`]).
 //!
@@ -13,9 +13,9 @@
 //! The stock `KeccakAir` has no public inputs. [`air::BoundKeccakAir`] adds a preprocessed
 //! trace holding each permutation's claimed input and output, which the verifier rebuilds
 //! from the claimed list; so a leaf STARK proves `output_k = Keccak-f(input_k)` for exactly
-//! the claimed list. The verifier derives the inputs from the public items (XOR chaining:
-//! `in_0 = block_0`, `in_j = out_{j-1} XOR block_j`) and reads digests from the claimed
-//! outputs: it never computes Keccak itself.
+//! the claimed list. The verifier derives the inputs from the public items (XOR chaining,
+//! per item: `in_0 = block_0`, `in_j = out_{j-1} XOR block_j`) and reads digests from the
+//! claimed outputs: it never computes Keccak itself.
 //!
 //! # Pipeline
 //!
@@ -31,8 +31,9 @@
 //!
 //! # What a final proof binds
 //!
-//! Given a `Valid` verdict, with the soundness of Plonky3's FRI-based STARK (conjectured
-//! ~100 bits: 100 queries at blowup 2 plus 16 bits of grinding) and of Keccak-256:
+//! Given a `Valid` verdict, assuming Keccak-256 is collision resistant and the STARKs are
+//! sound (Plonky3's benchmark FRI parameters: conjectured 1 x 100 query bits + 16 bits of
+//! grinding, not a proven-security configuration):
 //! * the Keccak-256 of the header item is the block hash in the proof, and the header
 //!   decodes (alloy) with the block number in the proof;
 //! * the witness headers form a parentHash chain, the last one's digest is the header's

@@ -84,7 +84,7 @@ impl ProofSystem for KeccakPlugin {
 
     fn wrap(&self, cx: &mut ExecCx, root: &[u8], job: &JobMeta) -> Result<Vec<u8>, PluginError> {
         cancelled(cx)?;
-        wrap(root, job.meta, job.leaves).map_err(|e| PluginError::permanent(format!("wrap: {e}")))
+        wrap(root, job.meta, job.leaves)
     }
 
     fn verify(&self, proof: &[u8]) -> Result<Verdict, PluginError> {

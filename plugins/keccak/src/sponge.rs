@@ -7,7 +7,7 @@
 use p3_keccak::KeccakF;
 use p3_symmetric::Permutation;
 
-/// Keccak-f[1600] state: 25 lanes, `state[x + 5 * y]`.
+/// Keccak-f\[1600\] state: 25 lanes, `state[x + 5 * y]`.
 pub type State = [u64; 25];
 /// One absorbed block of Keccak-256: 17 lanes (136 bytes, the rate).
 pub type Block = [u64; RATE_LANES];
@@ -17,7 +17,7 @@ pub const RATE_BYTES: usize = 136;
 /// Rate of Keccak-256 in 64-bit lanes.
 pub const RATE_LANES: usize = RATE_BYTES / 8;
 
-/// Apply Keccak-f[1600] natively.
+/// Apply Keccak-f\[1600\] natively.
 pub fn keccak_f(state: &State) -> State {
     let mut out = *state;
     KeccakF.permute_mut(&mut out);

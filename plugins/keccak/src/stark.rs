@@ -14,12 +14,16 @@ use crate::config::{LOG_BLOWUP, StarkProof, Val, stark_config};
 /// Why a STARK could not be produced or did not verify.
 #[derive(Debug, thiserror::Error)]
 pub enum StarkError {
+    /// An empty permutation list has no trace.
     #[error("no permutations to prove")]
     Empty,
+    /// Plonky3 refused to prove (configuration or commitment failure).
     #[error("proving failed: {0}")]
     Prove(String),
+    /// The proof does not verify for the given permutations.
     #[error("{0}")]
     Verify(String),
+    /// The proof bytes are not a proof.
     #[error("proof undecodable: {0}")]
     Decode(String),
 }
@@ -98,7 +102,9 @@ mod tests {
     fn io(n: usize) -> Vec<PermIo> {
         (0..n)
             .map(|k| {
-                let input = std::array::from_fn(|i| (k * 31 + i) as u64 * 0x9e37_79b9_7f4a_7c15);
+                let input = std::array::from_fn(|i| {
+                    ((k * 31 + i) as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)
+                });
                 PermIo {
                     input,
                     output: keccak_f(&input),

@@ -41,7 +41,9 @@ impl ItemKind {
 /// One byte string whose Keccak-256 digest the proof establishes.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Item {
+    /// What the bytes are.
     pub kind: ItemKind,
+    /// The bytes whose Keccak-256 is proven.
     pub data: Vec<u8>,
 }
 

@@ -272,3 +272,27 @@ fn prove_segment_errors() {
         .unwrap_err();
     assert_eq!(err, PluginError::Cancelled);
 }
+
+#[test]
+fn wrap_keeps_store_errors_retryable() {
+    struct Flaky;
+    impl proofline_runtime::plugin::LeafSource for Flaky {
+        fn leaf_count(&self) -> u32 {
+            job().leaves.len() as u32
+        }
+        fn leaf(&self, _: u32) -> Result<Vec<u8>, PluginError> {
+            Err(PluginError::retryable("store timed out"))
+        }
+    }
+    let root = fold_streaming(&job().leaves);
+    let meta = proofline_runtime::plugin::JobMeta {
+        job: "test",
+        meta: &job().plan.meta,
+        leaves: &Flaky,
+    };
+    let err = KeccakPlugin
+        .wrap(&mut cx("wrap"), &root, &meta)
+        .unwrap_err();
+    assert!(err.is_retryable(), "{err:?}");
+    assert!(err.to_string().contains("leaf 0"), "{err}");
+}

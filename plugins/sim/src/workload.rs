@@ -24,10 +24,19 @@ pub struct Workload {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Cost {
-    Fixed { micros: u64 },
-    Uniform { min_micros: u64, max_micros: u64 },
+    Fixed {
+        micros: u64,
+    },
+    Uniform {
+        min_micros: u64,
+        max_micros: u64,
+    },
     /// Pareto: `min_micros / U^(1/alpha)`, capped at `max_micros`.
-    HeavyTailed { min_micros: u64, alpha: f64, max_micros: u64 },
+    HeavyTailed {
+        min_micros: u64,
+        alpha: f64,
+        max_micros: u64,
+    },
 }
 
 /// How a task spends its time.
@@ -69,13 +78,20 @@ impl Workload {
         let draw = |rng: &mut SmallRng| -> Result<u64, String> {
             Ok(match self.cost {
                 Cost::Fixed { micros } => micros,
-                Cost::Uniform { min_micros, max_micros } => {
+                Cost::Uniform {
+                    min_micros,
+                    max_micros,
+                } => {
                     if min_micros > max_micros {
                         return Err("sim workload: uniform min_micros > max_micros".into());
                     }
                     rng.random_range(min_micros..=max_micros)
                 }
-                Cost::HeavyTailed { min_micros, alpha, max_micros } => {
+                Cost::HeavyTailed {
+                    min_micros,
+                    alpha,
+                    max_micros,
+                } => {
                     if alpha <= 0.0 {
                         return Err("sim workload: heavy_tailed alpha must be > 0".into());
                     }
@@ -96,7 +112,11 @@ mod tests {
     fn heavy_tail_is_seeded_bounded_and_skewed() {
         let w = Workload {
             tasks: 2000,
-            cost: Cost::HeavyTailed { min_micros: 100, alpha: 1.2, max_micros: 100_000 },
+            cost: Cost::HeavyTailed {
+                min_micros: 100,
+                alpha: 1.2,
+                max_micros: 100_000,
+            },
             seed: 3,
             aggregate_micros: 0,
             work: Work::Spin,
@@ -108,6 +128,10 @@ mod tests {
         let mean = a.iter().sum::<u64>() as f64 / a.len() as f64;
         let mut sorted = a.clone();
         sorted.sort();
-        assert!(mean > 1.5 * sorted[a.len() / 2] as f64, "mean {mean} median {}", sorted[a.len() / 2]);
+        assert!(
+            mean > 1.5 * sorted[a.len() / 2] as f64,
+            "mean {mean} median {}",
+            sorted[a.len() / 2]
+        );
     }
 }

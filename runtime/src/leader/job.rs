@@ -77,7 +77,14 @@ struct JobArgsRest {
 }
 
 impl JobState {
-    fn new_task(&self, id: String, kind: TaskKind, inputs: Vec<ArtifactRef>, range: (u32, u32), cost: u64) -> Task {
+    fn new_task(
+        &self,
+        id: String,
+        kind: TaskKind,
+        inputs: Vec<ArtifactRef>,
+        range: (u32, u32),
+        cost: u64,
+    ) -> Task {
         Task {
             job: self.args.job.clone(),
             id,
@@ -95,7 +102,13 @@ impl JobState {
 
     /// Queue a task for the next [`flush`](Self::flush); it counts as in flight from now.
     fn dispatch(&mut self, task: Task) {
-        self.in_flight.insert(task.id.clone(), InFlight { task: task.clone(), sent: Instant::now() });
+        self.in_flight.insert(
+            task.id.clone(),
+            InFlight {
+                task: task.clone(),
+                sent: Instant::now(),
+            },
+        );
         self.outbox.push(task);
     }
 
@@ -105,15 +118,25 @@ impl JobState {
             return Ok(());
         }
         let tasks = std::mem::take(&mut self.outbox);
-        self.args.transport.publish(tasks).await.map_err(|e| JobError::Transport(e.to_string()))
+        self.args
+            .transport
+            .publish(tasks)
+            .await
+            .map_err(|e| JobError::Transport(e.to_string()))
     }
 
     /// Send `id` again with the next attempt number, or fail the job if attempts are spent.
     fn redispatch(&mut self, id: &str, why: &str) -> Result<(), JobError> {
-        let Some(flight) = self.in_flight.get(id) else { return Ok(()) };
+        let Some(flight) = self.in_flight.get(id) else {
+            return Ok(());
+        };
         let attempts = flight.task.attempt;
         if attempts >= self.args.config.max_attempts {
-            return Err(JobError::TaskFailed { task: id.to_owned(), attempts, message: why.to_owned() });
+            return Err(JobError::TaskFailed {
+                task: id.to_owned(),
+                attempts,
+                message: why.to_owned(),
+            });
         }
         let mut task = flight.task.clone();
         task.attempt += 1;
@@ -140,7 +163,11 @@ impl JobState {
                 tracing::warn!(job = %self.args.job, task = %result.task, attempt = result.attempt,
                     ran_on = %result.ran_on, error = %message, "task failed");
                 if !retryable {
-                    return Err(JobError::TaskFailed { task: result.task, attempts: result.attempt, message });
+                    return Err(JobError::TaskFailed {
+                        task: result.task,
+                        attempts: result.attempt,
+                        message,
+                    });
                 }
                 self.stats.retries += 1;
                 self.redispatch(&result.task, &message)?;
@@ -162,7 +189,12 @@ impl JobState {
                     }
                 };
                 self.progress.depth = self.progress.depth.max(depth);
-                Ok(Some(Finished { start: result.start, end: result.end, depth, value: artifact }))
+                Ok(Some(Finished {
+                    start: result.start,
+                    end: result.end,
+                    depth,
+                    value: artifact,
+                }))
             }
         }
     }
@@ -174,13 +206,22 @@ impl JobState {
 
     /// Feed a finished range into the fold and dispatch what becomes ready.
     fn fold(&mut self, done: Finished<ArtifactRef>) -> Option<ArtifactRef> {
-        match self.fold.finish(done.start, done.end, done.depth, done.value) {
+        match self
+            .fold
+            .finish(done.start, done.end, done.depth, done.value)
+        {
             FoldStep::Wait => None,
             FoldStep::Root(root) => Some(root.value),
             FoldStep::Aggregate(left, right) => {
                 let id = aggregate_task_id(left.start, right.end);
                 let range = (left.start, right.end);
-                let task = self.new_task(id, TaskKind::Aggregate, vec![left.value, right.value], range, 1);
+                let task = self.new_task(
+                    id,
+                    TaskKind::Aggregate,
+                    vec![left.value, right.value],
+                    range,
+                    1,
+                );
                 self.dispatch(task);
                 None
             }
@@ -204,11 +245,24 @@ impl JobState {
         let plugin = self.args.plugin.clone();
         let job = self.args.job.clone();
         let meta = self.args.meta.clone();
-        let leaves = StoreLeaves { store: store.clone(), refs: self.leaves.iter().flatten().cloned().collect() };
+        let leaves = StoreLeaves {
+            store: store.clone(),
+            refs: self.leaves.iter().flatten().cloned().collect(),
+        };
         let proof = tokio::task::spawn_blocking(move || {
-            let root = store.get(&root).map_err(|e| PluginError::permanent(e.to_string()))?;
+            let root = store
+                .get(&root)
+                .map_err(|e| PluginError::permanent(e.to_string()))?;
             let mut cx = ExecCx::new("wrap", 0, Default::default());
-            plugin.wrap(&mut cx, &root, &JobMeta { job: &job, meta: &meta, leaves: &leaves })
+            plugin.wrap(
+                &mut cx,
+                &root,
+                &JobMeta {
+                    job: &job,
+                    meta: &meta,
+                    leaves: &leaves,
+                },
+            )
         })
         .await
         .map_err(|e| JobError::Wrap(format!("wrap panicked: {e}")))?
@@ -224,7 +278,11 @@ impl JobState {
         for (i, segment) in segments.into_iter().enumerate() {
             let id = segment_task_id(i as u32);
             let key = format!("{}/{id}.in", self.args.job);
-            let payload = self.args.store.put(&key, &segment.payload).map_err(|e| JobError::Store(e.to_string()))?;
+            let payload = self
+                .args
+                .store
+                .put(&key, &segment.payload)
+                .map_err(|e| JobError::Store(e.to_string()))?;
             let range = (i as u32, i as u32 + 1);
             tasks.push(self.new_task(id, TaskKind::Segment, vec![payload], range, segment.cost));
         }
@@ -249,8 +307,13 @@ impl LeafSource for StoreLeaves {
         self.refs.len() as u32
     }
     fn leaf(&self, index: u32) -> Result<Vec<u8>, PluginError> {
-        let r = self.refs.get(index as usize).ok_or_else(|| PluginError::permanent(format!("no leaf {index}")))?;
-        self.store.get(r).map_err(|e| PluginError::permanent(e.to_string()))
+        let r = self
+            .refs
+            .get(index as usize)
+            .ok_or_else(|| PluginError::permanent(format!("no leaf {index}")))?;
+        self.store
+            .get(r)
+            .map_err(|e| PluginError::permanent(e.to_string()))
     }
 }
 
@@ -259,7 +322,11 @@ impl Actor for JobActor {
     type State = JobState;
     type Arguments = JobArgs;
 
-    async fn pre_start(&self, myself: ActorRef<JobMsg>, args: JobArgs) -> Result<JobState, ActorProcessingErr> {
+    async fn pre_start(
+        &self,
+        myself: ActorRef<JobMsg>,
+        args: JobArgs,
+    ) -> Result<JobState, ActorProcessingErr> {
         let n = args.plan.segments.len() as u32;
         let progress = Progress {
             segments_total: n,
@@ -285,7 +352,10 @@ impl Actor for JobActor {
             fold: Fold::new(n),
             leaves: vec![None; n as usize],
             progress,
-            stats: JobStats { segments: n, ..JobStats::default() },
+            stats: JobStats {
+                segments: n,
+                ..JobStats::default()
+            },
             done: Some(args.done),
             segments: Vec::new(),
             outbox: Vec::new(),
@@ -295,7 +365,12 @@ impl Actor for JobActor {
         Ok(state)
     }
 
-    async fn handle(&self, myself: ActorRef<JobMsg>, msg: JobMsg, state: &mut JobState) -> Result<(), ActorProcessingErr> {
+    async fn handle(
+        &self,
+        myself: ActorRef<JobMsg>,
+        msg: JobMsg,
+        state: &mut JobState,
+    ) -> Result<(), ActorProcessingErr> {
         let step = match msg {
             JobMsg::Start => state.start().map(|()| None),
             JobMsg::Results(results) => state.on_results(results),
@@ -310,7 +385,8 @@ impl Actor for JobActor {
                 let mut step = Ok(None);
                 for id in overdue {
                     state.stats.redispatches += 1;
-                    if let Err(e) = state.redispatch(&id, &format!("no result within {deadline:?}")) {
+                    if let Err(e) = state.redispatch(&id, &format!("no result within {deadline:?}"))
+                    {
                         step = Err(e);
                         break;
                     }
@@ -332,7 +408,12 @@ impl Actor for JobActor {
                 stats.aggregations = state.progress.aggregations_done;
                 stats.depth = state.progress.depth;
                 stats.elapsed = state.started.elapsed();
-                JobOutput { job: state.args.job.clone(), plugin: state.args.plugin.id(), proof, stats }
+                JobOutput {
+                    job: state.args.job.clone(),
+                    plugin: state.args.plugin.id(),
+                    proof,
+                    stats,
+                }
             }),
             Err(e) => Err(e),
         };

@@ -30,7 +30,11 @@ pub struct LeaderConfig {
 
 impl Default for LeaderConfig {
     fn default() -> Self {
-        Self { max_attempts: 3, task_deadline: Duration::from_secs(600), keep_artifacts: false }
+        Self {
+            max_attempts: 3,
+            task_deadline: Duration::from_secs(600),
+            keep_artifacts: false,
+        }
     }
 }
 
@@ -77,7 +81,11 @@ pub struct JobOutput {
 #[derive(Debug, thiserror::Error)]
 pub enum JobError {
     #[error("task {task} failed after {attempts} attempt(s): {message}")]
-    TaskFailed { task: String, attempts: u32, message: String },
+    TaskFailed {
+        task: String,
+        attempts: u32,
+        message: String,
+    },
     #[error("wrapping the root proof failed: {0}")]
     Wrap(String),
     #[error("artifact store: {0}")]
@@ -98,7 +106,9 @@ pub struct JobHandle {
 
 impl JobHandle {
     pub async fn wait(self) -> Result<JobOutput, JobError> {
-        self.done.await.unwrap_or_else(|_| Err(JobError::Cancelled("leader actor stopped".into())))
+        self.done
+            .await
+            .unwrap_or_else(|_| Err(JobError::Cancelled("leader actor stopped".into())))
     }
 
     pub fn cancel(&self, reason: &str) {
@@ -125,7 +135,10 @@ impl Leader {
         store: Arc<dyn ArtifactStore>,
         config: LeaderConfig,
     ) -> Result<Self, JobError> {
-        let results_queue = format!("proofline.results.{}", new_job_id().replace("job-", "leader-"));
+        let results_queue = format!(
+            "proofline.results.{}",
+            new_job_id().replace("job-", "leader-")
+        );
         let mut results = transport
             .open_results(&results_queue)
             .await
@@ -153,11 +166,22 @@ impl Leader {
                 }
             }
         });
-        Ok(Self { transport, store, config, results_queue, routes, router })
+        Ok(Self {
+            transport,
+            store,
+            config,
+            results_queue,
+            routes,
+            router,
+        })
     }
 
     /// Start proving `plan` (made by `plugin.plan`) as a new job.
-    pub async fn submit(&self, plugin: Arc<dyn ProofSystem>, plan: Plan) -> Result<JobHandle, JobError> {
+    pub async fn submit(
+        &self,
+        plugin: Arc<dyn ProofSystem>,
+        plan: Plan,
+    ) -> Result<JobHandle, JobError> {
         let job = new_job_id();
         let (progress_tx, progress) = watch::channel(Progress::default());
         let (done_tx, done) = oneshot::channel();
@@ -176,13 +200,27 @@ impl Leader {
             .await
             .map_err(|e| JobError::Cancelled(format!("could not start the job actor: {e}")))?;
         // Route results before the first task goes out.
-        self.routes.lock().expect("routes lock").insert(job.clone(), actor.clone());
-        actor.cast(JobMsg::Start).map_err(|e| JobError::Cancelled(format!("job actor gone: {e}")))?;
-        Ok(JobHandle { job, progress, actor, done })
+        self.routes
+            .lock()
+            .expect("routes lock")
+            .insert(job.clone(), actor.clone());
+        actor
+            .cast(JobMsg::Start)
+            .map_err(|e| JobError::Cancelled(format!("job actor gone: {e}")))?;
+        Ok(JobHandle {
+            job,
+            progress,
+            actor,
+            done,
+        })
     }
 
     /// Prove one plan to the end.
-    pub async fn prove(&self, plugin: Arc<dyn ProofSystem>, plan: Plan) -> Result<JobOutput, JobError> {
+    pub async fn prove(
+        &self,
+        plugin: Arc<dyn ProofSystem>,
+        plan: Plan,
+    ) -> Result<JobOutput, JobError> {
         let handle = self.submit(plugin, plan).await?;
         let job = handle.job.clone();
         let out = handle.wait().await;

@@ -19,21 +19,32 @@ impl FsStore {
     pub fn open(dir: &str) -> Result<Self, StoreError> {
         let root = PathBuf::from(dir);
         std::fs::create_dir_all(&root).map_err(|source| io(&root, source))?;
-        Ok(Self { root, tmp_counter: AtomicU64::new(0) })
+        Ok(Self {
+            root,
+            tmp_counter: AtomicU64::new(0),
+        })
     }
 
     fn path_of(&self, key: &str) -> Result<PathBuf, StoreError> {
         let safe = !key.is_empty()
-            && key.split('/').all(|part| !part.is_empty() && part != "." && part != "..");
+            && key
+                .split('/')
+                .all(|part| !part.is_empty() && part != "." && part != "..");
         if !safe {
-            return Err(StoreError::InvalidSpec { spec: key.into(), reason: "artifact keys are relative job/task paths".into() });
+            return Err(StoreError::InvalidSpec {
+                spec: key.into(),
+                reason: "artifact keys are relative job/task paths".into(),
+            });
         }
         Ok(self.root.join(key))
     }
 }
 
 fn io(path: &Path, source: std::io::Error) -> StoreError {
-    StoreError::Io { path: path.display().to_string(), source }
+    StoreError::Io {
+        path: path.display().to_string(),
+        source,
+    }
 }
 
 impl ArtifactStore for FsStore {
@@ -54,16 +65,19 @@ impl ArtifactStore for FsStore {
     }
 
     fn get(&self, artifact: &ArtifactRef) -> Result<Vec<u8>, StoreError> {
-        let key = artifact.uri.strip_prefix("fs:").ok_or_else(|| StoreError::ForeignUri {
-            uri: artifact.uri.clone(),
-            store: self.describe(),
-        })?;
+        let key = artifact
+            .uri
+            .strip_prefix("fs:")
+            .ok_or_else(|| StoreError::ForeignUri {
+                uri: artifact.uri.clone(),
+                store: self.describe(),
+            })?;
         let path = self.path_of(key)?;
         match std::fs::read(&path) {
             Ok(bytes) => check(artifact, bytes),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                Err(StoreError::NotFound { uri: artifact.uri.clone() })
-            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(StoreError::NotFound {
+                uri: artifact.uri.clone(),
+            }),
             Err(e) => Err(io(&path, e)),
         }
     }

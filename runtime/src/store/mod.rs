@@ -27,7 +27,10 @@ pub enum StoreError {
     #[error("invalid store spec {spec:?}: {reason}")]
     InvalidSpec { spec: String, reason: String },
     #[error("store I/O on {path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
 }
 
 /// A place to put and get immutable, content-checked artifacts.
@@ -56,7 +59,10 @@ pub fn open_store(spec: &str) -> Result<Arc<dyn ArtifactStore>, StoreError> {
     }
     if let Some(dir) = spec.strip_prefix("fs:") {
         if dir.is_empty() {
-            return Err(StoreError::InvalidSpec { spec: spec.into(), reason: "fs: needs a directory, e.g. fs:./artifacts".into() });
+            return Err(StoreError::InvalidSpec {
+                spec: spec.into(),
+                reason: "fs: needs a directory, e.g. fs:./artifacts".into(),
+            });
         }
         return Ok(Arc::new(FsStore::open(dir)?));
     }
@@ -68,7 +74,11 @@ pub fn open_store(spec: &str) -> Result<Arc<dyn ArtifactStore>, StoreError> {
 
 /// Build the reference of `bytes` stored under `uri`.
 pub(crate) fn reference(uri: String, bytes: &[u8]) -> ArtifactRef {
-    ArtifactRef { uri, blake3: *blake3::hash(bytes).as_bytes(), len: bytes.len() as u64 }
+    ArtifactRef {
+        uri,
+        blake3: *blake3::hash(bytes).as_bytes(),
+        len: bytes.len() as u64,
+    }
 }
 
 /// Check bytes read back against their reference.
@@ -124,13 +134,22 @@ mod tests {
         let r = store.put("job-c/agg-0-1", b"payload").unwrap();
         std::fs::write(dir.path().join("job-c/agg-0-1"), b"paylaod").unwrap();
         let err = store.get(&r).unwrap_err().to_string();
-        assert!(err.contains("job-c/agg-0-1") && err.contains("BLAKE3 mismatch"), "{err}");
+        assert!(
+            err.contains("job-c/agg-0-1") && err.contains("BLAKE3 mismatch"),
+            "{err}"
+        );
     }
 
     #[test]
     fn specs() {
         assert!(open_store("mem:").is_ok());
         assert!(open_store("fs:").is_err());
-        assert!(open_store("ftp://x").err().unwrap().to_string().contains("expected mem: or fs:DIR"));
+        assert!(
+            open_store("ftp://x")
+                .err()
+                .unwrap()
+                .to_string()
+                .contains("expected mem: or fs:DIR")
+        );
     }
 }

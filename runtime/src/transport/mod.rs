@@ -49,7 +49,11 @@ pub trait Transport: Send + Sync + 'static {
         prefetch: usize,
     ) -> BoxFuture<'_, Result<Box<dyn TaskStream>, TransportError>>;
     /// Worker: send a result to the leader's queue `reply_to`.
-    fn reply(&self, reply_to: &str, result: TaskResult) -> BoxFuture<'_, Result<(), TransportError>>;
+    fn reply(
+        &self,
+        reply_to: &str,
+        result: TaskResult,
+    ) -> BoxFuture<'_, Result<(), TransportError>>;
 }
 
 /// A worker's subscription. Dropping it requeues everything it holds unsettled.
@@ -85,7 +89,11 @@ pub struct Delivery {
 
 impl Delivery {
     pub fn new(task: Task, redelivered: bool, acker: Box<dyn Acker>) -> Self {
-        Self { task, redelivered, acker: Some(acker) }
+        Self {
+            task,
+            redelivered,
+            acker: Some(acker),
+        }
     }
 
     pub fn settle(mut self, how: Settle) {
@@ -105,6 +113,9 @@ impl Drop for Delivery {
 
 impl std::fmt::Debug for Delivery {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Delivery").field("task", &self.task.id).field("attempt", &self.task.attempt).finish()
+        f.debug_struct("Delivery")
+            .field("task", &self.task.id)
+            .field("attempt", &self.task.attempt)
+            .finish()
     }
 }

@@ -34,7 +34,12 @@ pub struct WorkerConfig {
 impl WorkerConfig {
     pub fn new(name: impl Into<String>, lanes: usize) -> Self {
         let lanes = lanes.max(1);
-        Self { name: name.into(), lanes, prefetch: 4 * lanes, steal: true }
+        Self {
+            name: name.into(),
+            lanes,
+            prefetch: 4 * lanes,
+            steal: true,
+        }
     }
 }
 
@@ -45,7 +50,9 @@ pub enum WorkerMsg {
     /// Lanes finished tasks: send their results, then ack them.
     Finished,
     /// A lane thread ended without being asked to (killed or crashed).
-    LaneDied { lane: usize },
+    LaneDied {
+        lane: usize,
+    },
     /// Kill a lane mid-task, as a crash would (chaos testing).
     KillLane(usize),
     Stats(RpcReplyPort<WorkerStats>),
@@ -91,11 +98,17 @@ impl WorkerState {
         let n = self.slots.len();
         let start = self.next_lane;
         self.next_lane = (start + 1) % n;
-        (0..n).map(|k| (start + k) % n).min_by_key(|&i| self.slots[i].deque.len()).unwrap_or(0)
+        (0..n)
+            .map(|k| (start + k) % n)
+            .min_by_key(|&i| self.slots[i].deque.len())
+            .unwrap_or(0)
     }
 
     fn start_lane(&self, index: usize) -> Result<(), ActorProcessingErr> {
-        let ctx = LaneCtx { index, ..self.lane_ctx.clone() };
+        let ctx = LaneCtx {
+            index,
+            ..self.lane_ctx.clone()
+        };
         spawn_lane(ctx)?;
         Ok(())
     }
@@ -111,7 +124,12 @@ impl Actor for WorkerActor {
         myself: ActorRef<WorkerMsg>,
         args: WorkerArgs,
     ) -> Result<WorkerState, ActorProcessingErr> {
-        let WorkerArgs { config, transport, store, plugins } = args;
+        let WorkerArgs {
+            config,
+            transport,
+            store,
+            plugins,
+        } = args;
         let slots: Arc<Vec<_>> = Arc::new((0..config.lanes).map(|_| Arc::default()).collect());
         let mut stream = transport.consume(&config.name, config.prefetch).await?;
         let to_actor = myself.clone();
