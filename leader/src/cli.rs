@@ -19,7 +19,8 @@ pub struct Cli {
 
 #[derive(Args, Debug)]
 pub struct Common {
-    /// Where tasks run: `in-memory` embeds a worker in this process (no broker needed).
+    /// Where tasks run: `in-memory` embeds a worker in this process (no broker needed);
+    /// `amqp` sends them to `proofline-worker` processes through RabbitMQ.
     #[arg(
         long,
         global = true,
@@ -28,9 +29,14 @@ pub struct Common {
         default_value = "in-memory"
     )]
     pub runtime: RuntimeKind,
-    /// Artifact store: `fs:DIR` or `mem:`.
+    /// RabbitMQ to use with `--runtime amqp`.
+    #[arg(long, global = true, env = "PROOFLINE_AMQP_URI", default_value = "amqp://127.0.0.1:5672/%2f")]
+    pub amqp_uri: String,
+    /// Artifact store: `fs:DIR`, `s3://BUCKET/PREFIX` or `mem:`.
     #[arg(long, global = true, env = "PROOFLINE_STORE", default_value = proofline_runtime::store::DEFAULT_STORE)]
     pub store: String,
+    #[command(flatten)]
+    pub s3: S3Args,
     /// Proof system to use.
     #[arg(
         long,
@@ -53,6 +59,35 @@ pub struct Common {
     pub log_format: LogFormat,
 }
 
+/// S3 settings beyond the standard AWS sources (env, profile, web identity).
+#[derive(Args, Debug, Clone)]
+pub struct S3Args {
+    /// S3 endpoint URL, for MinIO and other S3-compatible servers.
+    #[arg(long, global = true, env = "PROOFLINE_S3_ENDPOINT")]
+    pub s3_endpoint: Option<String>,
+    /// Path-style addressing (`endpoint/bucket/key`), which most non-AWS servers need.
+    #[arg(long, global = true, env = "PROOFLINE_S3_PATH_STYLE")]
+    pub s3_path_style: bool,
+    /// Region (default: from the AWS environment or profile).
+    #[arg(long, global = true, env = "PROOFLINE_S3_REGION")]
+    pub s3_region: Option<String>,
+    /// Local cache in front of a remote store, in MiB (0: none).
+    #[arg(long, global = true, env = "PROOFLINE_CACHE_MIB", default_value_t = 512)]
+    pub cache_mib: u64,
+}
+
+impl S3Args {
+    pub fn open(&self, spec: &str) -> Result<std::sync::Arc<dyn proofline_runtime::store::ArtifactStore>, proofline_runtime::store::StoreError> {
+        let opts = proofline_runtime::store::StoreOptions {
+            s3_endpoint: self.s3_endpoint.clone(),
+            s3_path_style: self.s3_path_style,
+            s3_region: self.s3_region.clone(),
+            cache_bytes: self.cache_mib << 20,
+        };
+        proofline_runtime::store::open_store_with(spec, &opts)
+    }
+}
+
 #[derive(Subcommand, Debug)]
 pub enum Mode {
     /// Read a block (with its execution witness) on stdin, write its proof to stdout.
@@ -62,6 +97,29 @@ pub enum Mode {
         /// The proof file (`-` for stdin).
         file: PathBuf,
     },
+    /// Delete the artifacts of jobs older than a given age (leftovers of failed or
+    /// abandoned jobs; proven jobs clean up after themselves).
+    Gc {
+        /// Age, e.g. `90s`, `30m`, `24h`, `7d`.
+        #[arg(long, value_parser = parse_age)]
+        older_than: std::time::Duration,
+        /// Only list what would be deleted.
+        #[arg(long)]
+        dry_run: bool,
+    },
+}
+
+fn parse_age(text: &str) -> Result<std::time::Duration, String> {
+    let (number, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len()));
+    let n: u64 = number.parse().map_err(|_| format!("{text:?}: expected a number then s, m, h or d"))?;
+    let secs = match unit {
+        "s" | "" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        "d" => n * 86400,
+        _ => return Err(format!("{text:?}: unit must be s, m, h or d")),
+    };
+    Ok(std::time::Duration::from_secs(secs))
 }
 
 #[derive(Args, Debug)]
@@ -81,11 +139,16 @@ pub struct ProveArgs {
     /// Keep intermediate artifacts in the store after the job.
     #[arg(long, env = "PROOFLINE_KEEP_ARTIFACTS")]
     pub keep_artifacts: bool,
+    /// Resume job JOB_ID (printed when it started) after its leader died: nothing is
+    /// read from stdin, and finished segments are not proven again.
+    #[arg(long, value_name = "JOB_ID")]
+    pub resume: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
 pub enum RuntimeKind {
     InMemory,
+    Amqp,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

@@ -3,7 +3,7 @@
 
 use rkyv::rancor;
 
-use crate::task::{Task, TaskResult};
+use crate::task::{Control, Task, TaskResult};
 
 /// Bumped whenever the archived layout of [`Envelope`] changes.
 pub const ENVELOPE_VERSION: u8 = 1;
@@ -13,6 +13,7 @@ pub const ENVELOPE_VERSION: u8 = 1;
 pub enum Envelope {
     Task(Task),
     Result(TaskResult),
+    Control(Control),
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -68,6 +69,7 @@ mod tests {
             start: 3,
             end: 4,
             attempt: 1,
+            max_attempts: 3,
             deadline_ms: 1000,
             cost: 5,
             reply_to: "results".into(),

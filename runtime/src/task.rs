@@ -9,7 +9,7 @@ use std::fmt;
 use rkyv::{Archive, Deserialize, Serialize};
 
 /// A content-addressed pointer to bytes in an artifact store.
-#[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub struct ArtifactRef {
     /// Store-relative location, e.g. `fs:job-1a2b/seg-3` or `mem:job-1a2b/agg-0-7`.
     pub uri: String,
@@ -54,6 +54,8 @@ pub struct Task {
     pub end: u32,
     /// 1 for the first dispatch; incremented on every re-dispatch.
     pub attempt: u32,
+    /// Dispatches the leader allows; a worker dead-letters the last failed attempt.
+    pub max_attempts: u32,
     /// Milliseconds the leader waits for a result before re-dispatching.
     pub deadline_ms: u64,
     /// Cost estimate in the plugin's unit.
@@ -62,11 +64,23 @@ pub struct Task {
     pub reply_to: String,
 }
 
-/// How a task ended on a worker.
+/// How a task ended on a worker (or that it is still running).
 #[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub enum Outcome {
     Done(ArtifactRef),
     Failed { message: String, retryable: bool },
+    /// Heartbeat: the task is still running on `ran_on`; not a final outcome.
+    Running,
+}
+
+/// Broadcasts between leaders and workers.
+#[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub enum Control {
+    /// The job ended: drop its queued tasks and abandon running ones.
+    CancelJob { job: String },
+    /// `worker` has idle lanes and nothing queued: peers holding unstarted tasks
+    /// should hand them back to the broker.
+    Hungry { worker: String, idle_lanes: u32 },
 }
 
 /// A worker's answer to a task.

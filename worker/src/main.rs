@@ -1,14 +1,120 @@
-//! `proofline-worker`: joins a cluster over AMQP and runs proof plugins.
+//! `proofline-worker`: joins a cluster over AMQP and runs proof plugins on its lanes.
 //!
-//! The AMQP transport is not built yet, so there is no cluster to join: the embedded
-//! worker inside `proofline-leader stdio` is the only worker today.
+//! On SIGTERM (or Ctrl-C) it stops taking work, hands unstarted tasks back to the
+//! broker, lets running tasks finish within the grace period (then requeues them),
+//! and exits 0: a pod can be scaled down without losing work.
+
+mod cli;
+mod health;
 
 use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::Parser;
+use proofline_runtime::store::{StoreOptions, open_store_with};
+use proofline_runtime::transport::{AmqpConfig, AmqpTransport, Transport};
+use proofline_runtime::worker::{Worker, WorkerArgs, WorkerConfig};
+
+use cli::{Cli, LogFormat};
 
 fn main() -> ExitCode {
-    eprintln!(
-        "proofline-worker: cluster mode needs the AMQP transport, which this build does not have yet.\n\
-         Prove locally with the embedded worker: proofline-leader stdio < block.json > block.proof"
+    let cli = Cli::parse();
+    init_logs(cli.log_format);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("proofline-worker: error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("proofline-worker: error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn init_logs(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    match format {
+        LogFormat::Text => builder.with_target(false).init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+fn default_name() -> String {
+    let host = std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_owned()).unwrap_or_default();
+    let host = if host.is_empty() { "worker".to_owned() } else { host };
+    format!("{host}-{}", std::process::id())
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let lanes = cli.lanes.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1);
+    let mut config = WorkerConfig::new(cli.name.clone().unwrap_or_else(default_name), lanes);
+    config.prefetch = cli.prefetch.unwrap_or(2 * lanes).max(1);
+    config.share = !cli.no_share;
+
+    let opts = StoreOptions {
+        s3_endpoint: cli.s3_endpoint.clone(),
+        s3_path_style: cli.s3_path_style,
+        s3_region: cli.s3_region.clone(),
+        cache_bytes: cli.cache_mib << 20,
+    };
+    let store = open_store_with(&cli.store, &opts).context("opening the artifact store")?;
+    let transport = AmqpTransport::connect(AmqpConfig::new(&cli.amqp_uri))
+        .await
+        .context("connecting to the broker")?;
+    let broker = transport.describe();
+    let transport: Arc<dyn Transport> = Arc::new(transport);
+    let plugins = proofline_plugins::builtin();
+    let names: Vec<String> = plugins.names().iter().filter_map(|n| plugins.get(n)).map(|p| p.id().to_string()).collect();
+
+    let ready = Arc::new(AtomicBool::new(false));
+    let health = health::serve(cli.health_addr, ready.clone())
+        .await
+        .with_context(|| format!("binding the health endpoints on {}", cli.health_addr))?;
+    let name = config.name.clone();
+    let prefetch = config.prefetch;
+    let worker = Worker::start(WorkerArgs { config, transport, store: store.clone(), plugins })
+        .await
+        .map_err(|e| anyhow::anyhow!("starting the worker: {e}"))?;
+    ready.store(true, Ordering::Relaxed);
+    tracing::info!(
+        "proofline-worker {name}: {lanes} CPU lanes, consuming tasks from {broker} (prefetch {prefetch}), store {}, plugins {}, health on http://{health}",
+        store.describe(),
+        names.join(", ")
     );
-    ExitCode::from(1)
+
+    shutdown_signal().await;
+    ready.store(false, Ordering::Relaxed);
+    let grace = Duration::from_secs(cli.shutdown_grace_secs);
+    tracing::info!(grace_s = grace.as_secs(), "shutting down: no new tasks; finishing or handing back what is held");
+    let stats = worker.shutdown(grace).await;
+    let executed: u64 = stats.lanes.iter().map(|l| l.executed).sum();
+    tracing::info!(executed, results_sent = stats.results_sent, given_back = stats.given_back, "worker stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("installing the SIGTERM handler");
+        tokio::select! {
+            _ = term.recv() => {},
+            _ = tokio::signal::ctrl_c() => {},
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
 }

@@ -83,6 +83,22 @@ fn parse_range(bytes: &[u8]) -> Result<(u32, u32, u64, Work), PluginError> {
     Ok((u32_at(0), u32_at(4), micros, work))
 }
 
+/// With `PROOFLINE_SIM_EXEC_LOG=FILE`, every completed segment appends `seg-N` to
+/// FILE: tests count executions across processes (killed leaders, many workers).
+fn log_execution(index: u32) {
+    use std::io::Write;
+    let Some(path) = std::env::var_os("PROOFLINE_SIM_EXEC_LOG") else { return };
+    let line = format!("seg-{index}\n");
+    let appended = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)
+        .and_then(|mut f| f.write_all(line.as_bytes()));
+    if let Err(e) = appended {
+        eprintln!("sim: cannot append to PROOFLINE_SIM_EXEC_LOG: {e}");
+    }
+}
+
 /// Spend `micros` of wall time, polling for cancellation.
 fn work(cx: &ExecCx, how: Work, micros: u64) -> Result<(), PluginError> {
     let until = Instant::now() + Duration::from_micros(micros);
@@ -171,6 +187,7 @@ impl ProofSystem for SimPlugin {
         self.counters
             .segments_completed
             .fetch_add(1, Ordering::Relaxed);
+        log_execution(seg.index);
         Ok(range_proof(
             seg.index,
             seg.index + 1,

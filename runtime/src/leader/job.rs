@@ -8,9 +8,10 @@ use std::time::{Duration, Instant};
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::sync::{oneshot, watch};
 
+use super::journal::{Journal, Manifest, Record, maximal_ranges};
 use super::{JobError, JobOutput, JobStats, LeaderConfig, Progress};
 use crate::fold::{Finished, Fold, FoldStep};
-use crate::plugin::{ExecCx, JobMeta, LeafSource, Plan, PluginError, ProofSystem, SegmentSpec};
+use crate::plugin::{ExecCx, JobMeta, LeafSource, Plan, PluginError, ProofSystem};
 use crate::store::ArtifactStore;
 use crate::task::{
     ArtifactRef, Outcome, Task, TaskKind, TaskResult, aggregate_task_id, segment_task_id,
@@ -29,10 +30,25 @@ pub enum JobMsg {
     Cancel(String),
 }
 
+/// How a job begins: from a fresh plan, or from what an earlier leader recorded.
+pub enum JobStart {
+    New(Plan),
+    Resume { journal: Journal, manifest: Manifest, records: Vec<Record>, meta: Vec<u8> },
+}
+
+impl JobStart {
+    fn segment_costs(&self) -> Vec<u64> {
+        match self {
+            Self::New(plan) => plan.segments.iter().map(|s| s.cost).collect(),
+            Self::Resume { manifest, .. } => manifest.segments.iter().map(|s| s.cost).collect(),
+        }
+    }
+}
+
 pub struct JobArgs {
     pub job: String,
     pub plugin: Arc<dyn ProofSystem>,
-    pub plan: Plan,
+    pub start: JobStart,
     pub config: LeaderConfig,
     pub reply_to: String,
     pub transport: Arc<dyn Transport>,
@@ -58,17 +74,22 @@ pub struct JobState {
     progress: Progress,
     stats: JobStats,
     done: Option<oneshot::Sender<Result<JobOutput, JobError>>>,
-    /// The plan's segments until they are published.
-    segments: Vec<SegmentSpec>,
+    /// How the job begins, until it has.
+    pending: Option<JobStart>,
+    /// Where finished tasks are recorded, for `--resume`.
+    journal: Option<Journal>,
+    /// Records of the message being handled, appended to the journal in one entry.
+    journal_batch: Vec<Record>,
     /// Tasks to publish once the current message is handled.
     outbox: Vec<Task>,
+    /// The plan's opaque statement, for wrap.
+    meta: Vec<u8>,
 }
 
 struct JobArgsRest {
     job: String,
     plugin: Arc<dyn ProofSystem>,
     plugin_id: String,
-    meta: Vec<u8>,
     config: LeaderConfig,
     reply_to: String,
     transport: Arc<dyn Transport>,
@@ -94,6 +115,7 @@ impl JobState {
             start: range.0,
             end: range.1,
             attempt: 1,
+            max_attempts: self.args.config.max_attempts,
             deadline_ms: self.args.config.task_deadline.as_millis() as u64,
             cost,
             reply_to: self.args.reply_to.clone(),
@@ -155,6 +177,13 @@ impl JobState {
             return Ok(None);
         };
         match result.outcome {
+            Outcome::Running => {
+                // Alive: the silence deadline starts again from now.
+                if result.attempt == flight.task.attempt {
+                    self.in_flight.get_mut(&result.task).expect("checked above").sent = Instant::now();
+                }
+                Ok(None)
+            }
             Outcome::Failed { message, retryable } => {
                 // A newer attempt is already out: let it finish.
                 if result.attempt < flight.task.attempt {
@@ -189,6 +218,13 @@ impl JobState {
                     }
                 };
                 self.progress.depth = self.progress.depth.max(depth);
+                self.journal_batch.push(Record {
+                    task: result.task.clone(),
+                    start: result.start,
+                    end: result.end,
+                    depth,
+                    artifact: artifact.clone(),
+                });
                 Ok(Some(Finished {
                     start: result.start,
                     end: result.end,
@@ -244,7 +280,7 @@ impl JobState {
         let store = self.args.store.clone();
         let plugin = self.args.plugin.clone();
         let job = self.args.job.clone();
-        let meta = self.args.meta.clone();
+        let meta = self.meta.clone();
         let leaves = StoreLeaves {
             store: store.clone(),
             refs: self.leaves.iter().flatten().cloned().collect(),
@@ -271,23 +307,64 @@ impl JobState {
         Ok(proof)
     }
 
-    /// Store every segment's payload and publish the segment tasks in one batch.
-    fn start(&mut self) -> Result<(), JobError> {
-        let segments = std::mem::take(&mut self.segments);
-        let mut tasks = Vec::with_capacity(segments.len());
-        for (i, segment) in segments.into_iter().enumerate() {
-            let id = segment_task_id(i as u32);
-            let key = format!("{}/{id}.in", self.args.job);
-            let payload = self
-                .args
-                .store
-                .put(&key, &segment.payload)
-                .map_err(|e| JobError::Store(e.to_string()))?;
-            let range = (i as u32, i as u32 + 1);
-            tasks.push(self.new_task(id, TaskKind::Segment, vec![payload], range, segment.cost));
+    /// Publish what the job needs first: every segment of a new plan (after storing the
+    /// plan and manifest), or, when resuming, only what the journal does not show done.
+    /// Returns the root if a resumed job had already folded everything.
+    fn start(&mut self) -> Result<Option<ArtifactRef>, JobError> {
+        let store_err = |e: crate::store::StoreError| JobError::Store(e.to_string());
+        let (manifest, records) = match self.pending.take() {
+            None => return Ok(None),
+            Some(JobStart::New(plan)) => {
+                self.meta = plan.meta.clone();
+                let (journal, manifest) =
+                    Journal::create(self.args.store.clone(), &self.args.job, &self.args.plugin_id, plan)
+                        .map_err(store_err)?;
+                self.journal = Some(journal);
+                (manifest, Vec::new())
+            }
+            Some(JobStart::Resume { journal, manifest, records, meta }) => {
+                self.meta = meta;
+                self.journal = Some(journal);
+                (manifest, records)
+            }
+        };
+        for r in &records {
+            self.finished.insert(r.task.clone());
+            if r.end == r.start + 1 && r.task.starts_with("seg-") {
+                self.leaves[r.start as usize] = Some(r.artifact.clone());
+                self.progress.segments_done += 1;
+                self.progress.cost_done += manifest.segments[r.start as usize].cost;
+            } else {
+                self.progress.aggregations_done += 1;
+            }
         }
-        tasks.into_iter().for_each(|t| self.dispatch(t));
-        Ok(())
+        self.stats.resumed_segments = self.progress.segments_done;
+        let mut covered = vec![false; manifest.segments.len()];
+        let mut root = None;
+        for r in maximal_ranges(&records) {
+            covered[r.start as usize..r.end as usize].iter_mut().for_each(|c| *c = true);
+            let done = Finished { start: r.start, end: r.end, depth: r.depth, value: r.artifact };
+            root = root.or(self.fold(done));
+        }
+        for (i, segment) in manifest.segments.into_iter().enumerate() {
+            if covered[i] {
+                continue;
+            }
+            let range = (i as u32, i as u32 + 1);
+            let task = self.new_task(segment_task_id(i as u32), TaskKind::Segment, vec![segment.payload], range, segment.cost);
+            self.dispatch(task);
+        }
+        Ok(root)
+    }
+
+    /// Record what finished while handling this message (one journal entry).
+    fn write_journal(&mut self) -> Result<(), JobError> {
+        let batch = std::mem::take(&mut self.journal_batch);
+        match &mut self.journal {
+            Some(journal) => tokio::task::block_in_place(|| journal.append(&batch))
+                .map_err(|e| JobError::Store(format!("writing the job journal: {e}"))),
+            None => Ok(()),
+        }
     }
 
     fn finish(&mut self, outcome: Result<JobOutput, JobError>) {
@@ -327,19 +404,19 @@ impl Actor for JobActor {
         myself: ActorRef<JobMsg>,
         args: JobArgs,
     ) -> Result<JobState, ActorProcessingErr> {
-        let n = args.plan.segments.len() as u32;
+        let costs = args.start.segment_costs();
+        let n = costs.len() as u32;
         let progress = Progress {
             segments_total: n,
             aggregations_total: n.saturating_sub(1),
-            cost_total: args.plan.segments.iter().map(|s| s.cost).sum(),
+            cost_total: costs.iter().sum(),
             ..Progress::default()
         };
-        let mut state = JobState {
+        let state = JobState {
             args: JobArgsRest {
                 job: args.job,
                 plugin_id: args.plugin.id().to_string(),
                 plugin: args.plugin,
-                meta: args.plan.meta,
                 config: args.config,
                 reply_to: args.reply_to,
                 transport: args.transport,
@@ -352,15 +429,14 @@ impl Actor for JobActor {
             fold: Fold::new(n),
             leaves: vec![None; n as usize],
             progress,
-            stats: JobStats {
-                segments: n,
-                ..JobStats::default()
-            },
+            stats: JobStats { segments: n, ..JobStats::default() },
             done: Some(args.done),
-            segments: Vec::new(),
+            pending: Some(args.start),
+            journal: None,
+            journal_batch: Vec::new(),
+            meta: Vec::new(),
             outbox: Vec::new(),
         };
-        state.segments = args.plan.segments;
         myself.send_interval(TICK, || JobMsg::Tick);
         Ok(state)
     }
@@ -372,7 +448,7 @@ impl Actor for JobActor {
         state: &mut JobState,
     ) -> Result<(), ActorProcessingErr> {
         let step = match msg {
-            JobMsg::Start => state.start().map(|()| None),
+            JobMsg::Start => state.start(),
             JobMsg::Results(results) => state.on_results(results),
             JobMsg::Tick => {
                 let deadline = state.args.config.task_deadline;
@@ -394,6 +470,10 @@ impl Actor for JobActor {
                 step
             }
             JobMsg::Cancel(reason) => Err(JobError::Cancelled(reason)),
+        };
+        let step = match state.write_journal() {
+            Ok(()) => step,
+            Err(e) => Err(e),
         };
         let step = match state.flush().await {
             Ok(()) => step,
@@ -417,9 +497,11 @@ impl Actor for JobActor {
             }),
             Err(e) => Err(e),
         };
-        // Whatever happened, the job is over: drop its queued tasks and its artifacts.
+        // Whatever happened, the job is over: drop its queued tasks. A proven job's
+        // artifacts go too; a failed one keeps them for `--resume` (and `gc`).
         let _ = state.args.transport.cancel_job(&state.args.job).await;
-        if !state.args.config.keep_artifacts
+        if outcome.is_ok()
+            && !state.args.config.keep_artifacts
             && let Err(e) = state.args.store.delete_prefix(&state.args.job)
         {
             tracing::warn!(job = %state.args.job, error = %e, "could not delete the job's artifacts");

@@ -3,6 +3,7 @@
 //! bad input is rejected before anything is published), folds, retries and wraps.
 
 mod job;
+mod journal;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -15,7 +16,8 @@ use crate::plugin::{Plan, PluginId, ProofSystem};
 use crate::store::ArtifactStore;
 use crate::task::new_job_id;
 use crate::transport::Transport;
-use job::{JobActor, JobArgs, JobMsg};
+use job::{JobActor, JobArgs, JobMsg, JobStart};
+pub use journal::{JournalError, Manifest};
 
 /// Policies of a job.
 #[derive(Clone, Debug)]
@@ -62,6 +64,8 @@ pub struct JobStats {
     pub duplicates: u64,
     /// Re-dispatches after a retryable failure.
     pub retries: u64,
+    /// Segments already proven by an earlier leader of this job (`--resume`).
+    pub resumed_segments: u32,
     /// Re-dispatches after a missed deadline.
     pub redispatches: u64,
     pub elapsed: Duration,
@@ -94,6 +98,8 @@ pub enum JobError {
     Transport(String),
     #[error("job cancelled: {0}")]
     Cancelled(String),
+    #[error("cannot resume: {0}")]
+    Resume(String),
 }
 
 /// A running job: watch its progress, wait for its proof, or cancel it.
@@ -111,6 +117,23 @@ impl JobHandle {
             .unwrap_or_else(|_| Err(JobError::Cancelled("leader actor stopped".into())))
     }
 
+    pub fn cancel(&self, reason: &str) {
+        self.canceller().cancel(reason);
+    }
+
+    /// A handle that can cancel the job after [`wait`](Self::wait) took `self`.
+    pub fn canceller(&self) -> JobCanceller {
+        JobCanceller { actor: self.actor.clone() }
+    }
+}
+
+/// Cancels a running job: its queued tasks are dropped and workers abandon its running ones.
+#[derive(Clone)]
+pub struct JobCanceller {
+    actor: ActorRef<JobMsg>,
+}
+
+impl JobCanceller {
     pub fn cancel(&self, reason: &str) {
         let _ = self.actor.cast(JobMsg::Cancel(reason.to_owned()));
     }
@@ -177,18 +200,39 @@ impl Leader {
     }
 
     /// Start proving `plan` (made by `plugin.plan`) as a new job.
-    pub async fn submit(
-        &self,
-        plugin: Arc<dyn ProofSystem>,
-        plan: Plan,
-    ) -> Result<JobHandle, JobError> {
-        let job = new_job_id();
+    pub async fn submit(&self, plugin: Arc<dyn ProofSystem>, plan: Plan) -> Result<JobHandle, JobError> {
+        self.spawn_job(new_job_id(), plugin, JobStart::New(plan)).await
+    }
+
+    /// Pick up `job` where an earlier leader left it: only work its journal does not
+    /// show finished is dispatched. `plugins` must hold the job's exact plugin version.
+    pub async fn resume(&self, job: &str, plugins: &crate::plugin::PluginRegistry) -> Result<JobHandle, JobError> {
+        let store = self.store.clone();
+        let job_id = job.to_owned();
+        let opened = tokio::task::spawn_blocking(move || journal::Journal::open(store, &job_id))
+            .await
+            .map_err(|e| JobError::Store(e.to_string()))?;
+        let (journal, manifest, records) = opened.map_err(|e| JobError::Resume(e.to_string()))?;
+        let plugin = plugins.get_exact(&manifest.plugin).cloned().ok_or_else(|| {
+            JobError::Resume(format!("job {job} needs plugin {}, which this build does not have", manifest.plugin))
+        })?;
+        let store = self.store.clone();
+        let meta_ref = manifest.meta.clone();
+        let meta = tokio::task::spawn_blocking(move || store.get(&meta_ref))
+            .await
+            .map_err(|e| JobError::Store(e.to_string()))?
+            .map_err(|e| JobError::Store(e.to_string()))?;
+        tracing::info!(%job, finished_tasks = records.len(), segments = manifest.segments.len(), "resuming: {}", manifest.summary);
+        self.spawn_job(job.to_owned(), plugin, JobStart::Resume { journal, manifest, records, meta }).await
+    }
+
+    async fn spawn_job(&self, job: String, plugin: Arc<dyn ProofSystem>, start: JobStart) -> Result<JobHandle, JobError> {
         let (progress_tx, progress) = watch::channel(Progress::default());
         let (done_tx, done) = oneshot::channel();
         let args = JobArgs {
             job: job.clone(),
             plugin,
-            plan,
+            start,
             config: self.config.clone(),
             reply_to: self.results_queue.clone(),
             transport: self.transport.clone(),

@@ -2,14 +2,31 @@
 //!
 //! Every read is checked against the BLAKE3 digest in its [`ArtifactRef`]; a mismatch
 //! is [`StoreError::Corrupt`], never silently used. Keys are `job/task` paths.
+//!
+//! Specs understood by [`open_store`] / [`open_store_with`]:
+//!
+//! | spec                  | store        | notes                                          |
+//! |-----------------------|--------------|------------------------------------------------|
+//! | `mem:`                | [`MemStore`] | tests, embedded runs                           |
+//! | `fs:DIR`              | [`FsStore`]  | the default, `fs:./.proofline/artifacts`       |
+//! | `s3://bucket/prefix`  | [`S3Store`]  | AWS S3, MinIO, any S3 server ([`StoreOptions`]) |
+//!
+//! Remote stores can be wrapped in a bounded local [`CachedStore`]
+//! ([`StoreOptions::cache_bytes`]). Nothing here ever sets an expiry (no lifecycle
+//! rules, no TTLs): artifacts live until [`ArtifactStore::delete_prefix`] removes them.
 
+mod cache;
 mod fs;
 mod mem;
+mod s3;
 
 use std::sync::Arc;
+use std::time::SystemTime;
 
+pub use cache::{CacheStats, CachedStore};
 pub use fs::FsStore;
 pub use mem::MemStore;
+pub use s3::{S3Config, S3Credentials, S3Store, sdk as s3_sdk};
 
 use crate::task::ArtifactRef;
 
@@ -27,10 +44,29 @@ pub enum StoreError {
     #[error("invalid store spec {spec:?}: {reason}")]
     InvalidSpec { spec: String, reason: String },
     #[error("store I/O on {path}: {source}")]
-    Io {
-        path: String,
-        source: std::io::Error,
-    },
+    Io { path: String, source: std::io::Error },
+    /// A remote store refused an operation or stayed unreachable past its retry budget.
+    #[error("store {store}: {op} {key} failed: {reason}")]
+    Remote { store: String, op: &'static str, key: String, reason: String },
+    /// A remote store could not be opened (wrong bucket, credentials, endpoint).
+    #[error("cannot open store {store}: {reason}")]
+    Unavailable { store: String, reason: String },
+    /// The store does not implement an optional operation.
+    #[error("store {store} does not support {op}")]
+    Unsupported { store: String, op: &'static str },
+}
+
+/// The artifacts of one job (the first segment of their keys), for garbage collection.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct JobArtifacts {
+    /// The job's key prefix (`job` of `job/task`).
+    pub job: String,
+    /// Modification time of the job's newest artifact.
+    pub newest: SystemTime,
+    /// Number of artifacts.
+    pub objects: u64,
+    /// Their total size in bytes.
+    pub bytes: u64,
 }
 
 /// A place to put and get immutable, content-checked artifacts.
@@ -50,10 +86,63 @@ pub trait ArtifactStore: Send + Sync + 'static {
     fn get(&self, artifact: &ArtifactRef) -> Result<Vec<u8>, StoreError>;
     /// Remove every artifact whose key starts with `prefix/`.
     fn delete_prefix(&self, prefix: &str) -> Result<(), StoreError>;
+    /// Read `key` without knowing its digest (small self-checking records such as a
+    /// job's manifest); `None` if absent.
+    fn get_raw(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        let _ = key;
+        Err(StoreError::Unsupported { store: self.describe(), op: "get_raw" })
+    }
+    /// List the jobs that have artifacts here, with their newest modification time
+    /// (for `gc --older-than`). Stores that cannot list return
+    /// [`StoreError::Unsupported`].
+    fn list_jobs(&self) -> Result<Vec<JobArtifacts>, StoreError> {
+        Err(StoreError::Unsupported { store: self.describe(), op: "list_jobs" })
+    }
 }
 
-/// Open a store from its spec: `mem:`, `fs:DIR`.
+/// Options of remote stores that do not fit in a spec string (CLI flags).
+#[derive(Clone, Debug, Default)]
+pub struct StoreOptions {
+    /// S3 endpoint URL (`http://127.0.0.1:9000` for MinIO/moto/s3s-fs); `None` = AWS
+    /// (or `AWS_ENDPOINT_URL[_S3]` from the environment).
+    pub s3_endpoint: Option<String>,
+    /// Path-style addressing (`endpoint/bucket/key`), needed by most non-AWS servers.
+    pub s3_path_style: bool,
+    /// Region; `None` = `AWS_REGION`/`AWS_DEFAULT_REGION`, the profile, else `us-east-1`.
+    pub s3_region: Option<String>,
+    /// Size of the local artifact cache in front of a remote store (0 = no cache).
+    /// Local stores (`mem:`, `fs:`) are never wrapped.
+    pub cache_bytes: u64,
+}
+
+/// Open a store from its spec with default [`StoreOptions`]: `mem:`, `fs:DIR`,
+/// `s3://bucket/prefix`.
 pub fn open_store(spec: &str) -> Result<Arc<dyn ArtifactStore>, StoreError> {
+    open_store_with(spec, &StoreOptions::default())
+}
+
+/// Open a store from its spec: `mem:`, `fs:DIR`, `s3://bucket/prefix`.
+///
+/// An S3 store is validated before this returns (the bucket must exist and the
+/// credentials must be accepted; see [`S3Store::connect`]).
+///
+/// ```
+/// use proofline_runtime::store::{StoreOptions, open_store_with};
+/// let store = open_store_with("mem:", &StoreOptions::default()).unwrap();
+/// assert_eq!(store.describe(), "mem:");
+/// ```
+pub fn open_store_with(spec: &str, opts: &StoreOptions) -> Result<Arc<dyn ArtifactStore>, StoreError> {
+    if spec.starts_with("s3://") {
+        let mut config = S3Config::from_spec(spec)?;
+        config.endpoint = opts.s3_endpoint.clone();
+        config.path_style = opts.s3_path_style;
+        config.region = opts.s3_region.clone();
+        let store: Arc<dyn ArtifactStore> = Arc::new(S3Store::connect(config)?);
+        if opts.cache_bytes > 0 {
+            return Ok(Arc::new(CachedStore::new(store, opts.cache_bytes)));
+        }
+        return Ok(store);
+    }
     if spec == "mem:" || spec == "mem" {
         return Ok(Arc::new(MemStore::default()));
     }
@@ -68,17 +157,13 @@ pub fn open_store(spec: &str) -> Result<Arc<dyn ArtifactStore>, StoreError> {
     }
     Err(StoreError::InvalidSpec {
         spec: spec.into(),
-        reason: "expected mem: or fs:DIR".into(),
+        reason: "expected mem:, fs:DIR or s3://bucket/prefix".into(),
     })
 }
 
 /// Build the reference of `bytes` stored under `uri`.
 pub(crate) fn reference(uri: String, bytes: &[u8]) -> ArtifactRef {
-    ArtifactRef {
-        uri,
-        blake3: *blake3::hash(bytes).as_bytes(),
-        len: bytes.len() as u64,
-    }
+    ArtifactRef { uri, blake3: *blake3::hash(bytes).as_bytes(), len: bytes.len() as u64 }
 }
 
 /// Check bytes read back against their reference.
@@ -119,6 +204,10 @@ mod tests {
         store.delete_prefix("job-a").unwrap();
         assert!(matches!(store.get(&r), Err(StoreError::NotFound { .. })));
         assert_eq!(store.get(&other).unwrap(), b"kept");
+        let jobs = store.list_jobs().unwrap();
+        assert_eq!(jobs.len(), 1, "{jobs:?}");
+        assert_eq!((jobs[0].job.as_str(), jobs[0].objects, jobs[0].bytes), ("job-b", 1, 4));
+        assert!(jobs[0].newest > SystemTime::UNIX_EPOCH);
     }
 
     #[test]
@@ -134,10 +223,7 @@ mod tests {
         let r = store.put("job-c/agg-0-1", b"payload").unwrap();
         std::fs::write(dir.path().join("job-c/agg-0-1"), b"paylaod").unwrap();
         let err = store.get(&r).unwrap_err().to_string();
-        assert!(
-            err.contains("job-c/agg-0-1") && err.contains("BLAKE3 mismatch"),
-            "{err}"
-        );
+        assert!(err.contains("job-c/agg-0-1") && err.contains("BLAKE3 mismatch"), "{err}");
     }
 
     #[test]
@@ -149,7 +235,7 @@ mod tests {
                 .err()
                 .unwrap()
                 .to_string()
-                .contains("expected mem: or fs:DIR")
+                .contains("expected mem:, fs:DIR or s3://bucket/prefix")
         );
     }
 }

@@ -9,10 +9,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::{Notify, mpsc};
 
 use super::{
-    Acker, BoxFuture, Delivery, ResultStream, Settle, TaskStream, Transport, TransportError,
+    Acker, BoxFuture, ControlStream, Delivery, ResultStream, Settle, TaskStream, Transport,
+    TransportError,
 };
 use crate::envelope::Envelope;
-use crate::task::{Task, TaskResult};
+use crate::task::{Control, Task, TaskResult};
 
 /// An in-process broker. Clones share one broker.
 ///
@@ -22,7 +23,7 @@ use crate::task::{Task, TaskResult};
 /// # use proofline_runtime::task::*;
 /// let broker = MemBroker::default();
 /// # let task = Task { job: "j".into(), id: "seg-0".into(), kind: TaskKind::Segment, plugin: "p@1".into(),
-/// #   inputs: vec![], start: 0, end: 1, attempt: 1, deadline_ms: 1000, cost: 1, reply_to: "r".into() };
+/// #   inputs: vec![], start: 0, end: 1, attempt: 1, max_attempts: 3, deadline_ms: 1000, cost: 1, reply_to: "r".into() };
 /// broker.publish(vec![task]).await.unwrap();
 /// let mut stream = broker.consume("worker-1", 8).await.unwrap();
 /// let batch = stream.next_batch().await.unwrap();
@@ -54,6 +55,7 @@ struct State {
     windows: HashMap<u64, usize>,
     dead: Vec<(Vec<u8>, String)>,
     results: HashMap<String, mpsc::UnboundedSender<TaskResult>>,
+    control: Vec<mpsc::UnboundedSender<Control>>,
     delivered: u64,
     redelivered: u64,
 }
@@ -231,6 +233,7 @@ struct MemStream {
     broker: MemBroker,
     consumer: u64,
     prefetch: usize,
+    paused: bool,
 }
 
 impl TaskStream for MemStream {
@@ -240,13 +243,26 @@ impl TaskStream for MemStream {
                 let woken = self.broker.inner.wake.notified();
                 tokio::pin!(woken);
                 woken.as_mut().enable();
-                let batch = self.broker.take(self.consumer, self.prefetch);
-                if !batch.is_empty() {
-                    return Ok(batch);
+                if !self.paused {
+                    let batch = self.broker.take(self.consumer, self.prefetch);
+                    if !batch.is_empty() {
+                        return Ok(batch);
+                    }
                 }
                 woken.await;
             }
         })
+    }
+
+    fn pause(&mut self) -> BoxFuture<'_, Result<(), TransportError>> {
+        self.paused = true;
+        Box::pin(async { Ok(()) })
+    }
+
+    fn resume(&mut self) -> BoxFuture<'_, Result<(), TransportError>> {
+        self.paused = false;
+        self.broker.inner.wake.notify_waiters();
+        Box::pin(async { Ok(()) })
     }
 }
 
@@ -293,13 +309,26 @@ impl Transport for MemBroker {
         })
     }
 
-    fn cancel_job(&self, job: &str) -> BoxFuture<'_, Result<usize, TransportError>> {
+    fn cancel_job(&self, job: &str) -> BoxFuture<'_, Result<(), TransportError>> {
         let job = job.to_owned();
         Box::pin(async move {
-            let mut s = self.lock();
-            let before = s.ready.len();
-            s.ready.retain(|m| m.job != job);
-            Ok(before - s.ready.len())
+            self.lock().ready.retain(|m| m.job != job);
+            self.broadcast(Control::CancelJob { job }).await
+        })
+    }
+
+    fn broadcast(&self, control: Control) -> BoxFuture<'_, Result<(), TransportError>> {
+        Box::pin(async move {
+            self.lock().control.retain(|tx| tx.send(control.clone()).is_ok());
+            Ok(())
+        })
+    }
+
+    fn subscribe_control(&self) -> BoxFuture<'_, Result<ControlStream, TransportError>> {
+        Box::pin(async move {
+            let (tx, rx) = mpsc::unbounded_channel();
+            self.lock().control.push(tx);
+            Ok(rx)
         })
     }
 
@@ -317,6 +346,7 @@ impl Transport for MemBroker {
                 broker: self.clone(),
                 consumer,
                 prefetch: prefetch.max(1),
+                paused: false,
             };
             Ok(Box::new(stream) as Box<dyn TaskStream>)
         })

@@ -5,16 +5,18 @@
 //! requeued if its consumer goes away unsettled. Everything on the wire is an
 //! [`Envelope`](crate::envelope::Envelope), validated on receipt.
 
+pub mod amqp;
 mod mem;
 
 use std::future::Future;
 use std::pin::Pin;
 
+pub use amqp::{AmqpConfig, AmqpTransport};
 pub use mem::MemBroker;
 use tokio::sync::mpsc;
 
 use crate::envelope::EnvelopeError;
-use crate::task::{Task, TaskResult};
+use crate::task::{Control, Task, TaskResult};
 
 /// A boxed, sendable future: keeps [`Transport`] object-safe.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -32,6 +34,9 @@ pub enum TransportError {
 /// Results for one leader process, in arrival order.
 pub type ResultStream = mpsc::UnboundedReceiver<TaskResult>;
 
+/// Control broadcasts, as seen by one subscriber.
+pub type ControlStream = mpsc::UnboundedReceiver<Control>;
+
 /// A task broker, seen from leaders and from workers.
 pub trait Transport: Send + Sync + 'static {
     /// For logs: `in-memory`, `amqp://host:5672` (never credentials).
@@ -40,8 +45,13 @@ pub trait Transport: Send + Sync + 'static {
     fn publish(&self, tasks: Vec<Task>) -> BoxFuture<'_, Result<(), TransportError>>;
     /// Leader: open the result queue `queue` (one per leader process).
     fn open_results(&self, queue: &str) -> BoxFuture<'_, Result<ResultStream, TransportError>>;
-    /// Leader: drop every not-yet-delivered task of `job`; returns how many.
-    fn cancel_job(&self, job: &str) -> BoxFuture<'_, Result<usize, TransportError>>;
+    /// Leader: stop `job` everywhere: drop its queued tasks where the broker can, and
+    /// broadcast [`Control::CancelJob`] so workers skip or abandon the rest.
+    fn cancel_job(&self, job: &str) -> BoxFuture<'_, Result<(), TransportError>>;
+    /// Anyone: send a control message to every subscriber (including the sender's own).
+    fn broadcast(&self, control: Control) -> BoxFuture<'_, Result<(), TransportError>>;
+    /// Worker: receive control broadcasts.
+    fn subscribe_control(&self) -> BoxFuture<'_, Result<ControlStream, TransportError>>;
     /// Worker: start consuming tasks with at most `prefetch` unsettled at a time.
     fn consume(
         &self,
@@ -60,6 +70,11 @@ pub trait Transport: Send + Sync + 'static {
 pub trait TaskStream: Send {
     /// Wait for at least one task, then return as many as the prefetch window allows.
     fn next_batch(&mut self) -> BoxFuture<'_, Result<Vec<Delivery>, TransportError>>;
+    /// Stop receiving new deliveries until [`resume`](Self::resume); held ones stay held.
+    /// A worker pauses while it hands unstarted tasks back to hungry peers, so the broker
+    /// does not deliver them straight back to it.
+    fn pause(&mut self) -> BoxFuture<'_, Result<(), TransportError>>;
+    fn resume(&mut self) -> BoxFuture<'_, Result<(), TransportError>>;
 }
 
 /// How a delivery is settled with the broker.

@@ -5,8 +5,9 @@
 //! Heavy work therefore never runs on the async runtime, and one slow task cannot
 //! strand the tasks queued behind it.
 
-use std::sync::Arc;
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 use std::thread::{self, JoinHandle, Thread};
 use std::time::{Duration, Instant};
 
@@ -17,8 +18,8 @@ use super::WorkerMsg;
 use super::exec::run_task;
 use crate::plugin::{ExecCx, PluginRegistry};
 use crate::store::ArtifactStore;
-use crate::task::TaskResult;
-use crate::transport::Delivery;
+use crate::task::{Outcome, Task, TaskResult};
+use crate::transport::{Delivery, Settle};
 
 /// How long an idle lane sleeps before looking for work to steal again.
 const IDLE_PARK: Duration = Duration::from_millis(2);
@@ -35,13 +36,23 @@ pub(crate) struct LaneSlot {
     pub kill: AtomicBool,
     /// Tells the running plugin to give up.
     pub cancel: Arc<AtomicBool>,
-    pub thread: std::sync::Mutex<Option<Thread>>,
+    /// The task running now (for heartbeats and job cancellation).
+    pub current: Mutex<Option<Task>>,
+    pub thread: Mutex<Option<Thread>>,
     pub executed: AtomicU64,
     pub stolen: AtomicU64,
     pub busy_micros: AtomicU64,
 }
 
 impl LaneSlot {
+    pub fn current(&self) -> Option<Task> {
+        self.current.lock().expect("lane current lock").clone()
+    }
+
+    pub fn is_idle(&self) -> bool {
+        self.current.lock().expect("lane current lock").is_none()
+    }
+
     pub fn wake(&self) {
         if let Some(t) = self.thread.lock().expect("lane thread lock").as_ref() {
             t.unpark();
@@ -60,6 +71,8 @@ pub(crate) struct LaneCtx {
     pub store: Arc<dyn ArtifactStore>,
     pub actor: ActorRef<WorkerMsg>,
     pub finished: Arc<Finished>,
+    /// Jobs whose tasks are skipped (acked unrun): their leader gave up on them.
+    pub cancelled_jobs: Arc<RwLock<HashSet<String>>>,
 }
 
 /// Tasks finished by the lanes, waiting for the actor to send their results.
@@ -168,15 +181,34 @@ fn lane_loop(ctx: &LaneCtx) -> bool {
             thread::park_timeout(IDLE_PARK);
             continue;
         };
+        if ctx.is_cancelled(&delivery.task.job) {
+            delivery.settle(Settle::Ack);
+            continue;
+        }
+        *slot.current.lock().expect("lane current lock") = Some(delivery.task.clone());
+        if !slot.kill.load(Ordering::Acquire) {
+            slot.cancel.store(false, Ordering::Release);
+        }
         let task = &delivery.task;
         let mut cx = ExecCx::new(task.id.clone(), ctx.index, slot.cancel.clone());
         let started = Instant::now();
         let outcome = run_task(&ctx.plugins, ctx.store.as_ref(), task, &mut cx);
         let micros = started.elapsed().as_micros() as u64;
+        *slot.current.lock().expect("lane current lock") = None;
         if slot.kill.load(Ordering::Acquire) {
             // Die holding the delivery: dropping it unsettled hands it back to the broker.
             tracing::warn!(lane = ctx.index, task = %task.id, "lane killed mid-task; task requeued");
             return false;
+        }
+        let abandoned = slot.cancel.load(Ordering::Acquire) && matches!(outcome, Outcome::Failed { .. });
+        if abandoned && slot.stop.load(Ordering::Acquire) {
+            // Shutdown cut the task short: give it back for another worker to run.
+            delivery.settle(Settle::Requeue);
+            return true;
+        }
+        if ctx.is_cancelled(&task.job) {
+            delivery.settle(Settle::Ack);
+            continue;
         }
         slot.executed.fetch_add(1, Ordering::Relaxed);
         slot.busy_micros.fetch_add(micros, Ordering::Relaxed);
@@ -193,5 +225,11 @@ fn lane_loop(ctx: &LaneCtx) -> bool {
         if ctx.finished.push(delivery, result) && ctx.actor.cast(WorkerMsg::Finished).is_err() {
             return true; // the worker is gone: its deliveries are requeued on drop
         }
+    }
+}
+
+impl LaneCtx {
+    fn is_cancelled(&self, job: &str) -> bool {
+        self.cancelled_jobs.read().expect("cancelled jobs lock").contains(job)
     }
 }

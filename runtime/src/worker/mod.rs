@@ -4,31 +4,40 @@
 //! hands them to the [`WorkerActor`], which spreads them over the lanes' deques. Lanes
 //! report finished tasks back to the actor, which publishes the result and only then
 //! acks the delivery: a crash in between means a redelivery, never a lost task.
+//!
+//! Across workers, idle workers broadcast [`Control::Hungry`](crate::task::Control);
+//! a worker holding prefetched but unstarted tasks then pauses its subscription and
+//! hands them back to the broker, which delivers them to the hungry peer.
 
+mod actor;
 mod exec;
 mod lane;
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::time::Duration;
 
-use ractor::{Actor, ActorProcessingErr, ActorRef, RpcReplyPort};
-use tokio::task::JoinHandle;
+use ractor::{ActorRef, RpcReplyPort, call};
 
+pub use actor::WorkerActor;
 use crate::plugin::PluginRegistry;
 use crate::store::ArtifactStore;
-use crate::transport::{Delivery, Settle, Transport};
-use lane::{LaneCtx, LaneSlot, spawn_lane};
+use crate::task::Control;
+use crate::transport::{Delivery, Transport};
 
 /// How a worker runs.
 #[derive(Clone, Debug)]
 pub struct WorkerConfig {
-    /// Shown in logs and results (`host-1234`).
+    /// Shown in logs and results (`host-1234`); unique per worker process.
     pub name: String,
     pub lanes: usize,
     /// Tasks held (queued on lanes or running) at most; the rest stay in the broker.
     pub prefetch: usize,
     /// Whether idle lanes take tasks queued on busy siblings.
     pub steal: bool,
+    /// Whether this worker asks peers for work when idle and hands work to hungry peers.
+    pub share: bool,
+    /// How often running tasks are reported alive to their leader.
+    pub heartbeat: Duration,
 }
 
 impl WorkerConfig {
@@ -39,6 +48,8 @@ impl WorkerConfig {
             lanes,
             prefetch: 4 * lanes,
             steal: true,
+            share: true,
+            heartbeat: Duration::from_secs(2),
         }
     }
 }
@@ -50,11 +61,17 @@ pub enum WorkerMsg {
     /// Lanes finished tasks: send their results, then ack them.
     Finished,
     /// A lane thread ended without being asked to (killed or crashed).
-    LaneDied {
-        lane: usize,
-    },
+    LaneDied { lane: usize },
     /// Kill a lane mid-task, as a crash would (chaos testing).
     KillLane(usize),
+    /// A broadcast from the cluster.
+    Control(Control),
+    /// Periodic: heartbeats, hunger, resuming after a give-back.
+    Tick,
+    /// Stop taking work, hand back what has not started, let running tasks finish.
+    Drain,
+    /// Give up on running tasks too (after the drain grace period): they are requeued.
+    Abandon,
     Stats(RpcReplyPort<WorkerStats>),
 }
 
@@ -71,6 +88,14 @@ pub struct WorkerStats {
     pub lanes: Vec<LaneStats>,
     pub lane_restarts: u64,
     pub results_sent: u64,
+    /// Tasks running now.
+    pub running: usize,
+    /// Tasks held but not started.
+    pub queued: usize,
+    /// Unstarted tasks handed back to the broker for hungry peers.
+    pub given_back: u64,
+    pub hungry_broadcasts: u64,
+    pub draining: bool,
 }
 
 /// Arguments of [`WorkerActor`].
@@ -81,174 +106,41 @@ pub struct WorkerArgs {
     pub plugins: PluginRegistry,
 }
 
-pub struct WorkerActor;
-
-pub struct WorkerState {
-    transport: Arc<dyn Transport>,
-    slots: Arc<Vec<Arc<LaneSlot>>>,
-    lane_ctx: LaneCtx,
-    pump: JoinHandle<()>,
-    next_lane: usize,
-    stats: WorkerStats,
+/// A started worker: the actor plus the shutdown sequence.
+pub struct Worker {
+    pub actor: ActorRef<WorkerMsg>,
 }
 
-impl WorkerState {
-    /// The lane with the shortest deque, scanning from a rotating start.
-    fn pick_lane(&mut self) -> usize {
-        let n = self.slots.len();
-        let start = self.next_lane;
-        self.next_lane = (start + 1) % n;
-        (0..n)
-            .map(|k| (start + k) % n)
-            .min_by_key(|&i| self.slots[i].deque.len())
-            .unwrap_or(0)
+impl Worker {
+    pub async fn start(args: WorkerArgs) -> Result<Self, ractor::SpawnErr> {
+        let (actor, _) = ractor::Actor::spawn(None, WorkerActor, args).await?;
+        Ok(Self { actor })
     }
 
-    fn start_lane(&self, index: usize) -> Result<(), ActorProcessingErr> {
-        let ctx = LaneCtx {
-            index,
-            ..self.lane_ctx.clone()
-        };
-        spawn_lane(ctx)?;
-        Ok(())
+    pub async fn stats(&self) -> WorkerStats {
+        call!(self.actor, WorkerMsg::Stats).unwrap_or_default()
     }
-}
 
-impl Actor for WorkerActor {
-    type Msg = WorkerMsg;
-    type State = WorkerState;
-    type Arguments = WorkerArgs;
-
-    async fn pre_start(
-        &self,
-        myself: ActorRef<WorkerMsg>,
-        args: WorkerArgs,
-    ) -> Result<WorkerState, ActorProcessingErr> {
-        let WorkerArgs {
-            config,
-            transport,
-            store,
-            plugins,
-        } = args;
-        let slots: Arc<Vec<_>> = Arc::new((0..config.lanes).map(|_| Arc::default()).collect());
-        let mut stream = transport.consume(&config.name, config.prefetch).await?;
-        let to_actor = myself.clone();
-        let pump = tokio::spawn(async move {
-            loop {
-                match stream.next_batch().await {
-                    Ok(batch) => {
-                        if to_actor.cast(WorkerMsg::Deliveries(batch)).is_err() {
-                            return;
-                        }
-                    }
-                    Err(e) => {
-                        tracing::error!(error = %e, "task stream failed");
-                        return;
-                    }
-                }
+    /// Graceful stop: take no more work, requeue what has not started, give running
+    /// tasks `grace` to finish, then requeue those too. Returns the final stats.
+    pub async fn shutdown(self, grace: Duration) -> WorkerStats {
+        let _ = self.actor.cast(WorkerMsg::Drain);
+        let deadline = tokio::time::Instant::now() + grace;
+        loop {
+            let stats = self.stats().await;
+            if stats.running == 0 && stats.queued == 0 {
+                break;
             }
-        });
-        let lane_ctx = LaneCtx {
-            index: 0,
-            slots: slots.clone(),
-            steal: config.steal,
-            worker_name: config.name.clone(),
-            plugins,
-            store,
-            actor: myself,
-            finished: Arc::default(),
-        };
-        let state = WorkerState {
-            transport,
-            slots,
-            lane_ctx,
-            pump,
-            next_lane: 0,
-            stats: WorkerStats::default(),
-        };
-        for lane in 0..config.lanes {
-            state.start_lane(lane)?;
+            if tokio::time::Instant::now() >= deadline {
+                tracing::warn!(running = stats.running, "grace period over; requeueing running tasks");
+                let _ = self.actor.cast(WorkerMsg::Abandon);
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        tracing::info!(worker = %config.name, lanes = config.lanes, prefetch = config.prefetch,
-            steal = config.steal, transport = %state.transport.describe(), "worker started");
-        Ok(state)
-    }
-
-    async fn handle(
-        &self,
-        _myself: ActorRef<WorkerMsg>,
-        msg: WorkerMsg,
-        state: &mut WorkerState,
-    ) -> Result<(), ActorProcessingErr> {
-        match msg {
-            WorkerMsg::Deliveries(batch) => {
-                for delivery in batch {
-                    let lane = state.pick_lane();
-                    state.slots[lane].deque.push(delivery);
-                }
-                // Wake every lane: the owner and any idle sibling that may steal.
-                state.slots.iter().for_each(|s| s.wake());
-            }
-            WorkerMsg::Finished => {
-                for (delivery, result) in state.lane_ctx.finished.drain() {
-                    match state.transport.reply(&delivery.task.reply_to, result).await {
-                        Ok(()) => {
-                            state.stats.results_sent += 1;
-                            delivery.settle(Settle::Ack);
-                        }
-                        Err(e) => {
-                            tracing::warn!(task = %delivery.task.id, error = %e, "could not send result; requeueing");
-                            delivery.settle(Settle::Requeue);
-                        }
-                    }
-                }
-            }
-            WorkerMsg::LaneDied { lane } => {
-                state.stats.lane_restarts += 1;
-                let slot = &state.slots[lane];
-                slot.kill.store(false, Ordering::Release);
-                slot.cancel.store(false, Ordering::Release);
-                tracing::warn!(lane, "lane died; restarting it");
-                state.start_lane(lane)?;
-            }
-            WorkerMsg::KillLane(lane) => {
-                if let Some(slot) = state.slots.get(lane) {
-                    slot.kill.store(true, Ordering::Release);
-                    slot.cancel.store(true, Ordering::Release);
-                }
-            }
-            WorkerMsg::Stats(reply) => {
-                let mut stats = state.stats.clone();
-                stats.lanes = state
-                    .slots
-                    .iter()
-                    .map(|s| LaneStats {
-                        executed: s.executed.load(Ordering::Relaxed),
-                        stolen: s.stolen.load(Ordering::Relaxed),
-                        busy_micros: s.busy_micros.load(Ordering::Relaxed),
-                    })
-                    .collect();
-                let _ = reply.send(stats);
-            }
-        }
-        Ok(())
-    }
-
-    async fn post_stop(
-        &self,
-        _myself: ActorRef<WorkerMsg>,
-        state: &mut WorkerState,
-    ) -> Result<(), ActorProcessingErr> {
-        state.pump.abort();
-        for slot in state.slots.iter() {
-            slot.stop.store(true, Ordering::Release);
-            slot.cancel.store(true, Ordering::Release);
-            slot.wake();
-            // Queued, unstarted tasks go back to the broker (dropping requeues them).
-            while !slot.deque.is_empty() {
-                let _ = slot.deque.steal();
-            }
-        }
-        Ok(())
+        let stats = self.stats().await;
+        self.actor.stop(None);
+        stats
     }
 }

@@ -1,0 +1,156 @@
+//! `stdio` mode: a block on stdin, its proof on stdout.
+
+use std::io::{Read, Write};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use proofline_runtime::embedded::Embedded;
+use proofline_runtime::leader::{JobHandle, Leader, LeaderConfig};
+use proofline_runtime::plugin::{Plan, PlanOptions, PluginError};
+use proofline_runtime::proof_file::ProofFile;
+use proofline_runtime::store::{ArtifactStore, StoreError};
+use proofline_runtime::transport::{AmqpConfig, AmqpTransport, Transport};
+use proofline_runtime::worker::WorkerConfig;
+
+use crate::Failure;
+use crate::cli::{Common, ProveArgs, RuntimeKind};
+use crate::progress;
+
+/// Keeps whatever runs the tasks alive for as long as the job runs.
+enum Cluster {
+    Embedded(Embedded),
+    Remote(Leader),
+}
+
+impl Cluster {
+    fn leader(&self) -> &Leader {
+        match self {
+            Self::Embedded(e) => &e.leader,
+            Self::Remote(l) => l,
+        }
+    }
+}
+
+async fn start_cluster(common: &Common, store: Arc<dyn ArtifactStore>, config: LeaderConfig) -> Result<Cluster, Failure> {
+    match common.runtime {
+        RuntimeKind::InMemory => {
+            let lanes = common.lanes.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+            let worker = WorkerConfig::new("embedded", lanes);
+            let embedded = Embedded::start(proofline_plugins::builtin(), store, worker, config)
+                .await
+                .map_err(|e| Failure::other(e.to_string()))?;
+            tracing::info!(runtime = "in-memory", lanes, "proving with an embedded worker");
+            Ok(Cluster::Embedded(embedded))
+        }
+        RuntimeKind::Amqp => {
+            let transport = AmqpTransport::connect(AmqpConfig::new(&common.amqp_uri))
+                .await
+                .map_err(|e| Failure::other(format!("cannot reach the broker: {e}")))?;
+            tracing::info!(runtime = "amqp", broker = %transport.describe(), "proving on the cluster's workers");
+            let transport: Arc<dyn Transport> = Arc::new(transport);
+            let leader = Leader::start(transport, store, config).await.map_err(|e| Failure::other(e.to_string()))?;
+            Ok(Cluster::Remote(leader))
+        }
+    }
+}
+
+pub async fn prove_stdio(common: &Common, args: &ProveArgs) -> Result<(), Failure> {
+    let registry = proofline_plugins::builtin();
+    let config = LeaderConfig {
+        max_attempts: args.max_attempts.max(1),
+        task_deadline: Duration::from_secs(args.task_deadline_secs.max(1)),
+        keep_artifacts: args.keep_artifacts,
+    };
+    let job = match &args.resume {
+        Some(job_id) => {
+            let store = open(common)?;
+            let cluster = start_cluster(common, store, config).await?;
+            let job = cluster.leader().resume(job_id, &registry).await.map_err(|e| Failure::bad_input(e.to_string()))?;
+            (cluster, job)
+        }
+        None => {
+            let plan = read_and_plan(common, args, &registry)?;
+            let store = open(common)?;
+            let cluster = start_cluster(common, store, config).await?;
+            let plugin = crate::plugin_named(&registry, &common.plugin)?;
+            let job = cluster.leader().submit(plugin, plan).await.map_err(|e| Failure::other(e.to_string()))?;
+            (cluster, job)
+        }
+    };
+    let (_cluster, job) = job;
+    tracing::info!(job = %job.job, "job started (after a crash: --resume {})", job.job);
+    run_job(job, args).await
+}
+
+fn open(common: &Common) -> Result<Arc<dyn ArtifactStore>, Failure> {
+    let store = common.s3.open(&common.store).map_err(|e| match e {
+        StoreError::InvalidSpec { .. } => Failure::bad_input(e.to_string()),
+        other => Failure::other(format!("artifact store: {other}")),
+    })?;
+    tracing::info!(store = %store.describe(), "artifacts");
+    Ok(store)
+}
+
+/// Read the block on stdin and plan it; bad input is rejected before anything starts.
+fn read_and_plan(common: &Common, args: &ProveArgs, registry: &proofline_runtime::plugin::PluginRegistry) -> Result<Plan, Failure> {
+    let plugin = crate::plugin_named(registry, &common.plugin)?;
+    let mut input = Vec::new();
+    std::io::stdin().read_to_end(&mut input).map_err(|e| Failure::other(format!("reading stdin: {e}")))?;
+    if input.iter().all(u8::is_ascii_whitespace) {
+        return Err(Failure::bad_input("no input on stdin: pipe a block with its execution witness in"));
+    }
+    let opts = PlanOptions { segment_size: args.segment_size };
+    // Planning validates the input: nothing is published before it succeeds.
+    let plan = plugin.plan(&input, &opts).map_err(|e| match e {
+        PluginError::BadInput(m) => Failure::bad_input(format!("bad input on stdin: {m}")),
+        other => Failure::other(format!("planning failed: {other}")),
+    })?;
+    tracing::info!(plugin = %plugin.id(), "{}", plan.summary);
+    Ok(plan)
+}
+
+async fn run_job(job: JobHandle, args: &ProveArgs) -> Result<(), Failure> {
+    let renderer = tokio::spawn(progress::render(job.progress.clone()));
+    let job_id = job.job.clone();
+    let canceller = job.canceller();
+    let outcome = tokio::select! {
+        out = job.wait() => out,
+        _ = tokio::signal::ctrl_c() => {
+            // Stop the job everywhere (workers drop its tasks), then give up.
+            canceller.cancel("interrupted (Ctrl-C)");
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            return Err(Failure::other(format!("interrupted; job {job_id} cancelled")));
+        }
+    };
+    let _ = renderer.await;
+    let output = outcome.map_err(|e| Failure::other(format!("job {job_id} failed: {e}")))?;
+    let s = &output.stats;
+    tracing::info!(job = %output.job, segments = s.segments, aggregations = s.aggregations,
+        retries = s.retries, redispatches = s.redispatches, duplicates = s.duplicates,
+        resumed_segments = s.resumed_segments,
+        elapsed_s = s.elapsed.as_secs_f64(), "proved");
+    let file = ProofFile { plugin: output.plugin.to_string(), body: output.proof }.encode();
+    write_proof(args.out.as_deref(), &file)
+}
+
+/// Write the whole proof or nothing: a file appears only complete (temp + rename).
+fn write_proof(out: Option<&Path>, bytes: &[u8]) -> Result<(), Failure> {
+    match out {
+        None => {
+            let mut stdout = std::io::stdout().lock();
+            stdout
+                .write_all(bytes)
+                .and_then(|()| stdout.flush())
+                .map_err(|e| Failure::other(format!("writing the proof to stdout: {e}")))
+        }
+        Some(path) => {
+            let tmp = path.with_extension("proof.partial");
+            std::fs::write(&tmp, bytes)
+                .and_then(|()| std::fs::rename(&tmp, path))
+                .map_err(|e| Failure::other(format!("writing the proof to {}: {e}", path.display())))?;
+            tracing::info!(path = %path.display(), bytes = bytes.len(), "proof written");
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,120 @@
+//! A leader killed mid-job and resumed: the job completes, and no segment whose result
+//! the journal recorded is proven again.
+
+use std::collections::{HashMap, HashSet};
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const SEGMENTS: usize = 30;
+
+fn journaled_segments(store: &Path, job: &str) -> HashSet<String> {
+    let mut done = HashSet::new();
+    let Ok(entries) = std::fs::read_dir(store.join(job).join("journal")) else { return done };
+    for entry in entries {
+        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        let sealed: serde_json::Value = serde_json::from_str(&text).unwrap();
+        for record in sealed["body"].as_array().unwrap() {
+            let task = record["task"].as_str().unwrap();
+            if task.starts_with("seg-") {
+                done.insert(task.to_owned());
+            }
+        }
+    }
+    done
+}
+
+fn executions(log: &Path) -> HashMap<String, usize> {
+    let mut counts = HashMap::new();
+    for line in std::fs::read_to_string(log).unwrap_or_default().lines() {
+        *counts.entry(line.to_owned()).or_default() += 1;
+    }
+    counts
+}
+
+#[test]
+fn a_killed_leader_resumes_without_proving_finished_segments_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let exec_log = dir.path().join("executions");
+    let leader = env!("CARGO_BIN_EXE_proofline-leader");
+    let common = ["--plugin", "sim", "--lanes", "2", "--store"];
+    let store_spec = format!("fs:{}", store.display());
+
+    let mut first = Command::new(leader)
+        .args(common)
+        .arg(&store_spec)
+        .arg("stdio")
+        .env("PROOFLINE_SIM_EXEC_LOG", &exec_log)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let workload = format!(r#"{{"tasks": {SEGMENTS}, "cost": {{"fixed": {{"micros": 150000}}}}, "work": "sleep"}}"#);
+    first.stdin.take().unwrap().write_all(workload.as_bytes()).unwrap();
+    // The job id is in the log line that says how to resume.
+    let mut lines = BufReader::new(first.stderr.take().unwrap()).lines();
+    let job = loop {
+        let line = lines.next().expect("leader log ended early").unwrap();
+        if let Some(rest) = line.split("--resume ").nth(1) {
+            break rest.split(')').next().unwrap().trim().to_owned();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    let until = Instant::now() + Duration::from_secs(60);
+    while journaled_segments(&store, &job).len() < 8 {
+        assert!(Instant::now() < until, "no progress");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    first.kill().unwrap(); // SIGKILL: no cleanup of any kind
+    first.wait().unwrap();
+    let journaled = journaled_segments(&store, &job);
+    let before = executions(&exec_log);
+    assert!(journaled.len() < SEGMENTS, "killed mid-job");
+
+    let resumed = Command::new(leader)
+        .args(common)
+        .arg(&store_spec)
+        .args(["stdio", "--resume", &job])
+        .env("PROOFLINE_SIM_EXEC_LOG", &exec_log)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&resumed.stderr);
+    assert_eq!(resumed.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains(&format!("resumed_segments={}", journaled.len())), "{stderr}");
+
+    let after = executions(&exec_log);
+    for i in 0..SEGMENTS {
+        let seg = format!("seg-{i}");
+        let ran_before = before.get(&seg).copied().unwrap_or(0);
+        let ran_after = after.get(&seg).copied().unwrap_or(0) - ran_before;
+        if journaled.contains(&seg) {
+            assert_eq!(ran_after, 0, "{seg} was recorded as done but proven again");
+        } else {
+            assert_eq!(ran_after, 1, "{seg} was missing and must be proven exactly once on resume");
+        }
+    }
+    // The resumed proof verifies.
+    let proof = dir.path().join("job.proof");
+    std::fs::write(&proof, &resumed.stdout).unwrap();
+    let verify = Command::new(leader).args(["verify", proof.to_str().unwrap()]).output().unwrap();
+    assert_eq!(verify.status.code(), Some(0), "{}", String::from_utf8_lossy(&verify.stderr));
+    // A proven job leaves nothing behind.
+    assert!(!store.join(&job).exists());
+}
+
+#[test]
+fn resuming_an_unknown_job_is_a_clear_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_proofline-leader"))
+        .args(["--store", &format!("fs:{}", dir.path().display()), "stdio", "--resume", "job-nope"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("job job-nope has no manifest"), "{stderr}");
+}

@@ -1,0 +1,429 @@
+//! The shared connection: connect, reconnect with jittered exponential backoff,
+//! redaction of credentials, and confirmed publishing with retries.
+//!
+//! One [`Shared`] per [`AmqpTransport`](super::AmqpTransport) (and its clones). The
+//! connection is replaced lazily: whoever needs it and finds it dead reconnects,
+//! one attempt at a time across all users, with a shared backoff schedule.
+
+use std::collections::hash_map::RandomState;
+use std::hash::{BuildHasher, Hasher};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures_util::future::join_all;
+use lapin::options::{BasicPublishOptions, ConfirmSelectOptions, QueueDeclareOptions};
+use lapin::types::FieldTable;
+use lapin::uri::AMQPUri;
+use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties};
+use tokio::runtime::Handle;
+use tokio::sync::Mutex;
+use tokio::time::Instant;
+
+use super::AmqpConfig;
+use super::topology::Topology;
+use crate::transport::TransportError;
+
+/// First reconnect delay; doubled per failed attempt up to [`BACKOFF_MAX`].
+const BACKOFF_START: Duration = Duration::from_millis(100);
+const BACKOFF_MAX: Duration = Duration::from_secs(5);
+
+/// How a message is published.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum PublishKind {
+    /// Persistent and mandatory (tasks, results): an unroutable message is returned.
+    Durable,
+    /// Transient, not mandatory (control broadcasts to a fanout).
+    Broadcast,
+}
+
+/// State shared by a transport, its streams and its background consumers.
+pub(crate) struct Shared {
+    pub(super) config: AmqpConfig,
+    pub(super) topology: Topology,
+    /// `amqp://host:port/vhost`: what logs and errors show.
+    pub(super) redacted: String,
+    /// The runtime that runs acks and background consumers.
+    pub(super) handle: Handle,
+    uri: AMQPUri,
+    password: String,
+    slot: Mutex<Slot>,
+    publisher: Mutex<Option<Channel>>,
+}
+
+#[derive(Default)]
+struct Slot {
+    current: Option<Arc<Connection>>,
+    /// Consecutive failed attempts (the attempt number in logs).
+    failures: u32,
+    next_attempt: Option<Instant>,
+    closed: bool,
+}
+
+impl Shared {
+    /// Parse the URI and make one connection attempt (no retries: a wrong URI or
+    /// credentials must fail fast).
+    pub(super) async fn connect(config: AmqpConfig) -> Result<Self, TransportError> {
+        let handle = Handle::try_current().map_err(|_| {
+            TransportError::Broker("AmqpTransport::connect needs a tokio runtime".into())
+        })?;
+        let redacted = redact_uri(&config.uri);
+        let mut uri = AMQPUri::from_str(&config.uri).map_err(|e| {
+            TransportError::Broker(format!("invalid AMQP URI {redacted}: {e}"))
+        })?;
+        if uri.query.heartbeat.is_none() {
+            uri.query.heartbeat = Some(u16::try_from(config.heartbeat.as_secs()).unwrap_or(60));
+        }
+        if uri.query.connection_timeout.is_none() {
+            uri.query.connection_timeout =
+                Some(u64::try_from(config.connect_timeout.as_millis()).unwrap_or(u64::MAX));
+        }
+        let redacted = format!(
+            "{}://{}:{}/{}",
+            match uri.scheme {
+                lapin::uri::AMQPScheme::AMQP => "amqp",
+                lapin::uri::AMQPScheme::AMQPS => "amqps",
+            },
+            uri.authority.host,
+            uri.authority.port,
+            encode_vhost(&uri.vhost)
+        );
+        let topology = Topology::new(
+            &config.prefix,
+            config.delivery_limit,
+            config.result_queue_expiry,
+        );
+        let password = uri.authority.userinfo.password.clone();
+        let shared = Self {
+            config,
+            topology,
+            redacted,
+            handle,
+            uri,
+            password,
+            slot: Mutex::default(),
+            publisher: Mutex::default(),
+        };
+        let conn = shared.open_once().await?;
+        shared.slot.lock().await.current = Some(conn);
+        Ok(shared)
+    }
+
+    /// A deadline `reconnect_give_up` from now.
+    pub(super) fn give_up_deadline(&self) -> Instant {
+        Instant::now() + self.config.reconnect_give_up
+    }
+
+    /// One connection attempt, topology included, bounded by `connect_timeout`.
+    async fn open_once(&self) -> Result<Arc<Connection>, TransportError> {
+        let uri = self.uri.clone();
+        let props = ConnectionProperties::default()
+            .with_connection_name(format!("proofline-{}", std::process::id()).into());
+        let topology = self.topology.clone();
+        // Spawned on the transport's runtime so lapin's I/O runs there, whoever asks.
+        let attempt = self.handle.spawn(async move {
+            let conn = Connection::connect_uri(uri, props).await?;
+            let channel = conn.create_channel().await?;
+            topology.declare(&channel).await?;
+            let _ = channel.close(200, "topology declared".into()).await;
+            Ok::<_, lapin::Error>(conn)
+        });
+        let abort = attempt.abort_handle();
+        match tokio::time::timeout(self.config.connect_timeout, attempt).await {
+            Ok(Ok(Ok(conn))) => Ok(Arc::new(conn)),
+            Ok(Ok(Err(e))) => Err(self.error(&format!("cannot connect to"), &e)),
+            Ok(Err(join)) => Err(TransportError::Broker(format!(
+                "cannot connect to {}: {join}",
+                self.redacted
+            ))),
+            Err(_) => {
+                abort.abort();
+                Err(TransportError::Broker(format!(
+                    "cannot connect to {}: timed out after {:?}",
+                    self.redacted, self.config.connect_timeout
+                )))
+            }
+        }
+    }
+
+    /// `TransportError::Broker("{what} {host}: {error}")`, credentials scrubbed.
+    pub(super) fn error(&self, what: &str, error: &dyn std::fmt::Display) -> TransportError {
+        let mut text = format!("{what} {}: {error}", self.redacted);
+        if self.password.len() >= 3 {
+            text = text.replace(&self.password, "***");
+        }
+        TransportError::Broker(text)
+    }
+
+    /// The live connection, reconnecting (with backoff) until `deadline`.
+    pub(super) async fn connection(
+        &self,
+        deadline: Instant,
+    ) -> Result<Arc<Connection>, TransportError> {
+        loop {
+            let wake_at = {
+                let mut slot = self.slot.lock().await;
+                if slot.closed {
+                    return Err(TransportError::Closed);
+                }
+                if let Some(conn) = &slot.current {
+                    if conn.status().connected() {
+                        return Ok(conn.clone());
+                    }
+                    tracing::warn!(broker = %self.redacted, "AMQP connection lost; reconnecting");
+                    slot.current = None;
+                }
+                let now = Instant::now();
+                if slot.next_attempt.is_none_or(|at| at <= now) {
+                    slot.failures += 1;
+                    let attempt = slot.failures;
+                    match self.open_once().await {
+                        Ok(conn) => {
+                            tracing::warn!(broker = %self.redacted, attempt, "AMQP reconnected");
+                            slot.failures = 0;
+                            slot.next_attempt = None;
+                            slot.current = Some(conn.clone());
+                            return Ok(conn);
+                        }
+                        Err(e) => {
+                            let delay = backoff(attempt);
+                            tracing::warn!(
+                                attempt,
+                                retry_in_ms = delay.as_millis() as u64,
+                                error = %e,
+                                "AMQP reconnect failed"
+                            );
+                            slot.next_attempt = Some(Instant::now() + delay);
+                        }
+                    }
+                }
+                slot.next_attempt.unwrap_or(now)
+            };
+            if wake_at > deadline {
+                return Err(TransportError::Broker(format!(
+                    "broker {} unreachable: gave up reconnecting after {:?}",
+                    self.redacted, self.config.reconnect_give_up
+                )));
+            }
+            tokio::time::sleep_until(wake_at).await;
+        }
+    }
+
+    /// A fresh channel on the live connection (reconnecting until `deadline`).
+    pub(super) async fn channel(&self, deadline: Instant) -> Result<Channel, TransportError> {
+        loop {
+            let conn = self.connection(deadline).await?;
+            match conn.create_channel().await {
+                Ok(channel) => return Ok(channel),
+                // The connection died between the check and the request: go again.
+                Err(e) if !conn.status().connected() && Instant::now() < deadline => {
+                    tracing::debug!(error = %e, "channel on a dying connection; retrying");
+                }
+                Err(e) => return Err(self.error(&format!("cannot open a channel on"), &e)),
+            }
+        }
+    }
+
+    /// The cached confirm-mode channel used for publishing.
+    async fn publisher(&self, deadline: Instant) -> Result<Channel, TransportError> {
+        let mut cached = self.publisher.lock().await;
+        if let Some(channel) = cached.as_ref()
+            && channel.status().connected()
+        {
+            return Ok(channel.clone());
+        }
+        *cached = None;
+        let channel = self.channel(deadline).await?;
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await
+            .map_err(|e| self.error(&format!("cannot enable confirms on"), &e))?;
+        *cached = Some(channel.clone());
+        Ok(channel)
+    }
+
+    /// Publish `payloads` to `exchange`/`routing_key` and wait for all confirms.
+    /// Retries what was not confirmed across reconnects until the give-up time.
+    /// Returns how many messages came back unroutable.
+    pub(super) async fn publish(
+        &self,
+        exchange: &str,
+        routing_key: &str,
+        payloads: Vec<Vec<u8>>,
+        kind: PublishKind,
+    ) -> Result<usize, TransportError> {
+        let deadline = self.give_up_deadline();
+        let props = match kind {
+            PublishKind::Durable => BasicProperties::default().with_delivery_mode(2),
+            PublishKind::Broadcast => BasicProperties::default().with_delivery_mode(1),
+        };
+        let options = BasicPublishOptions {
+            mandatory: kind == PublishKind::Durable,
+            immediate: false,
+        };
+        let mut pending: Vec<usize> = (0..payloads.len()).collect();
+        let mut returned = 0;
+        let mut attempt = 0u32;
+        loop {
+            let channel = self.publisher(deadline).await?;
+            let mut confirms = Vec::with_capacity(pending.len());
+            let mut failed = Vec::new();
+            let mut last_error = None;
+            for (n, &i) in pending.iter().enumerate() {
+                let sent = channel
+                    .basic_publish(
+                        exchange.into(),
+                        routing_key.into(),
+                        options,
+                        &payloads[i],
+                        props.clone(),
+                    )
+                    .await;
+                match sent {
+                    Ok(confirm) => confirms.push(async move { (i, confirm.await) }),
+                    Err(e) => {
+                        failed.extend_from_slice(&pending[n..]);
+                        last_error = Some(e);
+                        break;
+                    }
+                }
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            let outcomes = tokio::time::timeout(left, join_all(confirms))
+                .await
+                .map_err(|_| {
+                    TransportError::Broker(format!(
+                        "publishing to {}: no confirm within {:?}",
+                        self.redacted, self.config.reconnect_give_up
+                    ))
+                })?;
+            for (i, outcome) in outcomes {
+                match outcome {
+                    Ok(Confirmation::Ack(ret)) => returned += usize::from(ret.is_some()),
+                    Ok(Confirmation::NotRequested) => {}
+                    Ok(Confirmation::Nack(_)) => {
+                        return Err(TransportError::Broker(format!(
+                            "broker {} refused (nacked) a message for {}",
+                            self.redacted,
+                            if exchange.is_empty() { routing_key } else { exchange }
+                        )));
+                    }
+                    Err(e) => {
+                        failed.push(i);
+                        last_error.get_or_insert(e);
+                    }
+                }
+            }
+            let Some(error) = last_error else {
+                return Ok(returned);
+            };
+            if !retryable(&error) {
+                return Err(self.error(&format!("publishing to"), &error));
+            }
+            attempt += 1;
+            let delay = backoff(attempt);
+            if Instant::now() + delay > deadline {
+                return Err(self.error(
+                    &format!("gave up publishing after {attempt} attempts to"),
+                    &error,
+                ));
+            }
+            tracing::warn!(
+                attempt,
+                unconfirmed = failed.len(),
+                error = %error,
+                "AMQP publish failed; retrying after reconnect"
+            );
+            tokio::time::sleep(delay).await;
+            failed.sort_unstable();
+            pending = failed;
+        }
+    }
+
+    /// Ready messages in `queue`, by a passive declare on a throwaway channel.
+    pub(super) async fn queue_depth(&self, queue: &str) -> Result<u32, TransportError> {
+        let channel = self.channel(self.give_up_deadline()).await?;
+        let options = QueueDeclareOptions {
+            passive: true,
+            ..QueueDeclareOptions::default()
+        };
+        let declared = channel
+            .queue_declare(queue.into(), options, FieldTable::default())
+            .await
+            .map_err(|e| self.error(&format!("queue {queue} on"), &e))?;
+        let _ = channel.close(200, "depth read".into()).await;
+        Ok(declared.message_count())
+    }
+
+    /// Close the connection for good.
+    pub(super) async fn close(&self) {
+        let mut slot = self.slot.lock().await;
+        slot.closed = true;
+        if let Some(conn) = slot.current.take() {
+            let _ = conn.close(200, "closed by the application".into()).await;
+        }
+    }
+
+    /// Whether this transport was closed by [`Shared::close`].
+    pub(super) async fn is_closed(&self) -> bool {
+        self.slot.lock().await.closed
+    }
+}
+
+/// Errors worth a reconnect: not a channel-level refusal by the broker (unknown
+/// exchange, bad arguments, access refused), which would fail again.
+pub(super) fn retryable(error: &lapin::Error) -> bool {
+    !error.is_amqp_soft_error() && error.can_be_recovered()
+}
+
+/// Delay before attempt `attempt + 1`: 100 ms doubling to 5 s, with ±25 % jitter.
+pub(super) fn backoff(attempt: u32) -> Duration {
+    let exp = BACKOFF_START.saturating_mul(1 << attempt.saturating_sub(1).min(10));
+    let base = exp.min(BACKOFF_MAX);
+    let random = RandomState::new().build_hasher().finish();
+    let factor = 0.75 + (random % 1000) as f64 / 2000.0;
+    base.mul_f64(factor)
+}
+
+/// `uri` with any `user:password@` removed, for logs (also used for URIs that
+/// do not parse).
+pub(super) fn redact_uri(uri: &str) -> String {
+    let (scheme, rest) = uri.split_once("://").unwrap_or(("", uri));
+    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
+    let (authority, tail) = rest.split_at(authority_end);
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    if scheme.is_empty() {
+        format!("{host}{tail}")
+    } else {
+        format!("{scheme}://{host}{tail}")
+    }
+}
+
+fn encode_vhost(vhost: &str) -> String {
+    vhost.replace('%', "%25").replace('/', "%2f")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn redacts_credentials() {
+        assert_eq!(
+            redact_uri("amqp://user:s3cret@rabbit:5672/%2f"),
+            "amqp://rabbit:5672/%2f"
+        );
+        assert_eq!(redact_uri("amqp://rabbit"), "amqp://rabbit");
+        assert_eq!(redact_uri("amqp://u:p@w@h?x=1"), "amqp://h?x=1");
+        assert_eq!(redact_uri("garbage:pw@x"), "x");
+    }
+
+    #[test]
+    fn backoff_grows_and_is_bounded() {
+        assert!(backoff(1) <= Duration::from_millis(125));
+        assert!(backoff(1) >= Duration::from_millis(75));
+        assert!(backoff(4) >= Duration::from_millis(600));
+        assert!(backoff(40) <= Duration::from_millis(6250));
+        assert!(backoff(40) >= Duration::from_millis(3750));
+    }
+}

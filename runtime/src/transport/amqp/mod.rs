@@ -1,0 +1,308 @@
+//! The AMQP 0-9-1 transport (RabbitMQ, through lapin): the semantics of
+//! [`MemBroker`](super::MemBroker) across processes.
+//!
+//! # Topology
+//!
+//! Declared idempotently on every (re)connect ([`topology`]); `P` is
+//! [`AmqpConfig::prefix`] (default `proofline`):
+//!
+//! | name | kind | arguments |
+//! |------|------|-----------|
+//! | `P.tasks` | durable **quorum** queue | `x-queue-type: quorum`, `x-delivery-limit: N` ([`AmqpConfig::delivery_limit`], default 20), `x-dead-letter-exchange: P.dlx` |
+//! | `P.dlx` | durable fanout exchange | |
+//! | `P.dead` | durable classic queue bound to `P.dlx` | |
+//! | `P.control` | durable fanout exchange | each subscriber binds its own server-named, exclusive, auto-delete queue |
+//! | `P.results.LEADER` (any name a leader passes to `open_results`) | durable classic queue | `x-expires` ([`AmqpConfig::result_queue_expiry`], default 1 h), `x-dead-letter-exchange: P.dlx` |
+//!
+//! Tasks and results are published to the default exchange with the queue name as
+//! routing key, persistent (`delivery_mode = 2`), with publisher confirms: `publish`
+//! and `reply` return once the broker has confirmed every message of the batch (a
+//! nack is an error). Every message received is validated with
+//! [`Envelope::decode`](crate::envelope::Envelope::decode); undecodable, oversized or
+//! wrong-kind messages are rejected without requeue and so land in `P.dead`.
+//!
+//! # Why a quorum queue for tasks
+//!
+//! A quorum queue is replicated (Raft) where a cluster has several nodes and, unlike a
+//! classic queue, counts deliveries: a poison task that kills every worker that takes
+//! it is dead-lettered after `x-delivery-limit` returns instead of looping forever.
+//! It has no exclusive/auto-delete mode and no global QoS (the transport uses per
+//! consumer `basic.qos`), both of which this transport avoids anyway. Note that every
+//! return counts, including hand-backs to hungry peers (`Settle::Requeue`) and the
+//! requeues of a consumer that went away: the limit must stay well above the leader's
+//! own `max_attempts` (re-dispatches are new messages, they restart the count).
+//! Result queues stay classic: one consumer, short-lived, `x-expires` so that a
+//! leader that vanished does not leave its queue behind, yet a leader that merely
+//! reconnects finds its pending results (a quorum queue would do too, at a higher
+//! cost per queue). Queue arguments must agree between every process of a cluster: a
+//! re-declaration with different arguments fails with `PRECONDITION_FAILED`.
+//!
+//! # Broker restart and lost connections
+//!
+//! Durable queues and exchanges, persistent messages and quorum queues survive a
+//! broker restart: tasks published (confirmed) before it are delivered after it.
+//! When the connection drops ([`connection`]), publishers retry (re-sending only the
+//! messages that were not confirmed) until reconnected, for at most
+//! [`AmqpConfig::reconnect_give_up`] (default 5 min), then fail. Task streams,
+//! result streams and control streams re-subscribe by themselves after a reconnect;
+//! reconnect attempts back off from 100 ms to 5 s (jittered) and are logged at warn
+//! level with their attempt number. Deliveries held when the connection died were
+//! requeued by the broker (`redelivered = true`), and settling them is silently
+//! ignored: the leader keeps the first result of a task, duplicates are harmless.
+//! Control broadcasts sent while a subscriber was disconnected are lost (they are
+//! hints: cancellations are also enforced by the leader ignoring stale results).
+//! AMQP heartbeats ([`AmqpConfig::heartbeat`], default 10 s) detect dead peers.
+
+mod connection;
+mod stream;
+mod subscribe;
+pub mod topology;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The lapin crate this transport is built on (for tests and tools that need raw
+/// AMQP access, e.g. publishing garbage or reading the dead-letter queue).
+pub use lapin;
+
+use self::connection::{PublishKind, Shared};
+use self::topology::Topology;
+use super::{
+    BoxFuture, ControlStream, ResultStream, TaskStream, Transport, TransportError,
+};
+use crate::envelope::Envelope;
+use crate::task::{Control, Task, TaskResult};
+
+/// Settings of an [`AmqpTransport`].
+#[derive(Clone)]
+pub struct AmqpConfig {
+    /// `amqp://user:password@host:port/vhost` (the vhost URL-encoded: `%2f` is `/`).
+    pub uri: String,
+    /// Prefix of every queue and exchange name (default `proofline`).
+    pub prefix: String,
+    /// Prefetch window used when [`Transport::consume`] is called with 0.
+    pub prefetch: u16,
+    /// Largest envelope accepted, sent or received (default 1 MiB). Tasks carry
+    /// artifact references, never proofs: anything bigger is a bug or an attack.
+    pub max_message_bytes: usize,
+    /// Limit for one connection attempt (TCP, AMQP handshake, topology).
+    pub connect_timeout: Duration,
+    /// AMQP heartbeat interval (0 disables it).
+    pub heartbeat: Duration,
+    /// How long publishers and consumers keep trying to reconnect before failing.
+    pub reconnect_give_up: Duration,
+    /// `x-delivery-limit` of the task queue: returns before a task is dead-lettered.
+    pub delivery_limit: u32,
+    /// `x-expires` of result queues: an unused result queue is deleted after this.
+    pub result_queue_expiry: Duration,
+}
+
+impl AmqpConfig {
+    /// Defaults for `uri`.
+    pub fn new(uri: impl Into<String>) -> Self {
+        Self {
+            uri: uri.into(),
+            prefix: "proofline".into(),
+            prefetch: 16,
+            max_message_bytes: 1 << 20,
+            connect_timeout: Duration::from_secs(5),
+            heartbeat: Duration::from_secs(10),
+            reconnect_give_up: Duration::from_secs(300),
+            delivery_limit: 20,
+            result_queue_expiry: Duration::from_secs(3600),
+        }
+    }
+
+    /// Same configuration with another prefix.
+    pub fn with_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.prefix = prefix.into();
+        self
+    }
+}
+
+impl Default for AmqpConfig {
+    fn default() -> Self {
+        Self::new("amqp://127.0.0.1:5672/%2f")
+    }
+}
+
+impl std::fmt::Debug for AmqpConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AmqpConfig")
+            .field("uri", &connection::redact_uri(&self.uri))
+            .field("prefix", &self.prefix)
+            .field("prefetch", &self.prefetch)
+            .field("max_message_bytes", &self.max_message_bytes)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("heartbeat", &self.heartbeat)
+            .field("reconnect_give_up", &self.reconnect_give_up)
+            .field("delivery_limit", &self.delivery_limit)
+            .field("result_queue_expiry", &self.result_queue_expiry)
+            .finish()
+    }
+}
+
+/// A [`Transport`] over RabbitMQ. Clones share one connection.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), proofline_runtime::transport::TransportError> {
+/// use proofline_runtime::transport::{AmqpConfig, AmqpTransport, Transport};
+/// let amqp = AmqpTransport::connect(AmqpConfig::new("amqp://127.0.0.1:5672/%2f")).await?;
+/// println!("tasks go through {}", amqp.describe());
+/// # Ok(()) }
+/// ```
+#[derive(Clone)]
+pub struct AmqpTransport {
+    shared: Arc<Shared>,
+}
+
+impl AmqpTransport {
+    /// Connect and declare the topology. Must be called inside a tokio runtime: that
+    /// runtime then runs the transport's background work (acks, re-subscriptions).
+    /// Fails within [`AmqpConfig::connect_timeout`] on a bad URI, bad credentials or
+    /// an unreachable broker; the error names the host, never the password.
+    pub async fn connect(config: AmqpConfig) -> Result<Self, TransportError> {
+        let shared = Shared::connect(config).await?;
+        Ok(Self {
+            shared: Arc::new(shared),
+        })
+    }
+
+    /// The queue and exchange names in use.
+    pub fn topology(&self) -> &Topology {
+        &self.shared.topology
+    }
+
+    /// Ready messages in `queue` (a passive declare on a throwaway channel; unacked
+    /// messages are not counted). An error if the queue does not exist.
+    pub async fn queue_depth(&self, queue: &str) -> Result<u32, TransportError> {
+        self.shared.queue_depth(queue).await
+    }
+
+    /// Close the connection (background consumers end; unsettled deliveries are
+    /// requeued by the broker).
+    pub async fn close(&self) {
+        self.shared.close().await;
+    }
+
+    async fn publish_envelopes(
+        &self,
+        exchange: &str,
+        routing_key: &str,
+        payloads: Vec<Vec<u8>>,
+        kind: PublishKind,
+    ) -> Result<usize, TransportError> {
+        self.shared
+            .publish(exchange, routing_key, payloads, kind)
+            .await
+    }
+}
+
+impl Transport for AmqpTransport {
+    fn describe(&self) -> String {
+        self.shared.redacted.clone()
+    }
+
+    fn publish(&self, tasks: Vec<Task>) -> BoxFuture<'_, Result<(), TransportError>> {
+        Box::pin(async move {
+            let limit = self.shared.config.max_message_bytes;
+            let mut payloads = Vec::with_capacity(tasks.len());
+            for task in tasks {
+                let (job, id) = (task.job.clone(), task.id.clone());
+                let bytes = Envelope::Task(task).encode();
+                if bytes.len() > limit {
+                    return Err(TransportError::Broker(format!(
+                        "task {job}/{id} is {} bytes, above the {limit}-byte message limit",
+                        bytes.len()
+                    )));
+                }
+                payloads.push(bytes);
+            }
+            if payloads.is_empty() {
+                return Ok(());
+            }
+            let queue = self.shared.topology.tasks();
+            let returned = self
+                .publish_envelopes("", &queue, payloads, PublishKind::Durable)
+                .await?;
+            if returned > 0 {
+                return Err(TransportError::Broker(format!(
+                    "{returned} task(s) returned unroutable: queue {queue} is missing"
+                )));
+            }
+            Ok(())
+        })
+    }
+
+    fn open_results(&self, queue: &str) -> BoxFuture<'_, Result<ResultStream, TransportError>> {
+        let queue = queue.to_owned();
+        Box::pin(async move {
+            topology::check_queue_name(&queue)?;
+            subscribe::open_results(self.shared.clone(), queue).await
+        })
+    }
+
+    fn cancel_job(&self, job: &str) -> BoxFuture<'_, Result<(), TransportError>> {
+        let job = job.to_owned();
+        // A shared queue cannot be purged per job: workers skip cancelled jobs' tasks.
+        Box::pin(async move { self.broadcast(Control::CancelJob { job }).await })
+    }
+
+    fn broadcast(&self, control: Control) -> BoxFuture<'_, Result<(), TransportError>> {
+        Box::pin(async move {
+            let bytes = Envelope::Control(control).encode();
+            let exchange = self.shared.topology.control();
+            self.publish_envelopes(&exchange, "", vec![bytes], PublishKind::Broadcast)
+                .await
+                .map(drop)
+        })
+    }
+
+    fn subscribe_control(&self) -> BoxFuture<'_, Result<ControlStream, TransportError>> {
+        Box::pin(async move { subscribe::subscribe_control(self.shared.clone()).await })
+    }
+
+    fn consume(
+        &self,
+        consumer: &str,
+        prefetch: usize,
+    ) -> BoxFuture<'_, Result<Box<dyn TaskStream>, TransportError>> {
+        let consumer = consumer.to_owned();
+        Box::pin(async move {
+            let prefetch = match prefetch {
+                0 => self.shared.config.prefetch.max(1),
+                n => u16::try_from(n).unwrap_or(u16::MAX),
+            };
+            let stream = stream::AmqpTaskStream::open(self.shared.clone(), consumer, prefetch)
+                .await?;
+            Ok(Box::new(stream) as Box<dyn TaskStream>)
+        })
+    }
+
+    fn reply(
+        &self,
+        reply_to: &str,
+        result: TaskResult,
+    ) -> BoxFuture<'_, Result<(), TransportError>> {
+        let reply_to = reply_to.to_owned();
+        Box::pin(async move {
+            topology::check_queue_name(&reply_to)?;
+            let bytes = Envelope::Result(result).encode();
+            let limit = self.shared.config.max_message_bytes;
+            if bytes.len() > limit {
+                return Err(TransportError::Broker(format!(
+                    "result for {reply_to} is {} bytes, above the {limit}-byte message limit",
+                    bytes.len()
+                )));
+            }
+            let returned = self
+                .publish_envelopes("", &reply_to, vec![bytes], PublishKind::Durable)
+                .await?;
+            if returned > 0 {
+                // Like the in-memory broker: nobody listens any more (leader gone).
+                tracing::debug!(queue = %reply_to, "result for a missing result queue dropped");
+            }
+            Ok(())
+        })
+    }
+}

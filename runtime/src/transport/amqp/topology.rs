@@ -1,0 +1,191 @@
+//! Queue and exchange names, their arguments, and their (idempotent) declaration.
+//!
+//! See the [module documentation](super) for the table of what exists and why.
+
+use std::time::Duration;
+
+use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
+use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
+use lapin::{Channel, ExchangeKind};
+
+use crate::transport::TransportError;
+
+/// The names of one deployment's queues and exchanges, all under one prefix.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Topology {
+    prefix: String,
+    delivery_limit: u32,
+    result_expiry: Duration,
+}
+
+impl Topology {
+    pub(super) fn new(prefix: &str, delivery_limit: u32, result_expiry: Duration) -> Self {
+        Self {
+            prefix: prefix.to_owned(),
+            delivery_limit,
+            result_expiry,
+        }
+    }
+
+    /// The shared task queue: `{prefix}.tasks` (quorum).
+    pub fn tasks(&self) -> String {
+        format!("{}.tasks", self.prefix)
+    }
+
+    /// The dead-letter exchange: `{prefix}.dlx` (fanout).
+    pub fn dlx(&self) -> String {
+        format!("{}.dlx", self.prefix)
+    }
+
+    /// Where dead letters end up: `{prefix}.dead`.
+    pub fn dead(&self) -> String {
+        format!("{}.dead", self.prefix)
+    }
+
+    /// The control broadcast exchange: `{prefix}.control` (fanout).
+    pub fn control(&self) -> String {
+        format!("{}.control", self.prefix)
+    }
+
+    /// The conventional result queue of leader `leader`: `{prefix}.results.{leader}`.
+    pub fn results(&self, leader: &str) -> String {
+        format!("{}.results.{leader}", self.prefix)
+    }
+
+    /// Arguments of the task queue.
+    pub fn task_queue_args(&self) -> FieldTable {
+        let mut args = FieldTable::default();
+        args.insert("x-queue-type".into(), long_string("quorum"));
+        args.insert(
+            "x-delivery-limit".into(),
+            AMQPValue::LongLongInt(i64::from(self.delivery_limit)),
+        );
+        args.insert("x-dead-letter-exchange".into(), long_string(&self.dlx()));
+        args
+    }
+
+    /// Arguments of a result queue.
+    pub fn result_queue_args(&self) -> FieldTable {
+        let mut args = FieldTable::default();
+        let expires = i64::try_from(self.result_expiry.as_millis())
+            .unwrap_or(i64::MAX)
+            .max(1);
+        args.insert("x-expires".into(), AMQPValue::LongLongInt(expires));
+        args.insert("x-dead-letter-exchange".into(), long_string(&self.dlx()));
+        args
+    }
+
+    /// Declare the shared topology (everything but result and subscriber queues).
+    pub(super) async fn declare(&self, channel: &Channel) -> Result<(), lapin::Error> {
+        let durable_exchange = ExchangeDeclareOptions {
+            durable: true,
+            ..ExchangeDeclareOptions::default()
+        };
+        channel
+            .exchange_declare(
+                self.dlx().into(),
+                ExchangeKind::Fanout,
+                durable_exchange,
+                FieldTable::default(),
+            )
+            .await?;
+        channel
+            .queue_declare(
+                self.dead().into(),
+                QueueDeclareOptions::durable(),
+                FieldTable::default(),
+            )
+            .await?;
+        channel
+            .queue_bind(
+                self.dead().into(),
+                self.dlx().into(),
+                ShortString::from(""),
+                QueueBindOptions::default(),
+                FieldTable::default(),
+            )
+            .await?;
+        channel
+            .queue_declare(
+                self.tasks().into(),
+                QueueDeclareOptions::durable(),
+                self.task_queue_args(),
+            )
+            .await?;
+        channel
+            .exchange_declare(
+                self.control().into(),
+                ExchangeKind::Fanout,
+                durable_exchange,
+                FieldTable::default(),
+            )
+            .await?;
+        Ok(())
+    }
+
+    /// Declare result queue `queue` (durable, not exclusive, expiring when unused).
+    pub(super) async fn declare_results(
+        &self,
+        channel: &Channel,
+        queue: &str,
+    ) -> Result<(), lapin::Error> {
+        channel
+            .queue_declare(
+                queue.into(),
+                QueueDeclareOptions::durable(),
+                self.result_queue_args(),
+            )
+            .await
+            .map(drop)
+    }
+}
+
+fn long_string(s: &str) -> AMQPValue {
+    AMQPValue::LongString(LongString::from(s))
+}
+
+/// Refuse names RabbitMQ would refuse, with a clear message, before any round trip.
+pub(super) fn check_queue_name(queue: &str) -> Result<(), TransportError> {
+    if queue.is_empty() || queue.len() > 255 {
+        return Err(TransportError::Broker(format!(
+            "invalid queue name {queue:?}: must be 1 to 255 bytes"
+        )));
+    }
+    if queue.starts_with("amq.") {
+        return Err(TransportError::Broker(format!(
+            "invalid queue name {queue:?}: the amq. prefix is reserved"
+        )));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_arguments() {
+        let t = Topology::new("pl", 7, Duration::from_secs(60));
+        assert_eq!(t.tasks(), "pl.tasks");
+        assert_eq!(t.dead(), "pl.dead");
+        assert_eq!(t.dlx(), "pl.dlx");
+        assert_eq!(t.control(), "pl.control");
+        assert_eq!(t.results("l1"), "pl.results.l1");
+        let args = t.task_queue_args();
+        let inner = args.inner();
+        assert_eq!(inner.get("x-queue-type"), Some(&long_string("quorum")));
+        assert_eq!(
+            inner.get("x-delivery-limit"),
+            Some(&AMQPValue::LongLongInt(7))
+        );
+        let args = t.result_queue_args();
+        assert_eq!(
+            args.inner().get("x-expires"),
+            Some(&AMQPValue::LongLongInt(60_000))
+        );
+        assert!(check_queue_name("pl.results.l1").is_ok());
+        assert!(check_queue_name("").is_err());
+        assert!(check_queue_name("amq.foo").is_err());
+        assert!(check_queue_name(&"x".repeat(256)).is_err());
+    }
+}

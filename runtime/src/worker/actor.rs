@@ -1,0 +1,341 @@
+//! The worker actor: dispatch to lanes, results and acks, cluster control, shutdown.
+
+use std::collections::HashSet;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant};
+
+use ractor::{Actor, ActorProcessingErr, ActorRef};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use super::lane::{Finished, LaneCtx, LaneSlot, spawn_lane};
+use super::{LaneStats, WorkerArgs, WorkerConfig, WorkerMsg, WorkerStats};
+use crate::task::{Control, Outcome, TaskResult};
+use crate::transport::{Settle, TaskStream, Transport};
+
+/// How often the actor looks at heartbeats and hunger.
+const TICK: Duration = Duration::from_millis(50);
+/// Idle this long with nothing queued before asking peers for work.
+const HUNGRY_AFTER: Duration = Duration::from_millis(50);
+/// At most one hunger broadcast per this interval.
+const HUNGRY_EVERY: Duration = Duration::from_millis(250);
+
+pub struct WorkerActor;
+
+pub struct WorkerState {
+    config: WorkerConfig,
+    transport: Arc<dyn Transport>,
+    slots: Arc<Vec<Arc<LaneSlot>>>,
+    lane_ctx: LaneCtx,
+    pump: JoinHandle<()>,
+    control: JoinHandle<()>,
+    /// Whether the pump takes deliveries.
+    accepting: watch::Sender<bool>,
+    /// Paused after handing work to a hungry peer; resumes when a lane idles.
+    paused_for_peer: bool,
+    draining: bool,
+    next_lane: usize,
+    last_delivery: Instant,
+    last_hungry: Instant,
+    last_heartbeat: Instant,
+    stats: WorkerStats,
+}
+
+impl WorkerState {
+    /// The lane with the shortest deque, scanning from a rotating start.
+    fn pick_lane(&mut self) -> usize {
+        let n = self.slots.len();
+        let start = self.next_lane;
+        self.next_lane = (start + 1) % n;
+        (0..n).map(|k| (start + k) % n).min_by_key(|&i| self.slots[i].deque.len()).unwrap_or(0)
+    }
+
+    fn start_lane(&self, index: usize) -> Result<(), ActorProcessingErr> {
+        spawn_lane(LaneCtx { index, ..self.lane_ctx.clone() })?;
+        Ok(())
+    }
+
+    fn queued(&self) -> usize {
+        self.slots.iter().map(|s| s.deque.len()).sum()
+    }
+
+    fn idle_lanes(&self) -> usize {
+        self.slots.iter().filter(|s| s.is_idle()).count()
+    }
+
+    /// Take every unstarted task off the lanes and give it back to the broker.
+    fn requeue_unstarted(&mut self) -> u64 {
+        let mut n = 0;
+        for slot in self.slots.iter() {
+            while let crossbeam_deque::Steal::Success(d) = slot.deque.steal() {
+                d.settle(Settle::Requeue);
+                n += 1;
+            }
+        }
+        n
+    }
+
+    async fn send_results(&mut self) {
+        for (delivery, result) in self.lane_ctx.finished.drain() {
+            let task = &delivery.task;
+            // The last allowed attempt failed: the leader gives up; the broker keeps a copy.
+            let spent = match &result.outcome {
+                Outcome::Failed { retryable, .. } => !retryable || task.attempt >= task.max_attempts,
+                _ => false,
+            };
+            match self.transport.reply(&task.reply_to, result).await {
+                Ok(()) => {
+                    self.stats.results_sent += 1;
+                    delivery.settle(if spent { Settle::DeadLetter } else { Settle::Ack });
+                }
+                Err(e) => {
+                    tracing::warn!(task = %task.id, error = %e, "could not send result; requeueing");
+                    delivery.settle(Settle::Requeue);
+                }
+            }
+        }
+    }
+
+    async fn tick(&mut self) {
+        if self.last_heartbeat.elapsed() >= self.config.heartbeat {
+            self.last_heartbeat = Instant::now();
+            for task in self.slots.iter().filter_map(|s| s.current()) {
+                let beat = TaskResult {
+                    job: task.job.clone(),
+                    task: task.id.clone(),
+                    attempt: task.attempt,
+                    start: task.start,
+                    end: task.end,
+                    outcome: Outcome::Running,
+                    ran_on: self.config.name.clone(),
+                    exec_micros: 0,
+                };
+                if let Err(e) = self.transport.reply(&task.reply_to, beat).await {
+                    tracing::debug!(error = %e, "heartbeat not sent");
+                }
+            }
+        }
+        let idle = self.idle_lanes();
+        if self.paused_for_peer && idle > 0 && !self.draining {
+            self.paused_for_peer = false;
+            self.accepting.send_replace(true);
+        }
+        let hungry = self.config.share
+            && !self.draining
+            && !self.paused_for_peer
+            && idle > 0
+            && self.queued() == 0
+            && self.last_delivery.elapsed() >= HUNGRY_AFTER
+            && self.last_hungry.elapsed() >= HUNGRY_EVERY;
+        if hungry {
+            self.last_hungry = Instant::now();
+            self.stats.hungry_broadcasts += 1;
+            let msg = Control::Hungry { worker: self.config.name.clone(), idle_lanes: idle as u32 };
+            if let Err(e) = self.transport.broadcast(msg).await {
+                tracing::debug!(error = %e, "hunger broadcast not sent");
+            }
+        }
+    }
+
+    fn on_control(&mut self, control: Control) {
+        match control {
+            Control::CancelJob { job } => {
+                for slot in self.slots.iter() {
+                    if slot.current().is_some_and(|t| t.job == job) {
+                        slot.cancel.store(true, Ordering::Release);
+                    }
+                }
+                let mut cancelled = self.lane_ctx.cancelled_jobs.write().expect("cancelled jobs lock");
+                // Bounded memory: forget the oldest cancellations when there are many.
+                if cancelled.len() > 10_000 {
+                    cancelled.clear();
+                }
+                cancelled.insert(job);
+            }
+            Control::Hungry { worker, .. } => {
+                if worker == self.config.name || !self.config.share || self.queued() == 0 {
+                    return;
+                }
+                self.accepting.send_replace(false);
+                self.paused_for_peer = true;
+                let n = self.requeue_unstarted();
+                self.stats.given_back += n;
+                tracing::debug!(peer = %worker, tasks = n, "handed unstarted tasks back for a hungry peer");
+            }
+        }
+    }
+}
+
+/// Feed deliveries to the actor while `accepting`; pause the subscription otherwise.
+async fn pump(mut stream: Box<dyn TaskStream>, actor: ActorRef<WorkerMsg>, mut accepting: watch::Receiver<bool>) {
+    loop {
+        if !*accepting.borrow_and_update() {
+            if let Err(e) = stream.pause().await {
+                tracing::warn!(error = %e, "could not pause the task stream");
+            }
+            if accepting.wait_for(|a| *a).await.is_err() {
+                return;
+            }
+            if let Err(e) = stream.resume().await {
+                tracing::warn!(error = %e, "could not resume the task stream");
+            }
+            continue;
+        }
+        tokio::select! {
+            batch = stream.next_batch() => match batch {
+                Ok(batch) => {
+                    if actor.cast(WorkerMsg::Deliveries(batch)).is_err() {
+                        return;
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "task stream failed; retrying in 1 s");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            },
+            changed = accepting.changed() => if changed.is_err() { return },
+        }
+    }
+}
+
+impl Actor for WorkerActor {
+    type Msg = WorkerMsg;
+    type State = WorkerState;
+    type Arguments = WorkerArgs;
+
+    async fn pre_start(&self, myself: ActorRef<WorkerMsg>, args: WorkerArgs) -> Result<WorkerState, ActorProcessingErr> {
+        let WorkerArgs { config, transport, store, plugins } = args;
+        let slots: Arc<Vec<_>> = Arc::new((0..config.lanes).map(|_| Arc::default()).collect());
+        let stream = transport.consume(&config.name, config.prefetch).await?;
+        let (accepting, accepting_rx) = watch::channel(true);
+        let pump = tokio::spawn(pump(stream, myself.clone(), accepting_rx));
+        let mut controls = transport.subscribe_control().await?;
+        let to_actor = myself.clone();
+        let control = tokio::spawn(async move {
+            while let Some(c) = controls.recv().await {
+                if to_actor.cast(WorkerMsg::Control(c)).is_err() {
+                    return;
+                }
+            }
+        });
+        let lane_ctx = LaneCtx {
+            index: 0,
+            slots: slots.clone(),
+            steal: config.steal,
+            worker_name: config.name.clone(),
+            plugins,
+            store,
+            actor: myself.clone(),
+            finished: Arc::new(Finished::default()),
+            cancelled_jobs: Arc::new(RwLock::new(HashSet::new())),
+        };
+        let now = Instant::now();
+        let state = WorkerState {
+            config,
+            transport,
+            slots,
+            lane_ctx,
+            pump,
+            control,
+            accepting,
+            paused_for_peer: false,
+            draining: false,
+            next_lane: 0,
+            last_delivery: now,
+            last_hungry: now,
+            last_heartbeat: now,
+            stats: WorkerStats::default(),
+        };
+        for lane in 0..state.config.lanes {
+            state.start_lane(lane)?;
+        }
+        myself.send_interval(TICK, || WorkerMsg::Tick);
+        tracing::info!(worker = %state.config.name, lanes = state.config.lanes, prefetch = state.config.prefetch,
+            steal = state.config.steal, transport = %state.transport.describe(), "worker started");
+        Ok(state)
+    }
+
+    async fn handle(&self, _myself: ActorRef<WorkerMsg>, msg: WorkerMsg, state: &mut WorkerState) -> Result<(), ActorProcessingErr> {
+        match msg {
+            WorkerMsg::Deliveries(batch) => {
+                state.last_delivery = Instant::now();
+                if state.draining {
+                    batch.into_iter().for_each(|d| d.settle(Settle::Requeue));
+                    return Ok(());
+                }
+                for delivery in batch {
+                    let lane = state.pick_lane();
+                    state.slots[lane].deque.push(delivery);
+                }
+                // Wake every lane: the owner and any idle sibling that may steal.
+                state.slots.iter().for_each(|s| s.wake());
+            }
+            WorkerMsg::Finished => state.send_results().await,
+            WorkerMsg::LaneDied { lane } => {
+                state.stats.lane_restarts += 1;
+                let slot = &state.slots[lane];
+                slot.kill.store(false, Ordering::Release);
+                slot.cancel.store(false, Ordering::Release);
+                *slot.current.lock().expect("lane current lock") = None;
+                tracing::warn!(lane, "lane died; restarting it");
+                state.start_lane(lane)?;
+            }
+            WorkerMsg::KillLane(lane) => {
+                if let Some(slot) = state.slots.get(lane) {
+                    slot.kill.store(true, Ordering::Release);
+                    slot.cancel.store(true, Ordering::Release);
+                }
+            }
+            WorkerMsg::Control(control) => state.on_control(control),
+            WorkerMsg::Tick => state.tick().await,
+            WorkerMsg::Drain => {
+                state.draining = true;
+                state.accepting.send_replace(false);
+                let n = state.requeue_unstarted();
+                for slot in state.slots.iter() {
+                    slot.stop.store(true, Ordering::Release);
+                    slot.wake();
+                }
+                tracing::info!(requeued = n, running = state.slots.len() - state.idle_lanes(), "draining");
+            }
+            WorkerMsg::Abandon => {
+                for slot in state.slots.iter() {
+                    slot.stop.store(true, Ordering::Release);
+                    slot.cancel.store(true, Ordering::Release);
+                }
+            }
+            WorkerMsg::Stats(reply) => {
+                let mut stats = state.stats.clone();
+                stats.lanes = state
+                    .slots
+                    .iter()
+                    .map(|s| LaneStats {
+                        executed: s.executed.load(Ordering::Relaxed),
+                        stolen: s.stolen.load(Ordering::Relaxed),
+                        busy_micros: s.busy_micros.load(Ordering::Relaxed),
+                    })
+                    .collect();
+                stats.running = state.slots.len() - state.idle_lanes();
+                stats.queued = state.queued();
+                stats.draining = state.draining;
+                let _ = reply.send(stats);
+            }
+        }
+        Ok(())
+    }
+
+    async fn post_stop(&self, _myself: ActorRef<WorkerMsg>, state: &mut WorkerState) -> Result<(), ActorProcessingErr> {
+        state.pump.abort();
+        state.control.abort();
+        state.requeue_unstarted();
+        for slot in state.slots.iter() {
+            slot.stop.store(true, Ordering::Release);
+            slot.cancel.store(true, Ordering::Release);
+            slot.wake();
+        }
+        // Results already computed still go out; their deliveries are acked.
+        state.send_results().await;
+        Ok(())
+    }
+}
