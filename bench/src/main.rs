@@ -4,8 +4,10 @@
 //! cargo run --release -p proofline-bench -- runtime     # per-task overhead, 1 ms efficiency
 //! cargo run --release -p proofline-bench -- stealing    # heavy-tailed makespan vs lower bound
 //! cargo run --release -p proofline-bench -- keccak      # end-to-end proving vs Plonky3 alone
+//! cargo run --release -p proofline-bench -- cluster     # over RabbitMQ with worker processes
 //! ```
 
+mod amqp;
 mod keccak;
 mod sim;
 
@@ -34,6 +36,13 @@ enum What {
         #[arg(long, default_value_t = 3)]
         reps: usize,
     },
+    /// Over a private local RabbitMQ with worker processes (build proofline-worker in release first).
+    Cluster {
+        #[arg(long, default_value_t = 10_000)]
+        tasks: u32,
+        #[arg(long, default_value_t = 3)]
+        reps: usize,
+    },
     /// End-to-end keccak proving vs one direct Plonky3 `prove` of the same permutations.
     Keccak {
         /// Block files (any supported witness format).
@@ -51,6 +60,7 @@ fn main() -> anyhow::Result<()> {
     match cli.what {
         What::Runtime { tasks, reps } => rt.block_on(sim::runtime_overhead(tasks, reps)),
         What::Stealing { tasks, reps } => rt.block_on(sim::stealing_makespan(tasks, reps)),
+        What::Cluster { tasks, reps } => rt.block_on(amqp::cluster(tasks, reps)),
         What::Keccak { blocks, lanes } => rt.block_on(keccak::end_to_end(&blocks, lanes)),
     }
 }

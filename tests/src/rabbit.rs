@@ -50,7 +50,25 @@ pub struct RabbitBroker {
     dist_port: u16,
     epmd_port: u16,
     child: Option<Child>,
+    /// Kills the node if this test process dies without running `Drop`.
+    watchdog: Option<Child>,
 }
+
+/// Run by `sh -c` next to each node: while the test process ($1) lives, wait; when
+/// the server script ($2) ends first, exit; when the test process is gone (killed,
+/// timed out), kill the node's process group, its epmd ($3) and its data dir ($4).
+const WATCHDOG: &str = r#"
+while kill -0 "$1" 2>/dev/null; do
+    kill -0 "$2" 2>/dev/null || exit 0
+    sleep 1
+done
+kill -KILL -- "-$2" 2>/dev/null
+for _ in 1 2 3 4 5 6 7 8 9 10; do
+    sleep 0.5
+    ERL_EPMD_ADDRESS=127.0.0.1 ERL_EPMD_PORT="$3" epmd -kill 2>&1 | grep -q living || break
+done
+rm -rf "$4"
+"#;
 
 impl RabbitBroker {
     /// Start a fresh broker and wait until it is ready. Panics with a clear
@@ -79,6 +97,7 @@ impl RabbitBroker {
                 dist_port,
                 epmd_port,
                 child: None,
+                watchdog: None,
             };
             match broker.boot() {
                 Ok(()) => return broker,
@@ -118,6 +137,7 @@ impl RabbitBroker {
 
     /// Stop the node gracefully (messages are flushed to disk); data stays.
     pub fn stop(&mut self) {
+        self.stop_watchdog();
         let Some(mut child) = self.child.take() else {
             return;
         };
@@ -204,6 +224,7 @@ impl RabbitBroker {
         let child = cmd
             .spawn()
             .map_err(|e| format!("cannot spawn rabbitmq-server: {e}"))?;
+        self.start_watchdog(child.id());
         self.child = Some(child);
         let started = Instant::now();
         let addr = SocketAddr::from(([127, 0, 0, 1], self.port));
@@ -241,6 +262,36 @@ impl RabbitBroker {
         Ok(())
     }
 
+    /// (Re)start the watchdog of the server script `script_pid`.
+    fn start_watchdog(&mut self, script_pid: u32) {
+        self.stop_watchdog();
+        let watchdog = Command::new("sh")
+            .arg("-xc")
+            .arg(WATCHDOG)
+            .arg("rabbit-watchdog")
+            .arg(std::process::id().to_string())
+            .arg(script_pid.to_string())
+            .arg(self.epmd_port.to_string())
+            .arg(self.dir.path())
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create("/tmp/wdtrace").unwrap())
+            // Not in the test's process group: it must outlive a Ctrl-C of the test.
+            .process_group(0)
+            .spawn();
+        match watchdog {
+            Ok(child) => self.watchdog = Some(child),
+            Err(e) => eprintln!("no watchdog for RabbitMQ {}: {e}", self.node),
+        }
+    }
+
+    fn stop_watchdog(&mut self) {
+        if let Some(mut watchdog) = self.watchdog.take() {
+            let _ = watchdog.kill();
+            let _ = watchdog.wait();
+        }
+    }
+
     fn log_tail(&self, from: u64) -> String {
         let mut text = String::new();
         if let Ok(mut f) = fs::File::open(self.log_path()) {
@@ -261,7 +312,7 @@ impl RabbitBroker {
 
     /// Stop this broker's private epmd (never another's: it listens on our port).
     fn kill_epmd(&self) {
-        let deadline = Instant::now() + Duration::from_secs(3);
+        let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             let out = Command::new("epmd")
                 .arg("-kill")
@@ -270,10 +321,16 @@ impl RabbitBroker {
                 .stdin(Stdio::null())
                 .output();
             let Ok(out) = out else { return };
-            let said = String::from_utf8_lossy(&out.stdout).to_lowercase();
-            // "Killed", or nothing listens (already gone): done. Otherwise the dead
-            // node is still registered for a moment: try again.
-            if said.contains("killed") || !out.status.success() || Instant::now() > deadline {
+            let said = format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            )
+            .to_lowercase();
+            // "Killing not allowed - living nodes in database": the killed node is
+            // still registered for a moment, try again. "Killed", or "Cannot connect"
+            // (nothing listens any more): done.
+            if !said.contains("living nodes") || Instant::now() > deadline {
                 return;
             }
             std::thread::sleep(Duration::from_millis(100));
@@ -283,6 +340,7 @@ impl RabbitBroker {
 
 impl Drop for RabbitBroker {
     fn drop(&mut self) {
+        self.stop_watchdog();
         self.kill();
         self.kill_epmd();
     }

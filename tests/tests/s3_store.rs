@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use proofline_runtime::store::s3_sdk::primitives::ByteStream;
 use proofline_runtime::store::{ArtifactStore, CachedStore, S3Config, S3Credentials, S3Store, StoreError};
-use proofline_tests::s3::{S3Server, SECRET_KEY, free_port};
+use proofline_tests::s3::{S3Kind, S3Server, SECRET_KEY, free_port};
 
 fn payload(len: usize, seed: u8) -> Vec<u8> {
     (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed) ^ (i >> 13) as u8).collect()
@@ -59,7 +59,23 @@ fn round_trip(server: &S3Server) {
     assert_eq!(jobs[0].objects, 3);
     assert_eq!(jobs[0].bytes, (small.len() + big.len() + 1) as u64);
 
+    // A writer that died mid-upload left a multipart upload (moto lists them).
+    let dangling = || {
+        server.with_client(|c| async move {
+            let out = c.list_multipart_uploads().bucket("artifacts").send().await;
+            out.map(|o| o.uploads().len()).unwrap_or(0)
+        })
+    };
+    if server.kind() == S3Kind::Moto {
+        server.with_client(|c| async move {
+            let key = "cluster/a/job-1/crashed";
+            c.create_multipart_upload().bucket("artifacts").key(key).send().await.unwrap()
+        });
+        assert_eq!(dangling(), 1);
+    }
+
     store.delete_prefix("job-1").unwrap();
+    assert_eq!(dangling(), 0);
     assert!(matches!(store.get(&r), Err(StoreError::NotFound { .. })));
     assert!(matches!(store.get(&rb), Err(StoreError::NotFound { .. })));
     for k in &kept {
@@ -83,9 +99,17 @@ fn many_objects_are_deleted_in_batches() {
     let server = S3Server::moto();
     server.create_bucket("many");
     let store = S3Store::connect(server.config("many", "")).unwrap();
-    for i in 0..1100 {
-        store.put(&format!("job/t-{i}"), b"x").unwrap();
-    }
+    // More than one DeleteObjects batch (1000 keys), written from 8 threads at once.
+    std::thread::scope(|scope| {
+        for t in 0..8 {
+            let store = &store;
+            scope.spawn(move || {
+                for i in (t..1100).step_by(8) {
+                    store.put(&format!("job/t-{i}"), b"x").unwrap();
+                }
+            });
+        }
+    });
     store.put("other/t", b"y").unwrap();
     store.delete_prefix("job").unwrap();
     assert_eq!(list_keys(&server, "many", ""), ["other/t"]);

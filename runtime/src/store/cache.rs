@@ -158,6 +158,10 @@ impl ArtifactStore for CachedStore {
         Ok(bytes)
     }
 
+    fn get_raw(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.inner.get_raw(key)
+    }
+
     fn delete_prefix(&self, prefix: &str) -> Result<(), StoreError> {
         {
             let mut lru = self.lru();

@@ -12,6 +12,8 @@
 //!   so a half-written artifact is never visible under its key.
 //! * Transient failures are retried within a time budget ([`S3Config::retry_budget`]);
 //!   permanent ones fail at once with a message naming bucket and endpoint.
+//! * `delete_prefix` also aborts multipart uploads left under the prefix by writers
+//!   that died mid-upload.
 //! * Nothing sets lifecycle rules or expiry: artifacts stay until deleted.
 
 mod config;
@@ -99,7 +101,14 @@ impl S3Store {
                 Some(301) => {
                     format!("bucket {} is in another region: set the region (AWS_REGION)", config.bucket)
                 }
-                _ if f.transient => format!("endpoint unreachable: {}", f.reason(&config.bucket)),
+                _ if f.transient => {
+                    let hint = if config.endpoint.is_some() && !config.path_style {
+                        " (S3-compatible servers usually need path-style addressing: --s3-path-style)"
+                    } else {
+                        ""
+                    };
+                    format!("endpoint unreachable: {}{hint}", f.reason(&config.bucket))
+                }
                 _ => f.reason(&config.bucket),
             };
             return Err(unavailable(reason));
@@ -194,13 +203,22 @@ impl ArtifactStore for S3Store {
         }
     }
 
+    fn get_raw(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        valid_key(key)?;
+        let object = self.remote.object_key(key);
+        let remote = self.remote.clone();
+        self.run("get", key, async move { remote.get(&object).await })
+    }
+
     fn delete_prefix(&self, prefix: &str) -> Result<(), StoreError> {
         valid_key(prefix)?;
         let object_prefix = format!("{}/", self.remote.object_key(prefix));
         let remote = self.remote.clone();
-        let deleted =
-            self.run("delete_prefix", prefix, async move { remote.delete_prefix(&object_prefix).await })?;
-        tracing::debug!(store = %self.label, prefix, deleted, "deleted artifacts");
+        let (deleted, aborted) = self.run("delete_prefix", prefix, async move {
+            let deleted = remote.delete_prefix(&object_prefix).await?;
+            Ok((deleted, remote.abort_dangling_uploads(&object_prefix).await))
+        })?;
+        tracing::debug!(store = %self.label, prefix, deleted, aborted, "deleted artifacts");
         Ok(())
     }
 

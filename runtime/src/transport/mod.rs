@@ -64,6 +64,16 @@ pub trait Transport: Send + Sync + 'static {
         reply_to: &str,
         result: TaskResult,
     ) -> BoxFuture<'_, Result<(), TransportError>>;
+    /// Worker: send many results at once (one confirm round trip where the broker allows).
+    /// The default sends them one by one.
+    fn reply_many(&self, results: Vec<(String, TaskResult)>) -> BoxFuture<'_, Result<(), TransportError>> {
+        Box::pin(async move {
+            for (reply_to, result) in results {
+                self.reply(&reply_to, result).await?;
+            }
+            Ok(())
+        })
+    }
 }
 
 /// A worker's subscription. Dropping it requeues everything it holds unsettled.

@@ -77,22 +77,32 @@ impl WorkerState {
     }
 
     async fn send_results(&mut self) {
-        for (delivery, result) in self.lane_ctx.finished.drain() {
+        let finished = self.lane_ctx.finished.drain();
+        if finished.is_empty() {
+            return;
+        }
+        let mut replies = Vec::with_capacity(finished.len());
+        let mut deliveries = Vec::with_capacity(finished.len());
+        for (delivery, result) in finished {
             let task = &delivery.task;
             // The last allowed attempt failed: the leader gives up; the broker keeps a copy.
             let spent = match &result.outcome {
                 Outcome::Failed { retryable, .. } => !retryable || task.attempt >= task.max_attempts,
                 _ => false,
             };
-            match self.transport.reply(&task.reply_to, result).await {
-                Ok(()) => {
-                    self.stats.results_sent += 1;
+            replies.push((task.reply_to.clone(), result));
+            deliveries.push((delivery, spent));
+        }
+        match self.transport.reply_many(replies).await {
+            Ok(()) => {
+                self.stats.results_sent += deliveries.len() as u64;
+                for (delivery, spent) in deliveries {
                     delivery.settle(if spent { Settle::DeadLetter } else { Settle::Ack });
                 }
-                Err(e) => {
-                    tracing::warn!(task = %task.id, error = %e, "could not send result; requeueing");
-                    delivery.settle(Settle::Requeue);
-                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, tasks = deliveries.len(), "could not send results; requeueing");
+                deliveries.into_iter().for_each(|(d, _)| d.settle(Settle::Requeue));
             }
         }
     }

@@ -117,8 +117,13 @@ impl S3Config {
 
     /// `s3://bucket/prefix (endpoint)`, never containing credentials.
     pub fn describe(&self) -> String {
-        let endpoint = match &self.endpoint {
-            Some(e) => e.clone(),
+        let from_env = || {
+            ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"]
+                .iter()
+                .find_map(|v| std::env::var(v).ok().filter(|e| !e.is_empty()))
+        };
+        let endpoint = match self.endpoint.clone().or_else(from_env) {
+            Some(e) => e,
             None => match &self.region {
                 Some(r) => format!("aws {r}"),
                 None => "aws".into(),

@@ -274,6 +274,65 @@ impl Remote {
         }
     }
 
+    /// Abort the multipart uploads left under `prefix` by writers that died mid-upload
+    /// (their parts are invisible but stored). Best effort: servers without
+    /// ListMultipartUploads (501) are skipped; other failures are logged.
+    pub async fn abort_dangling_uploads(&self, prefix: &str) -> u64 {
+        let mut aborted = 0;
+        let (mut key_marker, mut id_marker) = (None, None);
+        loop {
+            let page = retry(self.policy, "ListMultipartUploads", || async {
+                self.client
+                    .list_multipart_uploads()
+                    .bucket(&self.bucket)
+                    .prefix(prefix)
+                    .set_key_marker(key_marker.clone())
+                    .set_upload_id_marker(id_marker.clone())
+                    .send()
+                    .await
+                    .map_err(classify)
+            })
+            .await;
+            let page = match page {
+                Ok(page) => page,
+                Err(f) => {
+                    if f.status != Some(501) && !f.is_code("NotImplemented") {
+                        tracing::warn!(prefix, error = %f.message, "cannot list multipart uploads");
+                    }
+                    return aborted;
+                }
+            };
+            for upload in page.uploads() {
+                let (Some(key), Some(id)) = (upload.key(), upload.upload_id()) else { continue };
+                let sent = retry(self.policy, "AbortMultipartUpload", || async {
+                    let sent = self
+                        .client
+                        .abort_multipart_upload()
+                        .bucket(&self.bucket)
+                        .key(key)
+                        .upload_id(id)
+                        .send()
+                        .await;
+                    sent.map(drop).map_err(classify)
+                })
+                .await;
+                match sent {
+                    Ok(()) => aborted += 1,
+                    Err(f) if f.is_code("NoSuchUpload") => {}
+                    Err(f) => tracing::warn!(key, error = %f.message, "cannot abort multipart upload"),
+                }
+            }
+            if page.is_truncated() != Some(true) {
+                return aborted;
+            }
+            key_marker = page.next_key_marker().map(str::to_owned);
+            id_marker = page.next_upload_id_marker().map(str::to_owned);
+            if key_marker.is_none() {
+                return aborted;
+            }
+        }
+    }
+
     /// Group every object under the store's prefix by job.
     pub async fn list_jobs(&self) -> Result<Vec<JobArtifacts>, Failure> {
         let root = if self.prefix.is_empty() { String::new() } else { format!("{}/", self.prefix) };

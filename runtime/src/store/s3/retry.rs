@@ -89,7 +89,7 @@ where
         // A response that could not be read or parsed: a server dying mid-response.
         SdkError::ResponseError(_) => status.is_none_or(|s| s >= 500),
         SdkError::ServiceError(_) => {
-            status.is_some_and(|s| s >= 500 || s == 408 || s == 429)
+            status.is_some_and(|s| (s >= 500 && s != 501) || s == 408 || s == 429)
                 || code.as_deref().is_some_and(|c| TRANSIENT_CODES.contains(&c))
         }
         _ => false,

@@ -305,4 +305,33 @@ impl Transport for AmqpTransport {
             Ok(())
         })
     }
+
+    fn reply_many(
+        &self,
+        results: Vec<(String, TaskResult)>,
+    ) -> BoxFuture<'_, Result<(), TransportError>> {
+        Box::pin(async move {
+            // One publish batch (and one wait for its confirms) per result queue.
+            let mut by_queue: std::collections::BTreeMap<String, Vec<Vec<u8>>> = Default::default();
+            let limit = self.shared.config.max_message_bytes;
+            for (reply_to, result) in results {
+                topology::check_queue_name(&reply_to)?;
+                let bytes = Envelope::Result(result).encode();
+                if bytes.len() > limit {
+                    return Err(TransportError::Broker(format!(
+                        "result for {reply_to} is {} bytes, above the {limit}-byte message limit",
+                        bytes.len()
+                    )));
+                }
+                by_queue.entry(reply_to).or_default().push(bytes);
+            }
+            for (queue, payloads) in by_queue {
+                let returned = self.publish_envelopes("", &queue, payloads, PublishKind::Durable).await?;
+                if returned > 0 {
+                    tracing::debug!(%queue, returned, "results for a missing result queue dropped");
+                }
+            }
+            Ok(())
+        })
+    }
 }
