@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Install what the tests need, then run every check CI runs. Idempotent.
+# Install what the tests need (RabbitMQ, S3 test servers), then run every check CI
+# runs. Idempotent: a second run installs nothing.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -9,7 +10,11 @@ if [ ! -d ../shared/fixtures ]; then
   exit 1
 fi
 
+bash scripts/services/rabbitmq.sh
+bash scripts/services/s3.sh
+
 export CARGO_BUILD_JOBS="${CARGO_BUILD_JOBS:-2}"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
-cargo test --workspace --locked
+# Broker and S3 tests start their own servers; a few at a time is plenty on 2 cores.
+cargo test --workspace --locked -- --test-threads 3

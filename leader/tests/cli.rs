@@ -150,3 +150,36 @@ fn a_failing_task_fails_the_job_with_its_name_and_no_output() {
         stderr(&out)
     );
 }
+
+#[test]
+fn a_wrong_bucket_or_unreachable_s3_endpoint_fails_fast_with_exit_1() {
+    use proofline_tests::s3::{ACCESS_KEY, S3Server, SECRET_KEY, free_port};
+    let server = S3Server::moto();
+    server.create_bucket("proofs");
+    let unreachable = format!("http://127.0.0.1:{}", free_port());
+    let cases = [
+        ("s3://no-such-bucket/x", server.endpoint(), SECRET_KEY, "no-such-bucket"),
+        ("s3://proofs/x", unreachable, SECRET_KEY, "127.0.0.1"),
+    ];
+    for (spec, endpoint, secret, needle) in cases {
+        let started = std::time::Instant::now();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_proofline-leader"))
+            .args(["--plugin", "sim", "--store", spec, "--s3-endpoint", &endpoint, "--s3-path-style", "stdio"])
+            .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+            .env("AWS_SECRET_ACCESS_KEY", secret)
+            .env("AWS_REGION", "us-east-1")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        child.stdin.take().unwrap().write_all(br#"{"tasks": 2, "cost": {"fixed": {"micros": 0}}}"#).unwrap();
+        let out = child.wait_with_output().unwrap();
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{spec} at {endpoint}: {err}");
+        assert!(started.elapsed() < std::time::Duration::from_secs(15), "took {:?}", started.elapsed());
+        assert!(err.contains(needle), "{err}");
+        assert!(!err.contains(SECRET_KEY), "the secret is never printed: {err}");
+        assert!(out.stdout.is_empty());
+    }
+}

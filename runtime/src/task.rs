@@ -71,6 +71,8 @@ pub enum Outcome {
     Failed { message: String, retryable: bool },
     /// Heartbeat: the task is still running on `ran_on`; not a final outcome.
     Running,
+    /// An input artifact failed its BLAKE3 check: the leader recomputes it, then retries.
+    CorruptInput { uri: String, message: String },
 }
 
 /// Broadcasts between leaders and workers.

@@ -54,20 +54,19 @@ pub struct RabbitBroker {
     watchdog: Option<Child>,
 }
 
-/// Run by `sh -c` next to each node: while the test process ($1) lives, wait; when
-/// the server script ($2) ends first, exit; when the test process is gone (killed,
-/// timed out), kill the node's process group, its epmd ($3) and its data dir ($4).
+/// Run by `sh -c` beside each broker: wait while the test process ($1) lives; if
+/// it dies without running `Drop` (killed, timed out), kill the node's process group
+/// (its id is in `$2/server.pgid` while a node runs), its epmd (port $3), and remove
+/// the data dir $2. (dash's `kill` takes no `--`.)
 const WATCHDOG: &str = r#"
-while kill -0 "$1" 2>/dev/null; do
-    kill -0 "$2" 2>/dev/null || exit 0
-    sleep 1
-done
-kill -KILL -- "-$2" 2>/dev/null
+while kill -0 "$1" 2>/dev/null; do sleep 1; done
+pgid=$(cat "$2/server.pgid" 2>/dev/null)
+[ -n "$pgid" ] && kill -9 "-$pgid" 2>/dev/null
 for _ in 1 2 3 4 5 6 7 8 9 10; do
     sleep 0.5
     ERL_EPMD_ADDRESS=127.0.0.1 ERL_EPMD_PORT="$3" epmd -kill 2>&1 | grep -q living || break
 done
-rm -rf "$4"
+rm -rf "$2"
 "#;
 
 impl RabbitBroker {
@@ -90,15 +89,8 @@ impl RabbitBroker {
             fs::write(dir.path().join("rabbitmq.conf"), "# private test broker\n")
                 .expect("write rabbitmq.conf");
             fs::write(dir.path().join("enabled_plugins"), "[].\n").expect("write plugins");
-            let mut broker = Self {
-                dir,
-                node,
-                port,
-                dist_port,
-                epmd_port,
-                child: None,
-                watchdog: None,
-            };
+            let mut broker = Self { dir, node, port, dist_port, epmd_port, child: None, watchdog: None };
+            broker.start_watchdog();
             match broker.boot() {
                 Ok(()) => return broker,
                 // A port taken between picking and binding: try others.
@@ -130,14 +122,11 @@ impl RabbitBroker {
 
     /// Whether the node process is running.
     pub fn is_running(&mut self) -> bool {
-        self.child
-            .as_mut()
-            .is_some_and(|c| matches!(c.try_wait(), Ok(None)))
+        self.child.as_mut().is_some_and(|c| matches!(c.try_wait(), Ok(None)))
     }
 
     /// Stop the node gracefully (messages are flushed to disk); data stays.
     pub fn stop(&mut self) {
-        self.stop_watchdog();
         let Some(mut child) = self.child.take() else {
             return;
         };
@@ -146,12 +135,14 @@ impl RabbitBroker {
         let deadline = Instant::now() + STOP_TIMEOUT;
         while Instant::now() < deadline {
             if matches!(child.try_wait(), Ok(Some(_))) {
+                let _ = fs::remove_file(self.pgid_file());
                 return;
             }
             std::thread::sleep(Duration::from_millis(50));
         }
         eprintln!("RabbitMQ {} did not stop in {STOP_TIMEOUT:?}: killing it", self.node);
         kill_group(&mut child);
+        let _ = fs::remove_file(self.pgid_file());
     }
 
     /// Start the node again after [`stop`](Self::stop): same data dir, node name and
@@ -172,9 +163,7 @@ impl RabbitBroker {
         let mut cmd = Command::new(Path::new(RABBITMQ_BIN).join(tool));
         self.base_env(&mut cmd);
         cmd.arg("-n").arg(&self.node).args(args);
-        cmd.stdin(Stdio::null())
-            .output()
-            .unwrap_or_else(|e| panic!("cannot run {tool}: {e}"))
+        cmd.stdin(Stdio::null()).output().unwrap_or_else(|e| panic!("cannot run {tool}: {e}"))
     }
 
     /// What both the server and the CLI need: the cookie (HOME), the node, the epmd.
@@ -212,19 +201,14 @@ impl RabbitBroker {
             .env("RABBITMQ_LOG_BASE", dir.join("log"))
             .env("RABBITMQ_ENABLED_PLUGINS_FILE", dir.join("enabled_plugins"))
             .env("RABBITMQ_CONFIG_FILE", dir.join("rabbitmq"))
-            .env(
-                "RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS",
-                "-kernel inet_dist_use_interface {127,0,0,1}",
-            )
+            .env("RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS", "-kernel inet_dist_use_interface {127,0,0,1}")
             .stdin(Stdio::null())
             .stdout(log.try_clone().map_err(|e| e.to_string())?)
             .stderr(log)
             // Its own process group: Drop kills the script and the node together.
             .process_group(0);
-        let child = cmd
-            .spawn()
-            .map_err(|e| format!("cannot spawn rabbitmq-server: {e}"))?;
-        self.start_watchdog(child.id());
+        let child = cmd.spawn().map_err(|e| format!("cannot spawn rabbitmq-server: {e}"))?;
+        let _ = fs::write(self.pgid_file(), child.id().to_string());
         self.child = Some(child);
         let started = Instant::now();
         let addr = SocketAddr::from(([127, 0, 0, 1], self.port));
@@ -233,6 +217,7 @@ impl RabbitBroker {
                 && let Ok(Some(status)) = child.try_wait()
             {
                 self.child = None;
+                let _ = fs::remove_file(self.pgid_file());
                 return Err(format!(
                     "rabbitmq-server exited ({status}) while booting on port {}:\n{}",
                     self.port,
@@ -262,20 +247,22 @@ impl RabbitBroker {
         Ok(())
     }
 
-    /// (Re)start the watchdog of the server script `script_pid`.
-    fn start_watchdog(&mut self, script_pid: u32) {
-        self.stop_watchdog();
+    /// The process group of the running server, for the watchdog.
+    fn pgid_file(&self) -> PathBuf {
+        self.dir.path().join("server.pgid")
+    }
+
+    fn start_watchdog(&mut self) {
         let watchdog = Command::new("sh")
-            .arg("-xc")
+            .arg("-c")
             .arg(WATCHDOG)
             .arg("rabbit-watchdog")
             .arg(std::process::id().to_string())
-            .arg(script_pid.to_string())
-            .arg(self.epmd_port.to_string())
             .arg(self.dir.path())
+            .arg(self.epmd_port.to_string())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
-            .stderr(std::fs::File::create("/tmp/wdtrace").unwrap())
+            .stderr(Stdio::null())
             // Not in the test's process group: it must outlive a Ctrl-C of the test.
             .process_group(0)
             .spawn();
@@ -307,6 +294,7 @@ impl RabbitBroker {
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
             kill_group(&mut child);
+            let _ = fs::remove_file(self.pgid_file());
         }
     }
 
@@ -321,12 +309,9 @@ impl RabbitBroker {
                 .stdin(Stdio::null())
                 .output();
             let Ok(out) = out else { return };
-            let said = format!(
-                "{}{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            )
-            .to_lowercase();
+            let said =
+                format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+                    .to_lowercase();
             // "Killing not allowed - living nodes in database": the killed node is
             // still registered for a moment, try again. "Killed", or "Cannot connect"
             // (nothing listens any more): done.

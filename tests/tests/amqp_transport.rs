@@ -13,9 +13,7 @@ use proofline_runtime::task::{Control, Outcome, Task, TaskKind, TaskResult};
 use proofline_runtime::transport::amqp::lapin::{
     self, BasicProperties, ConnectionProperties, options::BasicPublishOptions,
 };
-use proofline_runtime::transport::{
-    AmqpConfig, AmqpTransport, Delivery, Settle, TaskStream, Transport,
-};
+use proofline_runtime::transport::{AmqpConfig, AmqpTransport, Delivery, Settle, TaskStream, Transport};
 use proofline_tests::rabbit::RabbitBroker;
 
 fn broker() -> RabbitBroker {
@@ -53,9 +51,7 @@ fn result(job: &str, i: u32) -> TaskResult {
 }
 
 async fn connect(broker: &RabbitBroker) -> AmqpTransport {
-    AmqpTransport::connect(AmqpConfig::new(broker.amqp_uri()))
-        .await
-        .expect("connect to the test broker")
+    AmqpTransport::connect(AmqpConfig::new(broker.amqp_uri())).await.expect("connect to the test broker")
 }
 
 /// Take deliveries until `n` are held (or panic after `within`).
@@ -88,10 +84,7 @@ async fn wait_depth(t: &AmqpTransport, queue: &str, expected: u32) {
         if depth == expected {
             return;
         }
-        assert!(
-            Instant::now() < deadline,
-            "{queue} holds {depth} messages, expected {expected}"
-        );
+        assert!(Instant::now() < deadline, "{queue} holds {depth} messages, expected {expected}");
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
@@ -102,10 +95,7 @@ async fn publish_raw(broker: &RabbitBroker, queue: &str, payloads: &[Vec<u8>]) {
         .await
         .expect("raw connection");
     let channel = conn.create_channel().await.expect("raw channel");
-    channel
-        .confirm_select(Default::default())
-        .await
-        .expect("confirms");
+    channel.confirm_select(Default::default()).await.expect("confirms");
     for payload in payloads {
         channel
             .basic_publish(
@@ -130,9 +120,7 @@ async fn publishes_consumes_and_acks_exactly_once() {
     assert_eq!(t.describe(), format!("amqp://127.0.0.1:{}/%2f", broker.port()));
     let tasks = t.topology().tasks();
     const N: u32 = 300;
-    t.publish((0..N).map(|i| task("j1", i)).collect())
-        .await
-        .unwrap();
+    t.publish((0..N).map(|i| task("j1", i)).collect()).await.unwrap();
     wait_depth(&t, &tasks, N).await;
 
     let mut stream = t.consume("w1", 16).await.unwrap();
@@ -161,9 +149,7 @@ async fn publishes_consumes_and_acks_exactly_once() {
 async fn unsettled_deliveries_of_a_dropped_consumer_are_redelivered() {
     let broker = broker();
     let t = connect(&broker).await;
-    t.publish((0..5).map(|i| task("j2", i)).collect())
-        .await
-        .unwrap();
+    t.publish((0..5).map(|i| task("j2", i)).collect()).await.unwrap();
 
     // A stream dropped while its deliveries are still held.
     let mut first = t.consume("w1", 10).await.unwrap();
@@ -202,10 +188,7 @@ async fn unsettled_deliveries_of_a_dropped_consumer_are_redelivered() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_messages_are_dead_lettered_and_consumption_goes_on() {
     let broker = broker();
-    let config = AmqpConfig {
-        max_message_bytes: 4096,
-        ..AmqpConfig::new(broker.amqp_uri())
-    };
+    let config = AmqpConfig { max_message_bytes: 4096, ..AmqpConfig::new(broker.amqp_uri()) };
     let t = AmqpTransport::connect(config).await.unwrap();
     let tasks = t.topology().tasks();
     let garbage = vec![
@@ -277,17 +260,11 @@ async fn results_and_control_broadcasts_flow() {
     wait_depth(&leader, &leader.topology().dead(), 1).await;
     wait_depth(&leader, &queue, 0).await;
     // A result for a leader that is gone is dropped, not an error.
-    worker
-        .reply("proofline.results.nobody", result("j5", 0))
-        .await
-        .unwrap();
+    worker.reply("proofline.results.nobody", result("j5", 0)).await.unwrap();
 
     let mut a = worker.subscribe_control().await.unwrap();
     let mut b = leader.subscribe_control().await.unwrap();
-    let hungry = Control::Hungry {
-        worker: "w9".into(),
-        idle_lanes: 2,
-    };
+    let hungry = Control::Hungry { worker: "w9".into(), idle_lanes: 2 };
     leader.broadcast(hungry.clone()).await.unwrap();
     leader.cancel_job("j5").await.unwrap();
     for stream in [&mut a, &mut b] {
@@ -307,15 +284,11 @@ async fn pause_stops_deliveries_until_resume() {
     let t = connect(&broker).await;
     let tasks = t.topology().tasks();
     let mut stream = t.consume("w1", 8).await.unwrap();
-    t.publish((0..3).map(|i| task("j6", i)).collect())
-        .await
-        .unwrap();
+    t.publish((0..3).map(|i| task("j6", i)).collect()).await.unwrap();
     let held = take(&mut stream, 3, Duration::from_secs(10)).await;
 
     stream.pause().await.unwrap();
-    t.publish((3..8).map(|i| task("j6", i)).collect())
-        .await
-        .unwrap();
+    t.publish((3..8).map(|i| task("j6", i)).collect()).await.unwrap();
     wait_depth(&t, &tasks, 5).await;
     assert_quiet(&mut stream, Duration::from_millis(500)).await;
     wait_depth(&t, &tasks, 5).await;
@@ -362,10 +335,7 @@ async fn survives_a_broker_restart() {
             .unwrap();
         for d in batch {
             seen.insert(d.task.id.clone());
-            worker
-                .reply(&queue, result("j7", d.task.start))
-                .await
-                .unwrap();
+            worker.reply(&queue, result("j7", d.task.start)).await.unwrap();
             d.settle(Settle::Ack);
         }
     }
@@ -394,19 +364,12 @@ async fn survives_a_broker_restart() {
 async fn connect_errors_are_fast_and_redacted() {
     async fn fails(uri: &str) -> String {
         let started = Instant::now();
-        let config = AmqpConfig {
-            connect_timeout: Duration::from_secs(3),
-            ..AmqpConfig::new(uri)
-        };
+        let config = AmqpConfig { connect_timeout: Duration::from_secs(3), ..AmqpConfig::new(uri) };
         let err = match AmqpTransport::connect(config).await {
             Ok(_) => panic!("{uri} connected"),
             Err(e) => e.to_string(),
         };
-        assert!(
-            started.elapsed() < Duration::from_secs(6),
-            "{uri}: {:?}",
-            started.elapsed()
-        );
+        assert!(started.elapsed() < Duration::from_secs(6), "{uri}: {:?}", started.elapsed());
         assert!(!err.contains("hunter2"), "password leaked: {err}");
         err
     }

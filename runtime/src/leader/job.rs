@@ -84,6 +84,10 @@ pub struct JobState {
     outbox: Vec<Task>,
     /// The plan's opaque statement, for wrap.
     meta: Vec<u8>,
+    /// Which task produced each artifact, to recompute a corrupted one.
+    producers: HashMap<String, Task>,
+    /// Producer being recomputed -> tasks waiting to be retried once it is back.
+    repairs: HashMap<String, Vec<String>>,
 }
 
 struct JobArgsRest {
@@ -169,7 +173,14 @@ impl JobState {
 
     fn on_result(&mut self, result: TaskResult) -> Result<Option<Finished<ArtifactRef>>, JobError> {
         if self.finished.contains(&result.task) {
-            self.stats.duplicates += 1;
+            // A recomputed (repaired) artifact is back: retry the tasks that needed it.
+            if let Some(waiting) = self.repairs.remove(&result.task) {
+                for consumer in waiting {
+                    self.redispatch(&consumer, "input recomputed")?;
+                }
+            } else {
+                self.stats.duplicates += 1;
+            }
             return Ok(None);
         }
         let Some(flight) = self.in_flight.get(&result.task) else {
@@ -202,9 +213,17 @@ impl JobState {
                 self.redispatch(&result.task, &message)?;
                 Ok(None)
             }
+            Outcome::CorruptInput { uri, message } => {
+                if result.attempt < flight.task.attempt {
+                    return Ok(None);
+                }
+                self.repair(&result.task, &uri, &message)?;
+                Ok(None)
+            }
             Outcome::Done(artifact) => {
                 let flight = self.in_flight.remove(&result.task).expect("checked above");
                 self.finished.insert(result.task.clone());
+                self.producers.insert(artifact.uri.clone(), flight.task.clone());
                 let depth = match flight.task.kind {
                     TaskKind::Segment => {
                         self.leaves[result.start as usize] = Some(artifact.clone());
@@ -262,6 +281,34 @@ impl JobState {
                 None
             }
         }
+    }
+
+    /// `consumer` found its input `uri` corrupted: recompute it by running its producer
+    /// again (tasks are deterministic, so the new bytes match the old reference), then
+    /// retry `consumer`. Plan payloads have no producer: that is fatal.
+    fn repair(&mut self, consumer: &str, uri: &str, message: &str) -> Result<(), JobError> {
+        let Some(producer) = self.producers.get(uri).cloned() else {
+            return Err(JobError::TaskFailed {
+                task: consumer.to_owned(),
+                attempts: self.in_flight.get(consumer).map_or(1, |f| f.task.attempt),
+                message: format!("{message}; it is not the output of a task, so it cannot be recomputed"),
+            });
+        };
+        tracing::warn!(job = %self.args.job, task = consumer, artifact = uri, producer = %producer.id,
+            "{message}; recomputing it");
+        self.stats.repairs += 1;
+        if let Some(flight) = self.in_flight.get_mut(consumer) {
+            flight.sent = Instant::now();
+        }
+        let waiting = self.repairs.entry(producer.id.clone()).or_default();
+        let first = waiting.is_empty();
+        waiting.push(consumer.to_owned());
+        if first {
+            let mut task = producer;
+            task.attempt += 1;
+            self.outbox.push(task);
+        }
+        Ok(())
     }
 
     /// Take in a batch of results; returns the root once the fold is complete.
@@ -436,6 +483,8 @@ impl Actor for JobActor {
             journal_batch: Vec::new(),
             meta: Vec::new(),
             outbox: Vec::new(),
+            producers: HashMap::new(),
+            repairs: HashMap::new(),
         };
         myself.send_interval(TICK, || JobMsg::Tick);
         Ok(state)

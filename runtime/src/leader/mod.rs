@@ -66,6 +66,8 @@ pub struct JobStats {
     pub retries: u64,
     /// Segments already proven by an earlier leader of this job (`--resume`).
     pub resumed_segments: u32,
+    /// Corrupted artifacts recomputed.
+    pub repairs: u64,
     /// Re-dispatches after a missed deadline.
     pub redispatches: u64,
     pub elapsed: Duration,

@@ -60,6 +60,10 @@ pub(crate) fn run_task(
     let run = catch_unwind(AssertUnwindSafe(|| try_run(plugins, store, task, cx)));
     match run {
         Ok(Ok(artifact)) => Outcome::Done(artifact),
+        Ok(Err(ExecError::Store(StoreError::Corrupt { uri, reason }))) => {
+            let message = format!("artifact {uri} is corrupted: {reason}");
+            Outcome::CorruptInput { uri, message }
+        }
         Ok(Err(e)) => Outcome::Failed {
             retryable: e.retryable(),
             message: e.to_string(),

@@ -64,13 +64,11 @@ impl Shared {
     /// Parse the URI and make one connection attempt (no retries: a wrong URI or
     /// credentials must fail fast).
     pub(super) async fn connect(config: AmqpConfig) -> Result<Self, TransportError> {
-        let handle = Handle::try_current().map_err(|_| {
-            TransportError::Broker("AmqpTransport::connect needs a tokio runtime".into())
-        })?;
+        let handle = Handle::try_current()
+            .map_err(|_| TransportError::Broker("AmqpTransport::connect needs a tokio runtime".into()))?;
         let redacted = redact_uri(&config.uri);
-        let mut uri = AMQPUri::from_str(&config.uri).map_err(|e| {
-            TransportError::Broker(format!("invalid AMQP URI {redacted}: {e}"))
-        })?;
+        let mut uri = AMQPUri::from_str(&config.uri)
+            .map_err(|e| TransportError::Broker(format!("invalid AMQP URI {redacted}: {e}")))?;
         if uri.query.heartbeat.is_none() {
             uri.query.heartbeat = Some(u16::try_from(config.heartbeat.as_secs()).unwrap_or(60));
         }
@@ -88,11 +86,7 @@ impl Shared {
             uri.authority.port,
             encode_vhost(&uri.vhost)
         );
-        let topology = Topology::new(
-            &config.prefix,
-            config.delivery_limit,
-            config.result_queue_expiry,
-        );
+        let topology = Topology::new(&config.prefix, config.delivery_limit, config.result_queue_expiry);
         let password = uri.authority.userinfo.password.clone();
         let shared = Self {
             config,
@@ -131,11 +125,10 @@ impl Shared {
         let abort = attempt.abort_handle();
         match tokio::time::timeout(self.config.connect_timeout, attempt).await {
             Ok(Ok(Ok(conn))) => Ok(Arc::new(conn)),
-            Ok(Ok(Err(e))) => Err(self.error(&format!("cannot connect to"), &e)),
-            Ok(Err(join)) => Err(TransportError::Broker(format!(
-                "cannot connect to {}: {join}",
-                self.redacted
-            ))),
+            Ok(Ok(Err(e))) => Err(self.error("cannot connect to", &e)),
+            Ok(Err(join)) => {
+                Err(TransportError::Broker(format!("cannot connect to {}: {join}", self.redacted)))
+            }
             Err(_) => {
                 abort.abort();
                 Err(TransportError::Broker(format!(
@@ -156,10 +149,7 @@ impl Shared {
     }
 
     /// The live connection, reconnecting (with backoff) until `deadline`.
-    pub(super) async fn connection(
-        &self,
-        deadline: Instant,
-    ) -> Result<Arc<Connection>, TransportError> {
+    pub(super) async fn connection(&self, deadline: Instant) -> Result<Arc<Connection>, TransportError> {
         loop {
             let wake_at = {
                 let mut slot = self.slot.lock().await;
@@ -219,7 +209,7 @@ impl Shared {
                 Err(e) if !conn.status().connected() && Instant::now() < deadline => {
                     tracing::debug!(error = %e, "channel on a dying connection; retrying");
                 }
-                Err(e) => return Err(self.error(&format!("cannot open a channel on"), &e)),
+                Err(e) => return Err(self.error("cannot open a channel on", &e)),
             }
         }
     }
@@ -237,7 +227,7 @@ impl Shared {
         channel
             .confirm_select(ConfirmSelectOptions::default())
             .await
-            .map_err(|e| self.error(&format!("cannot enable confirms on"), &e))?;
+            .map_err(|e| self.error("cannot enable confirms on", &e))?;
         *cached = Some(channel.clone());
         Ok(channel)
     }
@@ -257,10 +247,7 @@ impl Shared {
             PublishKind::Durable => BasicProperties::default().with_delivery_mode(2),
             PublishKind::Broadcast => BasicProperties::default().with_delivery_mode(1),
         };
-        let options = BasicPublishOptions {
-            mandatory: kind == PublishKind::Durable,
-            immediate: false,
-        };
+        let options = BasicPublishOptions { mandatory: kind == PublishKind::Durable, immediate: false };
         let mut pending: Vec<usize> = (0..payloads.len()).collect();
         let mut returned = 0;
         let mut attempt = 0u32;
@@ -271,13 +258,7 @@ impl Shared {
             let mut last_error = None;
             for (n, &i) in pending.iter().enumerate() {
                 let sent = channel
-                    .basic_publish(
-                        exchange.into(),
-                        routing_key.into(),
-                        options,
-                        &payloads[i],
-                        props.clone(),
-                    )
+                    .basic_publish(exchange.into(), routing_key.into(), options, &payloads[i], props.clone())
                     .await;
                 match sent {
                     Ok(confirm) => confirms.push(async move { (i, confirm.await) }),
@@ -289,14 +270,12 @@ impl Shared {
                 }
             }
             let left = deadline.saturating_duration_since(Instant::now());
-            let outcomes = tokio::time::timeout(left, join_all(confirms))
-                .await
-                .map_err(|_| {
-                    TransportError::Broker(format!(
-                        "publishing to {}: no confirm within {:?}",
-                        self.redacted, self.config.reconnect_give_up
-                    ))
-                })?;
+            let outcomes = tokio::time::timeout(left, join_all(confirms)).await.map_err(|_| {
+                TransportError::Broker(format!(
+                    "publishing to {}: no confirm within {:?}",
+                    self.redacted, self.config.reconnect_give_up
+                ))
+            })?;
             for (i, outcome) in outcomes {
                 match outcome {
                     Ok(Confirmation::Ack(ret)) => returned += usize::from(ret.is_some()),
@@ -318,15 +297,12 @@ impl Shared {
                 return Ok(returned);
             };
             if !retryable(&error) {
-                return Err(self.error(&format!("publishing to"), &error));
+                return Err(self.error("publishing to", &error));
             }
             attempt += 1;
             let delay = backoff(attempt);
             if Instant::now() + delay > deadline {
-                return Err(self.error(
-                    &format!("gave up publishing after {attempt} attempts to"),
-                    &error,
-                ));
+                return Err(self.error(&format!("gave up publishing after {attempt} attempts to"), &error));
             }
             tracing::warn!(
                 attempt,
@@ -343,10 +319,7 @@ impl Shared {
     /// Ready messages in `queue`, by a passive declare on a throwaway channel.
     pub(super) async fn queue_depth(&self, queue: &str) -> Result<u32, TransportError> {
         let channel = self.channel(self.give_up_deadline()).await?;
-        let options = QueueDeclareOptions {
-            passive: true,
-            ..QueueDeclareOptions::default()
-        };
+        let options = QueueDeclareOptions { passive: true, ..QueueDeclareOptions::default() };
         let declared = channel
             .queue_declare(queue.into(), options, FieldTable::default())
             .await
@@ -392,11 +365,7 @@ pub(super) fn redact_uri(uri: &str) -> String {
     let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
     let (authority, tail) = rest.split_at(authority_end);
     let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    if scheme.is_empty() {
-        format!("{host}{tail}")
-    } else {
-        format!("{scheme}://{host}{tail}")
-    }
+    if scheme.is_empty() { format!("{host}{tail}") } else { format!("{scheme}://{host}{tail}") }
 }
 
 fn encode_vhost(vhost: &str) -> String {
@@ -409,10 +378,7 @@ mod tests {
 
     #[test]
     fn redacts_credentials() {
-        assert_eq!(
-            redact_uri("amqp://user:s3cret@rabbit:5672/%2f"),
-            "amqp://rabbit:5672/%2f"
-        );
+        assert_eq!(redact_uri("amqp://user:s3cret@rabbit:5672/%2f"), "amqp://rabbit:5672/%2f");
         assert_eq!(redact_uri("amqp://rabbit"), "amqp://rabbit");
         assert_eq!(redact_uri("amqp://u:p@w@h?x=1"), "amqp://h?x=1");
         assert_eq!(redact_uri("garbage:pw@x"), "x");

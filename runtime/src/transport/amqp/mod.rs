@@ -41,7 +41,7 @@
 //!
 //! Durable queues and exchanges, persistent messages and quorum queues survive a
 //! broker restart: tasks published (confirmed) before it are delivered after it.
-//! When the connection drops ([`connection`]), publishers retry (re-sending only the
+//! When the connection drops (see `connection.rs`), publishers retry (re-sending only the
 //! messages that were not confirmed) until reconnected, for at most
 //! [`AmqpConfig::reconnect_give_up`] (default 5 min), then fail. Task streams,
 //! result streams and control streams re-subscribe by themselves after a reconnect;
@@ -67,9 +67,7 @@ pub use lapin;
 
 use self::connection::{PublishKind, Shared};
 use self::topology::Topology;
-use super::{
-    BoxFuture, ControlStream, ResultStream, TaskStream, Transport, TransportError,
-};
+use super::{BoxFuture, ControlStream, ResultStream, TaskStream, Transport, TransportError};
 use crate::envelope::Envelope;
 use crate::task::{Control, Task, TaskResult};
 
@@ -163,9 +161,7 @@ impl AmqpTransport {
     /// an unreachable broker; the error names the host, never the password.
     pub async fn connect(config: AmqpConfig) -> Result<Self, TransportError> {
         let shared = Shared::connect(config).await?;
-        Ok(Self {
-            shared: Arc::new(shared),
-        })
+        Ok(Self { shared: Arc::new(shared) })
     }
 
     /// The queue and exchange names in use.
@@ -192,9 +188,7 @@ impl AmqpTransport {
         payloads: Vec<Vec<u8>>,
         kind: PublishKind,
     ) -> Result<usize, TransportError> {
-        self.shared
-            .publish(exchange, routing_key, payloads, kind)
-            .await
+        self.shared.publish(exchange, routing_key, payloads, kind).await
     }
 }
 
@@ -222,9 +216,7 @@ impl Transport for AmqpTransport {
                 return Ok(());
             }
             let queue = self.shared.topology.tasks();
-            let returned = self
-                .publish_envelopes("", &queue, payloads, PublishKind::Durable)
-                .await?;
+            let returned = self.publish_envelopes("", &queue, payloads, PublishKind::Durable).await?;
             if returned > 0 {
                 return Err(TransportError::Broker(format!(
                     "{returned} task(s) returned unroutable: queue {queue} is missing"
@@ -252,9 +244,7 @@ impl Transport for AmqpTransport {
         Box::pin(async move {
             let bytes = Envelope::Control(control).encode();
             let exchange = self.shared.topology.control();
-            self.publish_envelopes(&exchange, "", vec![bytes], PublishKind::Broadcast)
-                .await
-                .map(drop)
+            self.publish_envelopes(&exchange, "", vec![bytes], PublishKind::Broadcast).await.map(drop)
         })
     }
 
@@ -273,17 +263,12 @@ impl Transport for AmqpTransport {
                 0 => self.shared.config.prefetch.max(1),
                 n => u16::try_from(n).unwrap_or(u16::MAX),
             };
-            let stream = stream::AmqpTaskStream::open(self.shared.clone(), consumer, prefetch)
-                .await?;
+            let stream = stream::AmqpTaskStream::open(self.shared.clone(), consumer, prefetch).await?;
             Ok(Box::new(stream) as Box<dyn TaskStream>)
         })
     }
 
-    fn reply(
-        &self,
-        reply_to: &str,
-        result: TaskResult,
-    ) -> BoxFuture<'_, Result<(), TransportError>> {
+    fn reply(&self, reply_to: &str, result: TaskResult) -> BoxFuture<'_, Result<(), TransportError>> {
         let reply_to = reply_to.to_owned();
         Box::pin(async move {
             topology::check_queue_name(&reply_to)?;
@@ -295,9 +280,7 @@ impl Transport for AmqpTransport {
                     bytes.len()
                 )));
             }
-            let returned = self
-                .publish_envelopes("", &reply_to, vec![bytes], PublishKind::Durable)
-                .await?;
+            let returned = self.publish_envelopes("", &reply_to, vec![bytes], PublishKind::Durable).await?;
             if returned > 0 {
                 // Like the in-memory broker: nobody listens any more (leader gone).
                 tracing::debug!(queue = %reply_to, "result for a missing result queue dropped");
@@ -306,10 +289,7 @@ impl Transport for AmqpTransport {
         })
     }
 
-    fn reply_many(
-        &self,
-        results: Vec<(String, TaskResult)>,
-    ) -> BoxFuture<'_, Result<(), TransportError>> {
+    fn reply_many(&self, results: Vec<(String, TaskResult)>) -> BoxFuture<'_, Result<(), TransportError>> {
         Box::pin(async move {
             // One publish batch (and one wait for its confirms) per result queue.
             let mut by_queue: std::collections::BTreeMap<String, Vec<Vec<u8>>> = Default::default();

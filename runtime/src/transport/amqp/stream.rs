@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use futures_util::{FutureExt, StreamExt};
 use lapin::options::{
-    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions,
-    BasicQosOptions, BasicRejectOptions,
+    BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions,
+    BasicRejectOptions,
 };
 use lapin::types::FieldTable;
 use lapin::{Channel, Consumer};
@@ -39,9 +39,7 @@ impl Subscription {
             let channel = self.channel;
             // Polled once here: the close frame is queued behind every settle already
             // queued on this channel, so none of them is lost to the close.
-            run_eagerly(handle, async move {
-                channel.close(200, reason.into()).await
-            });
+            run_eagerly(handle, async move { channel.close(200, reason.into()).await });
         }
     }
 }
@@ -83,14 +81,8 @@ impl AmqpTaskStream {
         name: String,
         prefetch: u16,
     ) -> Result<Self, TransportError> {
-        let mut stream = Self {
-            shared,
-            name,
-            prefetch: prefetch.max(1),
-            paused: false,
-            sub: None,
-            consumers_started: 0,
-        };
+        let mut stream =
+            Self { shared, name, prefetch: prefetch.max(1), paused: false, sub: None, consumers_started: 0 };
         stream.subscribe().await?;
         Ok(stream)
     }
@@ -125,14 +117,14 @@ impl AmqpTaskStream {
             }
         }
         let deadline = self.shared.give_up_deadline();
+        let mut attempt = 0;
         loop {
+            attempt += 1;
             if self.sub.is_none() {
                 let channel = self.shared.channel(deadline).await?;
-                let qos = channel
-                    .basic_qos(self.prefetch, BasicQosOptions { global: false })
-                    .await;
+                let qos = channel.basic_qos(self.prefetch, BasicQosOptions { global: false }).await;
                 if let Err(e) = qos {
-                    self.retry_or_fail(&e, deadline).await?;
+                    self.retry_or_fail(&e, deadline, attempt).await?;
                     continue;
                 }
                 let consumer = if self.paused {
@@ -141,16 +133,12 @@ impl AmqpTaskStream {
                     match self.start_consumer(&channel).await {
                         Ok(consumer) => Some(consumer),
                         Err(e) => {
-                            self.retry_or_fail(&e, deadline).await?;
+                            self.retry_or_fail(&e, deadline, attempt).await?;
                             continue;
                         }
                     }
                 };
-                self.sub = Some(Subscription {
-                    channel,
-                    consumer,
-                    live: Arc::new(AtomicBool::new(true)),
-                });
+                self.sub = Some(Subscription { channel, consumer, live: Arc::new(AtomicBool::new(true)) });
                 return Ok(());
             }
             let Some(channel) = self.sub.as_ref().map(|s| s.channel.clone()) else {
@@ -170,7 +158,7 @@ impl AmqpTaskStream {
                     if let Some(sub) = self.sub.take() {
                         sub.retire(&self.shared.handle, "consume failed");
                     }
-                    self.retry_or_fail(&e, deadline).await?;
+                    self.retry_or_fail(&e, deadline, attempt).await?;
                 }
             }
         }
@@ -180,13 +168,14 @@ impl AmqpTaskStream {
         &self,
         error: &lapin::Error,
         deadline: tokio::time::Instant,
+        attempt: u32,
     ) -> Result<(), TransportError> {
         if !super::connection::retryable(error) || tokio::time::Instant::now() >= deadline {
             let what = format!("consuming {} on", self.shared.topology.tasks());
             return Err(self.shared.error(&what, error));
         }
-        tracing::warn!(consumer = %self.name, error = %error, "task subscription failed; retrying");
-        tokio::time::sleep(super::connection::backoff(1)).await;
+        tracing::warn!(consumer = %self.name, attempt, error = %error, "task subscription failed; retrying");
+        tokio::time::sleep(super::connection::backoff(attempt)).await;
         Ok(())
     }
 
@@ -219,9 +208,7 @@ impl AmqpTaskStream {
                 );
                 let (channel, tag) = (channel.clone(), delivery.delivery_tag);
                 run_eagerly(&self.shared.handle, async move {
-                    channel
-                        .basic_reject(tag, BasicRejectOptions { requeue: false })
-                        .await
+                    channel.basic_reject(tag, BasicRejectOptions { requeue: false }).await
                 });
                 return None;
             }
@@ -286,10 +273,8 @@ impl TaskStream for AmqpTaskStream {
                         _ => break,
                     }
                 }
-                let batch: Vec<Delivery> = raw
-                    .into_iter()
-                    .filter_map(|d| self.accept(d, &channel, &live))
-                    .collect();
+                let batch: Vec<Delivery> =
+                    raw.into_iter().filter_map(|d| self.accept(d, &channel, &live)).collect();
                 if !batch.is_empty() {
                     return Ok(batch);
                 }
@@ -307,10 +292,7 @@ impl TaskStream for AmqpTaskStream {
                 return Ok(());
             };
             let channel = sub.channel.clone();
-            if let Err(e) = channel
-                .basic_cancel(consumer.tag(), BasicCancelOptions::default())
-                .await
-            {
+            if let Err(e) = channel.basic_cancel(consumer.tag(), BasicCancelOptions::default()).await {
                 // The channel is gone, and with it everything it held.
                 tracing::warn!(consumer = %self.name, error = %e, "cancel failed; dropping the channel");
                 if let Some(sub) = self.sub.take() {
@@ -322,10 +304,7 @@ impl TaskStream for AmqpTaskStream {
             // back to the broker for other consumers.
             while let Ok(Some(item)) = tokio::time::timeout(CANCEL_DRAIN, consumer.next()).await {
                 if let Ok(delivery) = item {
-                    let requeue = BasicNackOptions {
-                        multiple: false,
-                        requeue: true,
-                    };
+                    let requeue = BasicNackOptions { multiple: false, requeue: true };
                     let _ = channel.basic_nack(delivery.delivery_tag, requeue).await;
                 }
             }
@@ -370,17 +349,10 @@ impl Acker for AmqpAcker {
             match how {
                 Settle::Ack => channel.basic_ack(tag, BasicAckOptions::default()).await,
                 Settle::Requeue => {
-                    let requeue = BasicNackOptions {
-                        multiple: false,
-                        requeue: true,
-                    };
+                    let requeue = BasicNackOptions { multiple: false, requeue: true };
                     channel.basic_nack(tag, requeue).await
                 }
-                Settle::DeadLetter => {
-                    channel
-                        .basic_reject(tag, BasicRejectOptions { requeue: false })
-                        .await
-                }
+                Settle::DeadLetter => channel.basic_reject(tag, BasicRejectOptions { requeue: false }).await,
             }
         });
     }

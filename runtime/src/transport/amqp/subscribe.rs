@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use futures_util::StreamExt;
 use lapin::options::{
-    BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions,
-    BasicRejectOptions, QueueBindOptions, QueueDeclareOptions,
+    BasicAckOptions, BasicConsumeOptions, BasicNackOptions, BasicQosOptions, BasicRejectOptions,
+    QueueBindOptions, QueueDeclareOptions,
 };
 use lapin::types::FieldTable;
 use lapin::{Channel, Consumer};
@@ -25,10 +25,7 @@ const RESULT_PREFETCH: u16 = 1000;
 
 /// Declare and consume result queue `queue`; results flow into the returned stream
 /// until it is dropped.
-pub(super) async fn open_results(
-    shared: Arc<Shared>,
-    queue: String,
-) -> Result<ResultStream, TransportError> {
+pub(super) async fn open_results(shared: Arc<Shared>, queue: String) -> Result<ResultStream, TransportError> {
     let (tx, rx) = mpsc::unbounded_channel();
     let first = results_consumer(&shared, &queue, shared.give_up_deadline()).await?;
     let handle = shared.handle.clone();
@@ -37,8 +34,7 @@ pub(super) async fn open_results(
         loop {
             let (channel, consumer) = match current.take() {
                 Some(pair) => pair,
-                None => match resubscribe(&shared, &tx, |d| results_consumer(&shared, &queue, d)).await
-                {
+                None => match resubscribe(&shared, &tx, |d| results_consumer(&shared, &queue, d)).await {
                     Some(pair) => pair,
                     None => return,
                 },
@@ -61,16 +57,9 @@ async fn results_consumer(
     let channel = shared.channel(deadline).await?;
     let setup = async {
         shared.topology.declare_results(&channel, queue).await?;
+        channel.basic_qos(RESULT_PREFETCH, BasicQosOptions { global: false }).await?;
         channel
-            .basic_qos(RESULT_PREFETCH, BasicQosOptions { global: false })
-            .await?;
-        channel
-            .basic_consume(
-                queue.into(),
-                "".into(),
-                BasicConsumeOptions::default(),
-                FieldTable::default(),
-            )
+            .basic_consume(queue.into(), "".into(), BasicConsumeOptions::default(), FieldTable::default())
             .await
     };
     match setup.await {
@@ -102,10 +91,7 @@ async fn pump_results(
             None => return false,
         };
         let verdict = if delivery.data.len() > limit {
-            Err(format!(
-                "{} bytes, above the {limit}-byte limit",
-                delivery.data.len()
-            ))
+            Err(format!("{} bytes, above the {limit}-byte limit", delivery.data.len()))
         } else {
             match Envelope::decode(&delivery.data) {
                 Ok(Envelope::Result(result)) => Ok(result),
@@ -117,17 +103,12 @@ async fn pump_results(
             Ok(result) => {
                 if tx.send(result).is_err() {
                     // Nobody listens any more: leave it in the queue for a successor.
-                    let requeue = BasicNackOptions {
-                        multiple: false,
-                        requeue: true,
-                    };
+                    let requeue = BasicNackOptions { multiple: false, requeue: true };
                     let _ = channel.basic_nack(delivery.delivery_tag, requeue).await;
                     return true;
                 }
                 // Acked only once it is in the leader's hands (the mpsc).
-                let _ = channel
-                    .basic_ack(delivery.delivery_tag, BasicAckOptions::default())
-                    .await;
+                let _ = channel.basic_ack(delivery.delivery_tag, BasicAckOptions::default()).await;
             }
             Err(reason) => {
                 tracing::warn!(%queue, %reason, "dead-lettering invalid result message");
@@ -141,11 +122,7 @@ async fn pump_results(
 /// Retry `subscribe` with backoff until it works, the receiver is dropped, the
 /// transport is closed, or the give-up time passes (then the stream ends, which its
 /// receiver sees as a closed channel).
-async fn resubscribe<T, P, F, Fut>(
-    shared: &Shared,
-    tx: &mpsc::UnboundedSender<T>,
-    subscribe: F,
-) -> Option<P>
+async fn resubscribe<T, P, F, Fut>(shared: &Shared, tx: &mpsc::UnboundedSender<T>, subscribe: F) -> Option<P>
 where
     F: Fn(Instant) -> Fut,
     Fut: std::future::Future<Output = Result<P, TransportError>>,
@@ -198,21 +175,13 @@ pub(super) async fn subscribe_control(shared: Arc<Shared>) -> Result<ControlStre
     Ok(rx)
 }
 
-async fn control_consumer(
-    shared: &Shared,
-    deadline: Instant,
-) -> Result<(Channel, Consumer), TransportError> {
+async fn control_consumer(shared: &Shared, deadline: Instant) -> Result<(Channel, Consumer), TransportError> {
     let channel = shared.channel(deadline).await?;
     let exchange = shared.topology.control();
     let setup = async {
-        let options = QueueDeclareOptions {
-            exclusive: true,
-            auto_delete: true,
-            ..QueueDeclareOptions::default()
-        };
-        let queue = channel
-            .queue_declare("".into(), options, FieldTable::default())
-            .await?;
+        let options =
+            QueueDeclareOptions { exclusive: true, auto_delete: true, ..QueueDeclareOptions::default() };
+        let queue = channel.queue_declare("".into(), options, FieldTable::default()).await?;
         let name = queue.name().clone();
         channel
             .queue_bind(
@@ -224,13 +193,8 @@ async fn control_consumer(
             )
             .await?;
         // Broadcasts are hints: auto-ack is fine for them.
-        let options = BasicConsumeOptions {
-            no_ack: true,
-            ..BasicConsumeOptions::default()
-        };
-        channel
-            .basic_consume(name, "".into(), options, FieldTable::default())
-            .await
+        let options = BasicConsumeOptions { no_ack: true, ..BasicConsumeOptions::default() };
+        channel.basic_consume(name, "".into(), options, FieldTable::default()).await
     };
     match setup.await {
         Ok(consumer) => Ok((channel, consumer)),
@@ -239,11 +203,7 @@ async fn control_consumer(
 }
 
 /// Forward controls until the consumer ends (`false`) or the receiver is gone (`true`).
-async fn pump_controls(
-    shared: &Shared,
-    mut consumer: Consumer,
-    tx: &mpsc::UnboundedSender<Control>,
-) -> bool {
+async fn pump_controls(shared: &Shared, mut consumer: Consumer, tx: &mpsc::UnboundedSender<Control>) -> bool {
     let limit = shared.config.max_message_bytes;
     loop {
         let item = tokio::select! {

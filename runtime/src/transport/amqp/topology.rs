@@ -20,11 +20,7 @@ pub struct Topology {
 
 impl Topology {
     pub(super) fn new(prefix: &str, delivery_limit: u32, result_expiry: Duration) -> Self {
-        Self {
-            prefix: prefix.to_owned(),
-            delivery_limit,
-            result_expiry,
-        }
+        Self { prefix: prefix.to_owned(), delivery_limit, result_expiry }
     }
 
     /// The shared task queue: `{prefix}.tasks` (quorum).
@@ -56,10 +52,7 @@ impl Topology {
     pub fn task_queue_args(&self) -> FieldTable {
         let mut args = FieldTable::default();
         args.insert("x-queue-type".into(), long_string("quorum"));
-        args.insert(
-            "x-delivery-limit".into(),
-            AMQPValue::LongLongInt(i64::from(self.delivery_limit)),
-        );
+        args.insert("x-delivery-limit".into(), AMQPValue::LongLongInt(i64::from(self.delivery_limit)));
         args.insert("x-dead-letter-exchange".into(), long_string(&self.dlx()));
         args
     }
@@ -67,9 +60,7 @@ impl Topology {
     /// Arguments of a result queue.
     pub fn result_queue_args(&self) -> FieldTable {
         let mut args = FieldTable::default();
-        let expires = i64::try_from(self.result_expiry.as_millis())
-            .unwrap_or(i64::MAX)
-            .max(1);
+        let expires = i64::try_from(self.result_expiry.as_millis()).unwrap_or(i64::MAX).max(1);
         args.insert("x-expires".into(), AMQPValue::LongLongInt(expires));
         args.insert("x-dead-letter-exchange".into(), long_string(&self.dlx()));
         args
@@ -77,10 +68,7 @@ impl Topology {
 
     /// Declare the shared topology (everything but result and subscriber queues).
     pub(super) async fn declare(&self, channel: &Channel) -> Result<(), lapin::Error> {
-        let durable_exchange = ExchangeDeclareOptions {
-            durable: true,
-            ..ExchangeDeclareOptions::default()
-        };
+        let durable_exchange = ExchangeDeclareOptions { durable: true, ..ExchangeDeclareOptions::default() };
         channel
             .exchange_declare(
                 self.dlx().into(),
@@ -90,11 +78,7 @@ impl Topology {
             )
             .await?;
         channel
-            .queue_declare(
-                self.dead().into(),
-                QueueDeclareOptions::durable(),
-                FieldTable::default(),
-            )
+            .queue_declare(self.dead().into(), QueueDeclareOptions::durable(), FieldTable::default())
             .await?;
         channel
             .queue_bind(
@@ -106,11 +90,7 @@ impl Topology {
             )
             .await?;
         channel
-            .queue_declare(
-                self.tasks().into(),
-                QueueDeclareOptions::durable(),
-                self.task_queue_args(),
-            )
+            .queue_declare(self.tasks().into(), QueueDeclareOptions::durable(), self.task_queue_args())
             .await?;
         channel
             .exchange_declare(
@@ -124,17 +104,9 @@ impl Topology {
     }
 
     /// Declare result queue `queue` (durable, not exclusive, expiring when unused).
-    pub(super) async fn declare_results(
-        &self,
-        channel: &Channel,
-        queue: &str,
-    ) -> Result<(), lapin::Error> {
+    pub(super) async fn declare_results(&self, channel: &Channel, queue: &str) -> Result<(), lapin::Error> {
         channel
-            .queue_declare(
-                queue.into(),
-                QueueDeclareOptions::durable(),
-                self.result_queue_args(),
-            )
+            .queue_declare(queue.into(), QueueDeclareOptions::durable(), self.result_queue_args())
             .await
             .map(drop)
     }
@@ -147,9 +119,7 @@ fn long_string(s: &str) -> AMQPValue {
 /// Refuse names RabbitMQ would refuse, with a clear message, before any round trip.
 pub(super) fn check_queue_name(queue: &str) -> Result<(), TransportError> {
     if queue.is_empty() || queue.len() > 255 {
-        return Err(TransportError::Broker(format!(
-            "invalid queue name {queue:?}: must be 1 to 255 bytes"
-        )));
+        return Err(TransportError::Broker(format!("invalid queue name {queue:?}: must be 1 to 255 bytes")));
     }
     if queue.starts_with("amq.") {
         return Err(TransportError::Broker(format!(
@@ -174,15 +144,9 @@ mod tests {
         let args = t.task_queue_args();
         let inner = args.inner();
         assert_eq!(inner.get("x-queue-type"), Some(&long_string("quorum")));
-        assert_eq!(
-            inner.get("x-delivery-limit"),
-            Some(&AMQPValue::LongLongInt(7))
-        );
+        assert_eq!(inner.get("x-delivery-limit"), Some(&AMQPValue::LongLongInt(7)));
         let args = t.result_queue_args();
-        assert_eq!(
-            args.inner().get("x-expires"),
-            Some(&AMQPValue::LongLongInt(60_000))
-        );
+        assert_eq!(args.inner().get("x-expires"), Some(&AMQPValue::LongLongInt(60_000)));
         assert!(check_queue_name("pl.results.l1").is_ok());
         assert!(check_queue_name("").is_err());
         assert!(check_queue_name("amq.foo").is_err());
