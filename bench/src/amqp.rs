@@ -26,7 +26,14 @@ impl Workers {
         for i in 0..n {
             children.push(
                 Command::new(&exe)
-                    .args(["--amqp-uri", uri, "--health-addr", "127.0.0.1:0", "--name", &format!("bench-{i}")])
+                    .args([
+                        "--amqp-uri",
+                        uri,
+                        "--health-addr",
+                        "127.0.0.1:0",
+                        "--name",
+                        &format!("bench-{i}"),
+                    ])
                     .arg("--store")
                     .arg(format!("fs:{}", store.display()))
                     .args(args)
@@ -69,13 +76,17 @@ fn cpu_seconds(pid: u32) -> f64 {
     ticks / 100.0
 }
 
-/// Processes of the broker node (beam.smp and helpers), found by the node name.
-fn broker_pids(node: &str) -> Vec<u32> {
+/// Processes of the broker node (beam.smp and helpers), found by its data directory
+/// or node name on their command lines.
+fn broker_pids(broker: &RabbitBroker) -> Vec<u32> {
+    let dir = broker.data_dir().display().to_string();
+    let short = broker.node().split('@').next().unwrap_or_default().to_owned();
     let mut pids = Vec::new();
     for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
         let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
         let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
-        if String::from_utf8_lossy(&cmdline).contains(node) {
+        let cmdline = String::from_utf8_lossy(&cmdline);
+        if pid != std::process::id() && (cmdline.contains(&dir) || cmdline.contains(&short)) {
             pids.push(pid);
         }
     }
@@ -113,7 +124,8 @@ pub async fn cluster(tasks: u32, reps: usize) -> anyhow::Result<()> {
     let workers = Workers::spawn(2, &uri, store.path(), &["--lanes", "1", "--prefetch", "256"])?;
     let leader = leader(&uri, store.path()).await?;
     prove(&leader, &sim, &json!({"tasks": 200, "cost": {"fixed": {"micros": 0}}})).await?; // warm-up
-    let mut pids = broker_pids(broker.node());
+    let mut pids = broker_pids(&broker);
+    anyhow::ensure!(!pids.is_empty(), "broker processes not found");
     pids.extend(workers.pids());
     pids.push(std::process::id());
     let cpu_before: Vec<f64> = pids.iter().map(|&p| cpu_seconds(p)).collect();
@@ -128,7 +140,11 @@ pub async fn cluster(tasks: u32, reps: usize) -> anyhow::Result<()> {
     let cpu: Vec<f64> = pids.iter().zip(&cpu_before).map(|(&p, b)| cpu_seconds(p) - b).collect();
     let per_task = |secs: f64| secs * 1e6 / f64::from(total * reps as u32);
     let n_broker = pids.len() - 3;
-    let (b, w, l) = (cpu[..n_broker].iter().sum::<f64>(), cpu[n_broker..n_broker + 2].iter().sum::<f64>(), cpu[n_broker + 2]);
+    let (b, w, l) = (
+        cpu[..n_broker].iter().sum::<f64>(),
+        cpu[n_broker..n_broker + 2].iter().sum::<f64>(),
+        cpu[n_broker + 2],
+    );
     let t = median(&mut times);
     println!(
         "| no-op map+fold | {total} | {:.0} ms | **{:.0}** | {:.0} µs = {:.0} + {:.0} + {:.0} µs |",

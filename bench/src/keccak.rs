@@ -32,10 +32,7 @@ async fn end_to_end_once(input: &[u8], lanes: usize) -> anyhow::Result<(f64, usi
     let segments = plan.segments.len();
     let out = cluster.leader.prove(plugin.clone(), plan).await?;
     let secs = started.elapsed().as_secs_f64();
-    anyhow::ensure!(
-        matches!(plugin.verify(&out.proof)?, Verdict::Valid { .. }),
-        "proof does not verify"
-    );
+    anyhow::ensure!(matches!(plugin.verify(&out.proof)?, Verdict::Valid { .. }), "proof does not verify");
     Ok((secs, segments, out.proof.len()))
 }
 
@@ -46,8 +43,7 @@ pub async fn end_to_end(blocks: &[PathBuf], max_lanes: usize) -> anyhow::Result<
     println!("|---|---|---|---|---|---|---|---|---|---|---|");
     for path in blocks {
         let input = std::fs::read(path)?;
-        let witness =
-            parse_block_witness(&input).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        let witness = parse_block_witness(&input).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         let perms = permutation_inputs(&witness);
         let n = perms.len();
         // The same permutations in segment-sized calls: what the lanes prove, minus
@@ -62,10 +58,7 @@ pub async fn end_to_end(blocks: &[PathBuf], max_lanes: usize) -> anyhow::Result<
         let direct = started.elapsed().as_secs_f64();
         let (one, segments, _) = end_to_end_once(&input, 1).await?;
         let (many, _, bytes) = end_to_end_once(&input, max_lanes).await?;
-        let name = path
-            .file_name()
-            .map(|f| f.to_string_lossy().into_owned())
-            .unwrap_or_default();
+        let name = path.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default();
         println!(
             "| {name} | {n} | {segments} | {direct:.2} s ({:.2} MB) | {chunked:.2} s | {one:.2} s | **{:.2}** | **{:.2}** | {many:.2} s | **{:.2}** | {:.2} MB |",
             direct_bytes as f64 / 1e6,

@@ -5,11 +5,13 @@
 //! cargo run --release -p proofline-bench -- stealing    # heavy-tailed makespan vs lower bound
 //! cargo run --release -p proofline-bench -- keccak      # end-to-end proving vs Plonky3 alone
 //! cargo run --release -p proofline-bench -- cluster     # over RabbitMQ with worker processes
+//! cargo run --release -p proofline-bench -- store       # fs vs S3 vs S3 + cache, 1 MiB artifacts
 //! ```
 
 mod amqp;
 mod keccak;
 mod sim;
+mod store;
 
 use clap::{Parser, Subcommand};
 
@@ -43,6 +45,11 @@ enum What {
         #[arg(long, default_value_t = 3)]
         reps: usize,
     },
+    /// 1 MiB artifacts on the fs store vs S3 (local moto) with and without the cache.
+    Store {
+        #[arg(long, default_value_t = 3)]
+        reps: usize,
+    },
     /// End-to-end keccak proving vs one direct Plonky3 `prove` of the same permutations.
     Keccak {
         /// Block files (any supported witness format).
@@ -54,14 +61,17 @@ enum What {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    if let What::Store { reps } = cli.what {
+        // The S3 test server's set-up blocks: it runs outside the async runtime.
+        return store::store_overhead(reps);
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     match cli.what {
         What::Runtime { tasks, reps } => rt.block_on(sim::runtime_overhead(tasks, reps)),
         What::Stealing { tasks, reps } => rt.block_on(sim::stealing_makespan(tasks, reps)),
         What::Cluster { tasks, reps } => rt.block_on(amqp::cluster(tasks, reps)),
         What::Keccak { blocks, lanes } => rt.block_on(keccak::end_to_end(&blocks, lanes)),
+        What::Store { .. } => unreachable!("handled above"),
     }
 }
 

@@ -12,24 +12,13 @@ use serde_json::json;
 
 use crate::median;
 
-async fn embedded(
-    sim: &SimPlugin,
-    lanes: usize,
-    prefetch: usize,
-    steal: bool,
-) -> anyhow::Result<Embedded> {
+async fn embedded(sim: &SimPlugin, lanes: usize, prefetch: usize, steal: bool) -> anyhow::Result<Embedded> {
     let mut plugins = PluginRegistry::new();
     plugins.register(Arc::new(sim.clone()));
     let mut worker = WorkerConfig::new("bench", lanes);
     worker.prefetch = prefetch;
     worker.steal = steal;
-    Ok(Embedded::start(
-        plugins,
-        Arc::new(MemStore::default()),
-        worker,
-        Default::default(),
-    )
-    .await?)
+    Ok(Embedded::start(plugins, Arc::new(MemStore::default()), worker, Default::default()).await?)
 }
 
 /// Seconds to prove `workload` once on `cluster` (planning excluded, like paladin's `run()`).
@@ -49,12 +38,7 @@ pub async fn runtime_overhead(tasks: u32, reps: usize) -> anyhow::Result<()> {
     let sim = SimPlugin::new();
     let cluster = embedded(&sim, 2, 512, true).await?;
     // Warm up (like paladin's harness: a long-lived leader).
-    run_once(
-        &cluster,
-        &sim,
-        &json!({"tasks": 200, "cost": {"fixed": {"micros": 0}}}),
-    )
-    .await?;
+    run_once(&cluster, &sim, &json!({"tasks": 200, "cost": {"fixed": {"micros": 0}}})).await?;
 
     println!("| case | tasks | median time | tasks/s | per task |");
     println!("|---|---|---|---|---|");
@@ -82,10 +66,7 @@ pub async fn runtime_overhead(tasks: u32, reps: usize) -> anyhow::Result<()> {
         times.push(run_once(&cluster, &sim, &spin).await?.0);
     }
     let t = median(&mut times);
-    eprintln!(
-        "lane stats after the 1 ms runs: {:?}",
-        cluster.worker_stats().await
-    );
+    eprintln!("lane stats after the 1 ms runs: {:?}", cluster.worker_stats().await);
     let ideal = f64::from(n) * 1e-3 / 2.0;
     println!(
         "| 1 ms spin tasks, 2 lanes | {n} segments + {} no-op aggregations | {:.1} ms | ideal {:.0} ms | **{:.1}% of ideal** |",
@@ -100,9 +81,7 @@ pub async fn runtime_overhead(tasks: u32, reps: usize) -> anyhow::Result<()> {
 pub async fn stealing_makespan(tasks: u32, reps: usize) -> anyhow::Result<()> {
     let workload = json!({"tasks": tasks, "seed": 11, "work": "sleep",
         "cost": {"heavy_tailed": {"min_micros": 2000, "alpha": 1.3, "max_micros": 250000}}});
-    let costs = serde_json::from_value::<Workload>(workload.clone())?
-        .costs()
-        .map_err(anyhow::Error::msg)?;
+    let costs = serde_json::from_value::<Workload>(workload.clone())?.costs().map_err(anyhow::Error::msg)?;
     let total: u64 = costs.iter().sum();
     let longest = *costs.iter().max().expect("tasks > 0");
     println!(

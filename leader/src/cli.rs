@@ -21,13 +21,7 @@ pub struct Cli {
 pub struct Common {
     /// Where tasks run: `in-memory` embeds a worker in this process (no broker needed);
     /// `amqp` sends them to `proofline-worker` processes through RabbitMQ.
-    #[arg(
-        long,
-        global = true,
-        env = "PROOFLINE_RUNTIME",
-        value_enum,
-        default_value = "in-memory"
-    )]
+    #[arg(long, global = true, env = "PROOFLINE_RUNTIME", value_enum, default_value = "in-memory")]
     pub runtime: RuntimeKind,
     /// RabbitMQ to use with `--runtime amqp`.
     #[arg(long, global = true, env = "PROOFLINE_AMQP_URI", default_value = "amqp://127.0.0.1:5672/%2f")]
@@ -38,24 +32,13 @@ pub struct Common {
     #[command(flatten)]
     pub s3: S3Args,
     /// Proof system to use.
-    #[arg(
-        long,
-        global = true,
-        env = "PROOFLINE_PLUGIN",
-        default_value = "keccak"
-    )]
+    #[arg(long, global = true, env = "PROOFLINE_PLUGIN", default_value = "keccak")]
     pub plugin: String,
     /// Lanes of the embedded worker (default: one per CPU).
     #[arg(long, global = true, env = "PROOFLINE_LANES")]
     pub lanes: Option<usize>,
     /// Log format on stderr.
-    #[arg(
-        long,
-        global = true,
-        env = "PROOFLINE_LOG_FORMAT",
-        value_enum,
-        default_value = "text"
-    )]
+    #[arg(long, global = true, env = "PROOFLINE_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
 }
 
@@ -77,7 +60,13 @@ pub struct S3Args {
 }
 
 impl S3Args {
-    pub fn open(&self, spec: &str) -> Result<std::sync::Arc<dyn proofline_runtime::store::ArtifactStore>, proofline_runtime::store::StoreError> {
+    pub fn open(
+        &self,
+        spec: &str,
+    ) -> Result<
+        std::sync::Arc<dyn proofline_runtime::store::ArtifactStore>,
+        proofline_runtime::store::StoreError,
+    > {
         let opts = proofline_runtime::store::StoreOptions {
             s3_endpoint: self.s3_endpoint.clone(),
             s3_path_style: self.s3_path_style,

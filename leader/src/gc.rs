@@ -16,13 +16,25 @@ pub fn gc(common: &Common, older_than: Duration, dry_run: bool) -> Result<(), Fa
             continue;
         }
         let verb = if dry_run { "would delete" } else { "deleting" };
-        println!("{verb} {} ({} artifacts, {} bytes, newest {} s old)", job.job, job.objects, job.bytes, age.as_secs());
+        println!(
+            "{verb} {} ({} artifacts, {} bytes, newest {} s old)",
+            job.job,
+            job.objects,
+            job.bytes,
+            age.as_secs()
+        );
         if !dry_run {
-            store.delete_prefix(&job.job).map_err(|e| Failure::other(format!("deleting {}: {e}", job.job)))?;
+            store
+                .delete_prefix(&job.job)
+                .map_err(|e| Failure::other(format!("deleting {}: {e}", job.job)))?;
         }
         deleted += 1;
         bytes += job.bytes;
     }
-    println!("{} {deleted} job(s), {bytes} bytes, in {}", if dry_run { "would free" } else { "freed" }, store.describe());
+    println!(
+        "{} {deleted} job(s), {bytes} bytes, in {}",
+        if dry_run { "would free" } else { "freed" },
+        store.describe()
+    );
     Ok(())
 }

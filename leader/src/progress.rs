@@ -45,9 +45,7 @@ pub async fn render(mut rx: watch::Receiver<Progress>) {
 
 /// `segments 3/8, aggregations 1/7, depth 1, elapsed 4.2s, ETA 6.1s`
 pub fn describe(p: &Progress) -> String {
-    let eta = eta(p)
-        .map(|d| format!(", ETA {:.1}s", d.as_secs_f64()))
-        .unwrap_or_default();
+    let eta = eta(p).map(|d| format!(", ETA {:.1}s", d.as_secs_f64())).unwrap_or_default();
     format!(
         "segments {}/{}, aggregations {}/{}, depth {}, elapsed {:.1}s{eta}",
         p.segments_done,

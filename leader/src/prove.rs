@@ -32,10 +32,15 @@ impl Cluster {
     }
 }
 
-async fn start_cluster(common: &Common, store: Arc<dyn ArtifactStore>, config: LeaderConfig) -> Result<Cluster, Failure> {
+async fn start_cluster(
+    common: &Common,
+    store: Arc<dyn ArtifactStore>,
+    config: LeaderConfig,
+) -> Result<Cluster, Failure> {
     match common.runtime {
         RuntimeKind::InMemory => {
-            let lanes = common.lanes.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+            let lanes =
+                common.lanes.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
             let worker = WorkerConfig::new("embedded", lanes);
             let embedded = Embedded::start(proofline_plugins::builtin(), store, worker, config)
                 .await
@@ -49,7 +54,8 @@ async fn start_cluster(common: &Common, store: Arc<dyn ArtifactStore>, config: L
                 .map_err(|e| Failure::other(format!("cannot reach the broker: {e}")))?;
             tracing::info!(runtime = "amqp", broker = %transport.describe(), "proving on the cluster's workers");
             let transport: Arc<dyn Transport> = Arc::new(transport);
-            let leader = Leader::start(transport, store, config).await.map_err(|e| Failure::other(e.to_string()))?;
+            let leader =
+                Leader::start(transport, store, config).await.map_err(|e| Failure::other(e.to_string()))?;
             Ok(Cluster::Remote(leader))
         }
     }
@@ -66,7 +72,11 @@ pub async fn prove_stdio(common: &Common, args: &ProveArgs) -> Result<(), Failur
         Some(job_id) => {
             let store = open(common)?;
             let cluster = start_cluster(common, store, config).await?;
-            let job = cluster.leader().resume(job_id, &registry).await.map_err(|e| Failure::bad_input(e.to_string()))?;
+            let job = cluster
+                .leader()
+                .resume(job_id, &registry)
+                .await
+                .map_err(|e| Failure::bad_input(e.to_string()))?;
             (cluster, job)
         }
         None => {
@@ -74,7 +84,8 @@ pub async fn prove_stdio(common: &Common, args: &ProveArgs) -> Result<(), Failur
             let store = open(common)?;
             let cluster = start_cluster(common, store, config).await?;
             let plugin = crate::plugin_named(&registry, &common.plugin)?;
-            let job = cluster.leader().submit(plugin, plan).await.map_err(|e| Failure::other(e.to_string()))?;
+            let job =
+                cluster.leader().submit(plugin, plan).await.map_err(|e| Failure::other(e.to_string()))?;
             (cluster, job)
         }
     };
@@ -93,7 +104,11 @@ fn open(common: &Common) -> Result<Arc<dyn ArtifactStore>, Failure> {
 }
 
 /// Read the block on stdin and plan it; bad input is rejected before anything starts.
-fn read_and_plan(common: &Common, args: &ProveArgs, registry: &proofline_runtime::plugin::PluginRegistry) -> Result<Plan, Failure> {
+fn read_and_plan(
+    common: &Common,
+    args: &ProveArgs,
+    registry: &proofline_runtime::plugin::PluginRegistry,
+) -> Result<Plan, Failure> {
     let plugin = crate::plugin_named(registry, &common.plugin)?;
     let mut input = Vec::new();
     std::io::stdin().read_to_end(&mut input).map_err(|e| Failure::other(format!("reading stdin: {e}")))?;

@@ -18,7 +18,9 @@ pub fn verify(file: &Path) -> Result<(), Failure> {
     .map_err(|e| Failure::bad_input(format!("cannot read {}: {e}", file.display())))?;
     let proof = ProofFile::decode(&bytes).map_err(|e| match e {
         ProofFileError::Malformed(_) => Failure::bad_input(format!("{}: {e}", file.display())),
-        ProofFileError::Checksum { .. } => Failure::other(format!("{}: does not verify: {e}", file.display())),
+        ProofFileError::Checksum { .. } => {
+            Failure::other(format!("{}: does not verify: {e}", file.display()))
+        }
     })?;
     let registry = proofline_plugins::builtin();
     let name = proof.plugin.split('@').next().unwrap_or_default();
@@ -36,8 +38,12 @@ pub fn verify(file: &Path) -> Result<(), Failure> {
             println!("proof verifies: {statement}");
             Ok(())
         }
-        Ok(Verdict::Invalid { reason }) => Err(Failure::other(format!("{}: does not verify: {reason}", file.display()))),
-        Err(PluginError::BadInput(m)) => Err(Failure::bad_input(format!("{}: malformed proof: {m}", file.display()))),
+        Ok(Verdict::Invalid { reason }) => {
+            Err(Failure::other(format!("{}: does not verify: {reason}", file.display())))
+        }
+        Err(PluginError::BadInput(m)) => {
+            Err(Failure::bad_input(format!("{}: malformed proof: {m}", file.display())))
+        }
         Err(e) => Err(Failure::other(format!("{}: verification failed: {e}", file.display()))),
     }
 }

@@ -34,15 +34,8 @@ fn stderr(out: &Output) -> String {
 fn assert_rejected(input: &[u8], needle: &str) {
     let out = leader(&["stdio"], input);
     assert_eq!(out.status.code(), Some(2), "stderr: {}", stderr(&out));
-    assert!(
-        out.stdout.is_empty(),
-        "nothing may reach stdout on bad input"
-    );
-    assert!(
-        stderr(&out).contains(needle),
-        "expected {needle:?} in: {}",
-        stderr(&out)
-    );
+    assert!(out.stdout.is_empty(), "nothing may reach stdout on bad input");
+    assert!(stderr(&out).contains(needle), "expected {needle:?} in: {}", stderr(&out));
 }
 
 fn canonical() -> Value {
@@ -53,8 +46,7 @@ fn canonical() -> Value {
 #[test]
 fn proves_the_example_block_and_verifies_it_and_refuses_tampered_copies() {
     let example =
-        std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/example-block.json"))
-            .unwrap();
+        std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/example-block.json")).unwrap();
     let out = leader(&["stdio"], &example);
     assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
     let dir = tempfile::tempdir().unwrap();
@@ -88,10 +80,7 @@ fn bad_block_input_is_rejected_with_what_and_where() {
     assert_rejected(b"{\"block\": ", "malformed JSON");
 
     let mut missing = canonical();
-    missing["witness"]
-        .as_object_mut()
-        .unwrap()
-        .remove("headers");
+    missing["witness"].as_object_mut().unwrap().remove("headers");
     assert_rejected(missing.to_string().as_bytes(), "witness.headers");
 
     let mut non_hex = canonical();
@@ -99,8 +88,7 @@ fn bad_block_input_is_rejected_with_what_and_where() {
     assert_rejected(non_hex.to_string().as_bytes(), "witness.state[3]");
 
     let mut short_hash = canonical();
-    short_hash["block"]["hash"] =
-        json!("0x0497f69549701d578c67a43951f9e4fcb92b1691b9f6bbdfa63a17bc41d397");
+    short_hash["block"]["hash"] = json!("0x0497f69549701d578c67a43951f9e4fcb92b1691b9f6bbdfa63a17bc41d397");
     assert_rejected(short_hash.to_string().as_bytes(), "block.hash");
 
     let mut empty = canonical();
@@ -109,21 +97,14 @@ fn bad_block_input_is_rejected_with_what_and_where() {
 
     let mut wrong_hash = canonical();
     wrong_hash["block"]["hash"] = json!(format!("0x{}", "11".repeat(32)));
-    assert_rejected(
-        wrong_hash.to_string().as_bytes(),
-        "does not hash to the claimed block hash",
-    );
+    assert_rejected(wrong_hash.to_string().as_bytes(), "does not hash to the claimed block hash");
 }
 
 #[test]
 fn unknown_plugins_and_stores_are_bad_input() {
     let out = leader(&["--plugin", "groth17", "stdio"], b"{}");
     assert_eq!(out.status.code(), Some(2));
-    assert!(
-        stderr(&out).contains("unknown plugin \"groth17\""),
-        "{}",
-        stderr(&out)
-    );
+    assert!(stderr(&out).contains("unknown plugin \"groth17\""), "{}", stderr(&out));
 
     let out = leader(
         &["--store", "ftp://nowhere", "--plugin", "sim", "stdio"],
@@ -135,20 +116,13 @@ fn unknown_plugins_and_stores_are_bad_input() {
 
 #[test]
 fn a_failing_task_fails_the_job_with_its_name_and_no_output() {
-    let workload = br#"{"tasks": 4, "cost": {"fixed": {"micros": 0}}, "fail": {"segments": [1], "mode": "permanent"}}"#;
+    let workload =
+        br#"{"tasks": 4, "cost": {"fixed": {"micros": 0}}, "fail": {"segments": [1], "mode": "permanent"}}"#;
     let out = leader(&["--plugin", "sim", "stdio"], workload);
     assert_eq!(out.status.code(), Some(1), "stderr: {}", stderr(&out));
     assert!(out.stdout.is_empty());
-    assert!(
-        stderr(&out).contains("task seg-1 failed"),
-        "{}",
-        stderr(&out)
-    );
-    assert!(
-        stderr(&out).contains("injected failure in segment 1"),
-        "{}",
-        stderr(&out)
-    );
+    assert!(stderr(&out).contains("task seg-1 failed"), "{}", stderr(&out));
+    assert!(stderr(&out).contains("injected failure in segment 1"), "{}", stderr(&out));
 }
 
 #[test]
@@ -164,7 +138,16 @@ fn a_wrong_bucket_or_unreachable_s3_endpoint_fails_fast_with_exit_1() {
     for (spec, endpoint, secret, needle) in cases {
         let started = std::time::Instant::now();
         let mut child = Command::new(env!("CARGO_BIN_EXE_proofline-leader"))
-            .args(["--plugin", "sim", "--store", spec, "--s3-endpoint", &endpoint, "--s3-path-style", "stdio"])
+            .args([
+                "--plugin",
+                "sim",
+                "--store",
+                spec,
+                "--s3-endpoint",
+                &endpoint,
+                "--s3-path-style",
+                "stdio",
+            ])
             .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
             .env("AWS_SECRET_ACCESS_KEY", secret)
             .env("AWS_REGION", "us-east-1")

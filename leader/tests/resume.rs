@@ -52,7 +52,8 @@ fn a_killed_leader_resumes_without_proving_finished_segments_again() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let workload = format!(r#"{{"tasks": {SEGMENTS}, "cost": {{"fixed": {{"micros": 150000}}}}, "work": "sleep"}}"#);
+    let workload =
+        format!(r#"{{"tasks": {SEGMENTS}, "cost": {{"fixed": {{"micros": 150000}}}}, "work": "sleep"}}"#);
     first.stdin.take().unwrap().write_all(workload.as_bytes()).unwrap();
     // The job id is in the log line that says how to resume.
     let mut lines = BufReader::new(first.stderr.take().unwrap()).lines();

@@ -52,21 +52,12 @@ impl Embedded {
     ) -> Result<Self, JobError> {
         let broker = MemBroker::default();
         let transport: Arc<dyn Transport> = Arc::new(broker.clone());
-        let args = WorkerArgs {
-            config: worker,
-            transport: transport.clone(),
-            store: store.clone(),
-            plugins,
-        };
+        let args = WorkerArgs { config: worker, transport: transport.clone(), store: store.clone(), plugins };
         let (worker, _) = Actor::spawn(None, WorkerActor, args)
             .await
             .map_err(|e| JobError::Transport(format!("could not start the worker: {e}")))?;
         let leader = Leader::start(transport, store, leader).await?;
-        Ok(Self {
-            broker,
-            leader,
-            worker,
-        })
+        Ok(Self { broker, leader, worker })
     }
 
     pub async fn worker_stats(&self) -> WorkerStats {

@@ -43,10 +43,8 @@ impl Envelope {
         // The version byte shifts the archive off its alignment: copy into an aligned buffer.
         let mut aligned = rkyv::util::AlignedVec::<16>::with_capacity(body.len());
         aligned.extend_from_slice(body);
-        rkyv::from_bytes::<Envelope, rancor::Error>(&aligned).map_err(|e| EnvelopeError::Invalid {
-            len: bytes.len(),
-            reason: e.to_string(),
-        })
+        rkyv::from_bytes::<Envelope, rancor::Error>(&aligned)
+            .map_err(|e| EnvelopeError::Invalid { len: bytes.len(), reason: e.to_string() })
     }
 }
 
@@ -61,11 +59,7 @@ mod tests {
             id: "seg-3".into(),
             kind: TaskKind::Segment,
             plugin: "sim@1".into(),
-            inputs: vec![ArtifactRef {
-                uri: "mem:job-1/seg-3.in".into(),
-                blake3: [7; 32],
-                len: 9,
-            }],
+            inputs: vec![ArtifactRef { uri: "mem:job-1/seg-3.in".into(), blake3: [7; 32], len: 9 }],
             start: 3,
             end: 4,
             attempt: 1,
@@ -86,14 +80,8 @@ mod tests {
     fn rejects_garbage_truncation_and_versions() {
         let bytes = Envelope::Task(task()).encode();
         assert_eq!(Envelope::decode(&[]), Err(EnvelopeError::Empty));
-        assert!(matches!(
-            Envelope::decode(&[9, 1, 2]),
-            Err(EnvelopeError::Version { found: 9 })
-        ));
-        assert!(matches!(
-            Envelope::decode(&bytes[..bytes.len() - 5]),
-            Err(EnvelopeError::Invalid { .. })
-        ));
+        assert!(matches!(Envelope::decode(&[9, 1, 2]), Err(EnvelopeError::Version { found: 9 })));
+        assert!(matches!(Envelope::decode(&bytes[..bytes.len() - 5]), Err(EnvelopeError::Invalid { .. })));
         let mut garbage = bytes.clone();
         for b in garbage.iter_mut().skip(1) {
             *b = 0xff;

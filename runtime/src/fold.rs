@@ -49,20 +49,12 @@ pub struct Fold<T> {
 
 impl<T> Fold<T> {
     pub fn new(segments: u32) -> Self {
-        Self {
-            segments,
-            waiting: BTreeMap::new(),
-        }
+        Self { segments, waiting: BTreeMap::new() }
     }
 
     /// Record that `start..end` is finished and say what to do next.
     pub fn finish(&mut self, start: u32, end: u32, depth: u32, value: T) -> FoldStep<T> {
-        let done = Finished {
-            start,
-            end,
-            depth,
-            value,
-        };
+        let done = Finished { start, end, depth, value };
         if start == 0 && end == self.segments {
             return FoldStep::Root(done);
         }

@@ -18,10 +18,7 @@ pub struct PluginId {
 
 impl PluginId {
     pub fn new(name: impl Into<String>, version: impl Into<String>) -> Self {
-        Self {
-            name: name.into(),
-            version: version.into(),
-        }
+        Self { name: name.into(), version: version.into() }
     }
 }
 
@@ -82,11 +79,7 @@ pub struct ExecCx {
 
 impl ExecCx {
     pub fn new(task: impl Into<String>, lane: usize, cancel: Arc<AtomicBool>) -> Self {
-        Self {
-            task: task.into(),
-            lane,
-            cancel,
-        }
+        Self { task: task.into(), lane, cancel }
     }
 
     /// True once the runtime wants this task abandoned (job cancelled, lane stopping).
@@ -116,25 +109,13 @@ impl PluginError {
         Self::BadInput(message.into())
     }
     pub fn retryable(message: impl Into<String>) -> Self {
-        Self::Failed {
-            message: message.into(),
-            retryable: true,
-        }
+        Self::Failed { message: message.into(), retryable: true }
     }
     pub fn permanent(message: impl Into<String>) -> Self {
-        Self::Failed {
-            message: message.into(),
-            retryable: false,
-        }
+        Self::Failed { message: message.into(), retryable: false }
     }
     pub fn is_retryable(&self) -> bool {
-        matches!(
-            self,
-            Self::Failed {
-                retryable: true,
-                ..
-            }
-        )
+        matches!(self, Self::Failed { retryable: true, .. })
     }
 }
 
@@ -183,8 +164,7 @@ pub trait ProofSystem: Send + Sync + 'static {
     /// Worker: prove one segment.
     fn prove_segment(&self, cx: &mut ExecCx, segment: &[u8]) -> Result<Vec<u8>, PluginError>;
     /// Worker: fold two adjacent proofs (`left` covers the range just before `right`).
-    fn aggregate(&self, cx: &mut ExecCx, left: &[u8], right: &[u8])
-    -> Result<Vec<u8>, PluginError>;
+    fn aggregate(&self, cx: &mut ExecCx, left: &[u8], right: &[u8]) -> Result<Vec<u8>, PluginError>;
     /// Leader: turn the proof covering all segments into the final proof.
     fn wrap(&self, cx: &mut ExecCx, root: &[u8], job: &JobMeta) -> Result<Vec<u8>, PluginError>;
     /// Anyone: check a final proof produced by `wrap`.
@@ -205,8 +185,7 @@ impl PluginRegistry {
 
     pub fn register(&mut self, plugin: Arc<dyn ProofSystem>) -> &mut Self {
         let id = plugin.id();
-        self.plugins
-            .insert(id.name.clone(), (id.to_string(), plugin));
+        self.plugins.insert(id.name.clone(), (id.to_string(), plugin));
         self
     }
 
@@ -217,10 +196,7 @@ impl PluginRegistry {
     /// The plugin with exactly this `name@version`.
     pub fn get_exact(&self, id: &str) -> Option<&Arc<dyn ProofSystem>> {
         let name = id.split('@').next().unwrap_or(id);
-        self.plugins
-            .get(name)
-            .filter(|(full, _)| full == id)
-            .map(|(_, p)| p)
+        self.plugins.get(name).filter(|(full, _)| full == id).map(|(_, p)| p)
     }
 
     pub fn names(&self) -> Vec<String> {

@@ -49,22 +49,14 @@ impl ProofFile {
         if bytes.len() < MAGIC.len() || &bytes[..MAGIC.len()] != MAGIC {
             return Err(malformed("missing the PROOFLN1 header at byte 0".into()));
         }
-        let mut cur = Cursor {
-            bytes,
-            at: MAGIC.len(),
-        };
-        let plugin_len = u16::from_le_bytes(
-            cur.take(2, "the plugin id length")?
-                .try_into()
-                .expect("2 bytes"),
-        );
+        let mut cur = Cursor { bytes, at: MAGIC.len() };
+        let plugin_len =
+            u16::from_le_bytes(cur.take(2, "the plugin id length")?.try_into().expect("2 bytes"));
         let plugin = std::str::from_utf8(cur.take(plugin_len as usize, "the plugin id")?)
             .map_err(|_| malformed("plugin id is not UTF-8".into()))?
             .to_owned();
-        let body_len =
-            u64::from_le_bytes(cur.take(8, "the body length")?.try_into().expect("8 bytes"));
-        let body_len =
-            usize::try_from(body_len).map_err(|_| malformed("body length overflows".into()))?;
+        let body_len = u64::from_le_bytes(cur.take(8, "the body length")?.try_into().expect("8 bytes"));
+        let body_len = usize::try_from(body_len).map_err(|_| malformed("body length overflows".into()))?;
         let body = cur.take(body_len, "the proof body")?.to_vec();
         let checked = cur.at;
         let digest = cur.take(32, "the checksum")?;
@@ -93,17 +85,13 @@ struct Cursor<'a> {
 
 impl<'a> Cursor<'a> {
     fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8], ProofFileError> {
-        let end = self
-            .at
-            .checked_add(n)
-            .filter(|&end| end <= self.bytes.len())
-            .ok_or_else(|| {
-                ProofFileError::Malformed(format!(
-                    "truncated: {what} needs {n} bytes at offset {}, the file has {} bytes",
-                    self.at,
-                    self.bytes.len()
-                ))
-            })?;
+        let end = self.at.checked_add(n).filter(|&end| end <= self.bytes.len()).ok_or_else(|| {
+            ProofFileError::Malformed(format!(
+                "truncated: {what} needs {n} bytes at offset {}, the file has {} bytes",
+                self.at,
+                self.bytes.len()
+            ))
+        })?;
         let slice = &self.bytes[self.at..end];
         self.at = end;
         Ok(slice)
@@ -116,17 +104,10 @@ mod tests {
 
     #[test]
     fn every_truncation_and_every_flipped_byte_is_refused() {
-        let bytes = ProofFile {
-            plugin: "sim@1".into(),
-            body: (0..200u8).collect(),
-        }
-        .encode();
+        let bytes = ProofFile { plugin: "sim@1".into(), body: (0..200u8).collect() }.encode();
         for cut in 0..bytes.len() {
             assert!(
-                matches!(
-                    ProofFile::decode(&bytes[..cut]),
-                    Err(ProofFileError::Malformed(_))
-                ),
+                matches!(ProofFile::decode(&bytes[..cut]), Err(ProofFileError::Malformed(_))),
                 "cut {cut}"
             );
         }

@@ -9,7 +9,9 @@ use std::fmt;
 use rkyv::{Archive, Deserialize, Serialize};
 
 /// A content-addressed pointer to bytes in an artifact store.
-#[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[derive(
+    Archive, Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize,
+)]
 pub struct ArtifactRef {
     /// Store-relative location, e.g. `fs:job-1a2b/seg-3` or `mem:job-1a2b/agg-0-7`.
     pub uri: String,
@@ -20,13 +22,7 @@ pub struct ArtifactRef {
 
 impl fmt::Display for ArtifactRef {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{} ({} bytes, blake3 {})",
-            self.uri,
-            self.len,
-            hex::encode(&self.blake3[..6])
-        )
+        write!(f, "{} ({} bytes, blake3 {})", self.uri, self.len, hex::encode(&self.blake3[..6]))
     }
 }
 
@@ -68,11 +64,17 @@ pub struct Task {
 #[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub enum Outcome {
     Done(ArtifactRef),
-    Failed { message: String, retryable: bool },
+    Failed {
+        message: String,
+        retryable: bool,
+    },
     /// Heartbeat: the task is still running on `ran_on`; not a final outcome.
     Running,
     /// An input artifact failed its BLAKE3 check: the leader recomputes it, then retries.
-    CorruptInput { uri: String, message: String },
+    CorruptInput {
+        uri: String,
+        message: String,
+    },
 }
 
 /// Broadcasts between leaders and workers.
@@ -114,9 +116,7 @@ pub fn new_job_id() -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     use std::time::{SystemTime, UNIX_EPOCH};
     static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default();
+    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
     let mut salt = blake3::Hasher::new();
     salt.update(&now.as_nanos().to_le_bytes());
     salt.update(&std::process::id().to_le_bytes());

@@ -1,3 +1,3 @@
 //! e2e helpers
-pub mod s3;
 pub mod rabbit;
+pub mod s3;

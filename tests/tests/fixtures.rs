@@ -12,9 +12,7 @@ use proofline_runtime::store::FsStore;
 use proofline_runtime::worker::WorkerConfig;
 
 fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/fixtures")
-        .join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures").join(name)
 }
 
 /// Prove `file` through the embedded runtime and return the verifier's statement.
@@ -22,22 +20,13 @@ async fn prove_and_verify(file: &str) -> String {
     let input = std::fs::read(fixture(file)).unwrap_or_else(|e| panic!("{file}: {e}"));
     let plugin: Arc<dyn ProofSystem> = Arc::new(KeccakPlugin);
     let plan = plugin.plan(&input, &PlanOptions::default()).unwrap();
-    assert!(
-        plan.segments.len() >= 2,
-        "a real block spans several segments"
-    );
+    assert!(plan.segments.len() >= 2, "a real block spans several segments");
     let mut plugins = PluginRegistry::new();
     plugins.register(plugin.clone());
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(FsStore::open(dir.path().to_str().unwrap()).unwrap());
-    let cluster = Embedded::start(
-        plugins,
-        store,
-        WorkerConfig::new("test", 2),
-        Default::default(),
-    )
-    .await
-    .unwrap();
+    let cluster =
+        Embedded::start(plugins, store, WorkerConfig::new("test", 2), Default::default()).await.unwrap();
     let out = cluster.leader.prove(plugin.clone(), plan).await.unwrap();
     assert_eq!(out.stats.duplicates, 0);
     // The job's artifacts are gone once it succeeded.
@@ -55,20 +44,14 @@ const MAINNET_PARENT_STATE_ROOT_PREFIX: &str = "0xbe3cc284";
 async fn zkpig_mainnet_block() {
     let statement = prove_and_verify("mainnet-22615247.zkpig.json").await;
     assert!(statement.contains(MAINNET_HASH), "{statement}");
-    assert!(
-        statement.contains(MAINNET_PARENT_STATE_ROOT_PREFIX),
-        "{statement}"
-    );
+    assert!(statement.contains(MAINNET_PARENT_STATE_ROOT_PREFIX), "{statement}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn canonical_mainnet_block() {
     let statement = prove_and_verify("mainnet-22615247.canonical.json").await;
     assert!(statement.contains(MAINNET_HASH), "{statement}");
-    assert!(
-        statement.contains(MAINNET_PARENT_STATE_ROOT_PREFIX),
-        "{statement}"
-    );
+    assert!(statement.contains(MAINNET_PARENT_STATE_ROOT_PREFIX), "{statement}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

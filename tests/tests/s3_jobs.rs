@@ -14,7 +14,8 @@ use proofline_runtime::worker::WorkerConfig;
 use proofline_tests::s3::S3Server;
 
 fn example_plan(segment_size: u64) -> (Arc<dyn ProofSystem>, Plan) {
-    let block = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/example-block.json")).unwrap();
+    let block =
+        std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/example-block.json")).unwrap();
     let plugin: Arc<dyn ProofSystem> = Arc::new(KeccakPlugin);
     let plan = plugin.plan(&block, &PlanOptions { segment_size: Some(segment_size) }).unwrap();
     (plugin, plan)
@@ -23,7 +24,9 @@ fn example_plan(segment_size: u64) -> (Arc<dyn ProofSystem>, Plan) {
 async fn embedded(store: Arc<dyn ArtifactStore>, plugin: &Arc<dyn ProofSystem>, lanes: usize) -> Embedded {
     let mut plugins = PluginRegistry::new();
     plugins.register(plugin.clone());
-    Embedded::start(plugins, store, WorkerConfig::new("s3-test", lanes), LeaderConfig::default()).await.unwrap()
+    Embedded::start(plugins, store, WorkerConfig::new("s3-test", lanes), LeaderConfig::default())
+        .await
+        .unwrap()
 }
 
 fn assert_verifies(plugin: &Arc<dyn ProofSystem>, proof: &[u8]) {
@@ -46,12 +49,16 @@ fn a_ten_second_s3_outage_mid_job_is_survived() {
 }
 
 async fn outage(server: &mut S3Server) {
-    let store: Arc<dyn ArtifactStore> = Arc::new(S3Store::connect(server.config("proofs", "outage")).unwrap());
+    let store: Arc<dyn ArtifactStore> =
+        Arc::new(S3Store::connect(server.config("proofs", "outage")).unwrap());
     let (plugin, plan) = example_plan(400);
     let cluster = embedded(store, &plugin, 2).await;
     let job = cluster.leader.submit(plugin.clone(), plan).await.unwrap();
     let mut progress = job.progress.clone();
-    tokio::time::timeout(Duration::from_secs(120), progress.wait_for(|p| p.segments_done >= 1)).await.unwrap().unwrap();
+    tokio::time::timeout(Duration::from_secs(120), progress.wait_for(|p| p.segments_done >= 1))
+        .await
+        .unwrap()
+        .unwrap();
     server.stop();
     tokio::time::sleep(Duration::from_secs(10)).await;
     server.start();

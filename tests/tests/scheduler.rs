@@ -26,14 +26,11 @@ async fn cluster(
     let mut worker = WorkerConfig::new("test", lanes);
     worker.prefetch = prefetch;
     worker.steal = steal;
-    Embedded::start(plugins, Arc::new(MemStore::default()), worker, leader)
-        .await
-        .unwrap()
+    Embedded::start(plugins, Arc::new(MemStore::default()), worker, leader).await.unwrap()
 }
 
 fn plan(sim: &SimPlugin, workload: serde_json::Value) -> proofline_runtime::plugin::Plan {
-    sim.plan(workload.to_string().as_bytes(), &PlanOptions::default())
-        .unwrap()
+    sim.plan(workload.to_string().as_bytes(), &PlanOptions::default()).unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -42,32 +39,15 @@ async fn folds_every_segment_exactly_once() {
     let c = cluster(&sim, 2, 16, true, LeaderConfig::default()).await;
     let out = c
         .leader
-        .prove(
-            Arc::new(sim.clone()),
-            plan(
-                &sim,
-                json!({"tasks": 500, "cost": {"fixed": {"micros": 0}}}),
-            ),
-        )
+        .prove(Arc::new(sim.clone()), plan(&sim, json!({"tasks": 500, "cost": {"fixed": {"micros": 0}}})))
         .await
         .unwrap();
     assert_eq!(out.stats.segments, 500);
     assert_eq!(out.stats.aggregations, 499);
     assert_eq!(out.stats.duplicates, 0);
-    assert_eq!(
-        sim.counters().segments_completed.load(Ordering::Relaxed),
-        500
-    );
-    assert_eq!(
-        sim.counters()
-            .aggregations_completed
-            .load(Ordering::Relaxed),
-        499
-    );
-    assert!(matches!(
-        sim.verify(&out.proof).unwrap(),
-        Verdict::Valid { .. }
-    ));
+    assert_eq!(sim.counters().segments_completed.load(Ordering::Relaxed), 500);
+    assert_eq!(sim.counters().aggregations_completed.load(Ordering::Relaxed), 499);
+    assert!(matches!(sim.verify(&out.proof).unwrap(), Verdict::Valid { .. }));
     assert_eq!(c.broker.stats().unacked, 0);
 }
 
@@ -76,42 +56,19 @@ async fn a_lane_killed_mid_task_loses_nothing_and_counts_nothing_twice() {
     let sim = SimPlugin::new();
     let c = cluster(&sim, 2, 4, true, LeaderConfig::default()).await;
     let workload = json!({"tasks": 30, "cost": {"fixed": {"micros": 20000}}, "work": "sleep"});
-    let job = c
-        .leader
-        .submit(Arc::new(sim.clone()), plan(&sim, workload))
-        .await
-        .unwrap();
+    let job = c.leader.submit(Arc::new(sim.clone()), plan(&sim, workload)).await.unwrap();
     tokio::time::sleep(Duration::from_millis(50)).await;
     c.kill_lane(0);
     tokio::time::sleep(Duration::from_millis(60)).await;
     c.kill_lane(1);
     let out = job.wait().await.unwrap();
     let stats = c.worker_stats().await;
-    assert!(
-        stats.lane_restarts >= 2,
-        "both lanes died and came back: {stats:?}"
-    );
-    assert!(
-        c.broker.stats().redelivered >= 2,
-        "the killed lanes' tasks were redelivered"
-    );
+    assert!(stats.lane_restarts >= 2, "both lanes died and came back: {stats:?}");
+    assert!(c.broker.stats().redelivered >= 2, "the killed lanes' tasks were redelivered");
     // Killed tasks never completed, so every segment completed exactly once.
-    assert_eq!(
-        sim.counters().segments_completed.load(Ordering::Relaxed),
-        30
-    );
-    assert_eq!(
-        (
-            out.stats.segments,
-            out.stats.aggregations,
-            out.stats.duplicates
-        ),
-        (30, 29, 0)
-    );
-    assert!(matches!(
-        sim.verify(&out.proof).unwrap(),
-        Verdict::Valid { .. }
-    ));
+    assert_eq!(sim.counters().segments_completed.load(Ordering::Relaxed), 30);
+    assert_eq!((out.stats.segments, out.stats.aggregations, out.stats.duplicates), (30, 29, 0));
+    assert!(matches!(sim.verify(&out.proof).unwrap(), Verdict::Valid { .. }));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -122,10 +79,7 @@ async fn an_idle_lane_steals_work_queued_on_a_busy_one() {
     let mut workload = json!({"tasks": 20, "cost": {"fixed": {"micros": 3000}}, "work": "sleep"});
     workload["cost"] = json!({"uniform": {"min_micros": 3000, "max_micros": 3000}});
     let mut p = plan(&sim, workload);
-    let long = plan(
-        &sim,
-        json!({"tasks": 1, "cost": {"fixed": {"micros": 300000}}, "work": "sleep"}),
-    );
+    let long = plan(&sim, json!({"tasks": 1, "cost": {"fixed": {"micros": 300000}}, "work": "sleep"}));
     // Same index 0, long cost: splice its payload in.
     p.segments[0] = long.segments[0].clone();
     let out = c.leader.prove(Arc::new(sim.clone()), p).await.unwrap();
@@ -144,86 +98,40 @@ async fn panics_and_retryable_failures_are_retried() {
     let c = cluster(&sim, 2, 8, true, LeaderConfig::default()).await;
     let workload = json!({"tasks": 10, "cost": {"fixed": {"micros": 0}},
         "fail": {"segments": [3, 7], "mode": "panic", "times": 2}});
-    let out = c
-        .leader
-        .prove(Arc::new(sim.clone()), plan(&sim, workload))
-        .await
-        .unwrap();
+    let out = c.leader.prove(Arc::new(sim.clone()), plan(&sim, workload)).await.unwrap();
     assert_eq!(out.stats.retries, 4);
     assert_eq!(sim.counters().failures_injected.load(Ordering::Relaxed), 4);
-    assert!(matches!(
-        sim.verify(&out.proof).unwrap(),
-        Verdict::Valid { .. }
-    ));
+    assert!(matches!(sim.verify(&out.proof).unwrap(), Verdict::Valid { .. }));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_task_that_keeps_failing_fails_the_job_naming_it() {
     let sim = SimPlugin::new();
-    let c = cluster(
-        &sim,
-        2,
-        8,
-        true,
-        LeaderConfig {
-            max_attempts: 3,
-            ..Default::default()
-        },
-    )
-    .await;
+    let c = cluster(&sim, 2, 8, true, LeaderConfig { max_attempts: 3, ..Default::default() }).await;
     let workload = json!({"tasks": 6, "cost": {"fixed": {"micros": 0}},
         "fail": {"segments": [4], "mode": "retryable"}});
-    let err = c
-        .leader
-        .prove(Arc::new(sim.clone()), plan(&sim, workload))
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(err, JobError::TaskFailed { ref task, attempts: 3, .. } if task == "seg-4"),
-        "{err}"
-    );
-    assert!(
-        err.to_string().contains("injected failure in segment 4"),
-        "{err}"
-    );
+    let err = c.leader.prove(Arc::new(sim.clone()), plan(&sim, workload)).await.unwrap_err();
+    assert!(matches!(err, JobError::TaskFailed { ref task, attempts: 3, .. } if task == "seg-4"), "{err}");
+    assert!(err.to_string().contains("injected failure in segment 4"), "{err}");
 
     let workload = json!({"tasks": 6, "cost": {"fixed": {"micros": 0}},
         "fail": {"segments": [2], "mode": "permanent"}});
-    let err = c
-        .leader
-        .prove(Arc::new(sim.clone()), plan(&sim, workload))
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(err, JobError::TaskFailed { ref task, attempts: 1, .. } if task == "seg-2"),
-        "{err}"
-    );
+    let err = c.leader.prove(Arc::new(sim.clone()), plan(&sim, workload)).await.unwrap_err();
+    assert!(matches!(err, JobError::TaskFailed { ref task, attempts: 1, .. } if task == "seg-2"), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hung_task_is_redispatched_and_the_first_success_wins() {
     let sim = SimPlugin::new();
-    let leader = LeaderConfig {
-        task_deadline: Duration::from_millis(150),
-        max_attempts: 5,
-        ..Default::default()
-    };
+    let leader =
+        LeaderConfig { task_deadline: Duration::from_millis(150), max_attempts: 5, ..Default::default() };
     let c = cluster(&sim, 2, 2, true, leader).await;
     // Segment 0 takes longer than the deadline; its re-dispatch runs on the other lane.
-    let mut p = plan(
-        &sim,
-        json!({"tasks": 4, "cost": {"fixed": {"micros": 1000}}, "work": "sleep"}),
-    );
-    p.segments[0] = plan(
-        &sim,
-        json!({"tasks": 1, "cost": {"fixed": {"micros": 400000}}, "work": "sleep"}),
-    )
-    .segments[0]
+    let mut p = plan(&sim, json!({"tasks": 4, "cost": {"fixed": {"micros": 1000}}, "work": "sleep"}));
+    p.segments[0] = plan(&sim, json!({"tasks": 1, "cost": {"fixed": {"micros": 400000}}, "work": "sleep"}))
+        .segments[0]
         .clone();
     let out = c.leader.prove(Arc::new(sim.clone()), p).await.unwrap();
     assert!(out.stats.redispatches >= 1, "{:?}", out.stats);
-    assert!(matches!(
-        sim.verify(&out.proof).unwrap(),
-        Verdict::Valid { .. }
-    ));
+    assert!(matches!(sim.verify(&out.proof).unwrap(), Verdict::Valid { .. }));
 }

@@ -59,7 +59,8 @@ fn default_name() -> String {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let lanes = cli.lanes.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1);
+    let lanes =
+        cli.lanes.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1);
     let mut config = WorkerConfig::new(cli.name.clone().unwrap_or_else(default_name), lanes);
     config.prefetch = cli.prefetch.unwrap_or(2 * lanes).max(1);
     config.share = !cli.no_share;
@@ -71,13 +72,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         cache_bytes: cli.cache_mib << 20,
     };
     let store = open_store_with(&cli.store, &opts).context("opening the artifact store")?;
-    let transport = AmqpTransport::connect(AmqpConfig::new(&cli.amqp_uri))
-        .await
-        .context("connecting to the broker")?;
+    let transport =
+        AmqpTransport::connect(AmqpConfig::new(&cli.amqp_uri)).await.context("connecting to the broker")?;
     let broker = transport.describe();
     let transport: Arc<dyn Transport> = Arc::new(transport);
     let plugins = proofline_plugins::builtin();
-    let names: Vec<String> = plugins.names().iter().filter_map(|n| plugins.get(n)).map(|p| p.id().to_string()).collect();
+    let names: Vec<String> =
+        plugins.names().iter().filter_map(|n| plugins.get(n)).map(|p| p.id().to_string()).collect();
 
     let ready = Arc::new(AtomicBool::new(false));
     let health = health::serve(cli.health_addr, ready.clone())
@@ -98,10 +99,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     shutdown_signal().await;
     ready.store(false, Ordering::Relaxed);
     let grace = Duration::from_secs(cli.shutdown_grace_secs);
-    tracing::info!(grace_s = grace.as_secs(), "shutting down: no new tasks; finishing or handing back what is held");
+    tracing::info!(
+        grace_s = grace.as_secs(),
+        "shutting down: no new tasks; finishing or handing back what is held"
+    );
     let stats = worker.shutdown(grace).await;
     let executed: u64 = stats.lanes.iter().map(|l| l.executed).sum();
-    tracing::info!(executed, results_sent = stats.results_sent, given_back = stats.given_back, "worker stopped");
+    tracing::info!(
+        executed,
+        results_sent = stats.results_sent,
+        given_back = stats.given_back,
+        "worker stopped"
+    );
     Ok(())
 }
 

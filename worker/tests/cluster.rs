@@ -38,7 +38,10 @@ async fn a_worker_killed_with_sigkill_mid_job_loses_nothing() {
     let job = leader.submit(plugin.clone(), plan).await.unwrap();
     let mut progress = job.progress.clone();
     // Kill worker `a` once proving is under way.
-    tokio::time::timeout(Duration::from_secs(120), progress.wait_for(|p| p.segments_done >= 2)).await.unwrap().unwrap();
+    tokio::time::timeout(Duration::from_secs(120), progress.wait_for(|p| p.segments_done >= 2))
+        .await
+        .unwrap()
+        .unwrap();
     let mut a = a;
     a.child.kill().unwrap(); // SIGKILL
     let out = tokio::time::timeout(Duration::from_secs(300), job.wait()).await.unwrap().unwrap();
@@ -56,7 +59,10 @@ async fn the_broker_restarted_mid_job_is_survived() {
     let (plugin, plan) = keccak_plan(250);
     let job = leader.submit(plugin.clone(), plan).await.unwrap();
     let mut progress = job.progress.clone();
-    tokio::time::timeout(Duration::from_secs(120), progress.wait_for(|p| p.segments_done >= 1)).await.unwrap().unwrap();
+    tokio::time::timeout(Duration::from_secs(120), progress.wait_for(|p| p.segments_done >= 1))
+        .await
+        .unwrap()
+        .unwrap();
     broker.stop();
     tokio::time::sleep(Duration::from_secs(2)).await;
     broker.start();
@@ -69,10 +75,12 @@ async fn a_task_that_always_fails_is_dead_lettered_and_named() {
     let broker = Broker::start_new();
     let store = tempfile::tempdir().unwrap();
     let _a = WorkerProcess::spawn("a", &broker.amqp_uri(), store.path(), &["--lanes", "2"]);
-    let config = LeaderConfig { max_attempts: 3, task_deadline: Duration::from_secs(30), ..Default::default() };
+    let config =
+        LeaderConfig { max_attempts: 3, task_deadline: Duration::from_secs(30), ..Default::default() };
     let leader = leader(&broker.amqp_uri(), store.path(), config).await;
     let sim = SimPlugin::new();
-    let workload = br#"{"tasks": 8, "cost": {"fixed": {"micros": 0}}, "fail": {"segments": [5], "mode": "retryable"}}"#;
+    let workload =
+        br#"{"tasks": 8, "cost": {"fixed": {"micros": 0}}, "fail": {"segments": [5], "mode": "retryable"}}"#;
     let plan = sim.plan(workload, &PlanOptions::default()).unwrap();
     let started = Instant::now();
     let err = leader.prove(Arc::new(sim), plan).await.unwrap_err();
@@ -91,7 +99,8 @@ async fn a_garbage_message_is_dead_lettered_and_workers_keep_working() {
     wait_for_queue_depth(&broker, "proofline.dead", 1, Duration::from_secs(10));
     let leader = leader(&broker.amqp_uri(), store.path(), LeaderConfig::default()).await;
     let sim = SimPlugin::new();
-    let plan = sim.plan(br#"{"tasks": 20, "cost": {"fixed": {"micros": 100}}}"#, &PlanOptions::default()).unwrap();
+    let plan =
+        sim.plan(br#"{"tasks": 20, "cost": {"fixed": {"micros": 100}}}"#, &PlanOptions::default()).unwrap();
     let out = leader.prove(Arc::new(sim.clone()), plan).await.unwrap();
     assert!(matches!(sim.verify(&out.proof).unwrap(), Verdict::Valid { .. }));
     assert!(a.log().contains("dead-letter"), "the worker says what it did:\n{}", a.log());
@@ -101,10 +110,20 @@ async fn a_garbage_message_is_dead_lettered_and_workers_keep_working() {
 async fn sigterm_hands_work_back_and_exits_zero() {
     let broker = Broker::start_new();
     let store = tempfile::tempdir().unwrap();
-    let a = WorkerProcess::spawn("a", &broker.amqp_uri(), store.path(), &["--lanes", "1", "--shutdown-grace-secs", "1"]);
+    let a = WorkerProcess::spawn(
+        "a",
+        &broker.amqp_uri(),
+        store.path(),
+        &["--lanes", "1", "--shutdown-grace-secs", "1"],
+    );
     let leader = leader(&broker.amqp_uri(), store.path(), LeaderConfig::default()).await;
     let sim = SimPlugin::new();
-    let plan = sim.plan(br#"{"tasks": 12, "cost": {"fixed": {"micros": 300000}}, "work": "sleep"}"#, &PlanOptions::default()).unwrap();
+    let plan = sim
+        .plan(
+            br#"{"tasks": 12, "cost": {"fixed": {"micros": 300000}}, "work": "sleep"}"#,
+            &PlanOptions::default(),
+        )
+        .unwrap();
     let job = leader.submit(Arc::new(sim.clone()), plan).await.unwrap();
     tokio::time::sleep(Duration::from_millis(500)).await;
     let mut a = a;

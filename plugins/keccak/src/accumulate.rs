@@ -26,24 +26,15 @@ const LEAF_TAG: u32 = 1;
 const NODE_TAG: u32 = 2;
 
 fn hash(elems: impl IntoIterator<Item = Val>) -> Digest {
-    FieldHash::new(perm())
-        .hash_iter(elems)
-        .map(|v: Val| v.as_canonical_u32())
+    FieldHash::new(perm()).hash_iter(elems).map(|v: Val| v.as_canonical_u32())
 }
 
 /// Commitment to one leaf, from its canonical encoding.
 pub fn leaf_digest(encoded_leaf: &[u8]) -> Digest {
     let len = encoded_leaf.len() as u64;
-    let header = [
-        LEAF_TAG,
-        (len & 0xff_ffff) as u32,
-        ((len >> 24) & 0xff_ffff) as u32,
-    ];
+    let header = [LEAF_TAG, (len & 0xff_ffff) as u32, ((len >> 24) & 0xff_ffff) as u32];
     let body = encoded_leaf.chunks(3).map(|c| {
-        let v = c
-            .iter()
-            .rev()
-            .fold(0u32, |acc, &b| (acc << 8) | u32::from(b));
+        let v = c.iter().rev().fold(0u32, |acc, &b| (acc << 8) | u32::from(b));
         Val::from_u32(v)
     });
     hash(header.into_iter().map(Val::from_u32).chain(body))
@@ -62,12 +53,7 @@ pub fn node_digest(a: u32, m: u32, b: u32, left: &Digest, right: &Digest) -> Dig
 /// Recompute the accumulator over segments `start..end` along `splits` (pre-order split
 /// points), with `leaf(i)` the digest of segment `i`. Iterative, so a deep (streaming)
 /// fold cannot overflow the stack. Errors name the first inconsistency in the shape.
-pub fn fold(
-    start: u32,
-    end: u32,
-    splits: &[u32],
-    leaf: &dyn Fn(u32) -> Digest,
-) -> Result<Digest, String> {
+pub fn fold(start: u32, end: u32, splits: &[u32], leaf: &dyn Fn(u32) -> Digest) -> Result<Digest, String> {
     enum Step {
         Visit(u32, u32),
         Combine(u32, u32, u32),
@@ -82,9 +68,7 @@ pub fn fold(
         match step {
             Step::Visit(a, b) if b - a == 1 => values.push(leaf(a)),
             Step::Visit(a, b) => {
-                let &m = next
-                    .next()
-                    .ok_or_else(|| format!("fold shape: no split recorded for {a}..{b}"))?;
+                let &m = next.next().ok_or_else(|| format!("fold shape: no split recorded for {a}..{b}"))?;
                 if m <= a || m >= b {
                     return Err(format!("fold shape: split {m} outside {a}..{b}"));
                 }

@@ -107,12 +107,6 @@ fn join(l: &AggNode, r: &AggNode) -> Result<AggNode, AggregateError> {
         carry_in: l.carry_in,
         last_output: r.last_output,
         splits,
-        commitment: node_digest(
-            l.seg_start,
-            l.seg_end,
-            r.seg_end,
-            &l.commitment,
-            &r.commitment,
-        ),
+        commitment: node_digest(l.seg_start, l.seg_end, r.seg_end, &l.commitment, &r.commitment),
     })
 }

@@ -119,10 +119,7 @@ impl<F: Field> BaseAir<F> for BoundKeccakAir {
     fn preprocessed_trace(&self) -> Option<RowMajorMatrix<F>> {
         let height = Self::trace_height(self.io.len());
         let mut values = F::zero_vec(height * PREP_WIDTH);
-        let zero = PermIo {
-            input: [0; 25],
-            output: *zero_perm_output(),
-        };
+        let zero = PermIo { input: [0; 25], output: *zero_perm_output() };
         for (k, first_row) in (0..height).step_by(NUM_ROUNDS).enumerate() {
             let io = self.io.get(k).unwrap_or(&zero);
             let at = first_row * PREP_WIDTH;
@@ -158,12 +155,8 @@ where
             for x in 0..5 {
                 for limb in 0..U64_LIMBS {
                     let e = expected[(x + 5 * y) * U64_LIMBS + limb];
-                    builder
-                        .when(first_round)
-                        .assert_eq(local.preimage[y][x][limb], e);
-                    builder
-                        .when(last_round)
-                        .assert_eq(local.a_prime_prime_prime(y, x, limb), e);
+                    builder.when(first_round).assert_eq(local.preimage[y][x][limb], e);
+                    builder.when(last_round).assert_eq(local.a_prime_prime_prime(y, x, limb), e);
                 }
             }
         }

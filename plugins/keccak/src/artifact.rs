@@ -116,11 +116,7 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, String
     let (value, rest) = postcard::take_from_bytes(body)
         .map_err(|e| format!("{what}: undecodable ({} bytes): {e}", bytes.len()))?;
     if !rest.is_empty() {
-        return Err(format!(
-            "{what}: {} trailing bytes after byte {}",
-            rest.len(),
-            bytes.len() - rest.len()
-        ));
+        return Err(format!("{what}: {} trailing bytes after byte {}", rest.len(), bytes.len() - rest.len()));
     }
     Ok(value)
 }

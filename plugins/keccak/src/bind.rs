@@ -50,24 +50,17 @@ pub fn bind(statement: &Statement, outputs: &[State]) -> Result<Bound, String> {
     }
     let header = decode_header(&items[0].data, "block header")?;
     if header.number != statement.number {
-        return Err(format!(
-            "block number {} != the header's number {}",
-            statement.number, header.number
-        ));
+        return Err(format!("block number {} != the header's number {}", statement.number, header.number));
     }
 
     // The witness headers are a parentHash chain ending at the block's parent.
-    let ancestors: Vec<usize> = (0..items.len())
-        .filter(|&i| items[i].kind == ItemKind::WitnessHeader)
-        .collect();
+    let ancestors: Vec<usize> =
+        (0..items.len()).filter(|&i| items[i].kind == ItemKind::WitnessHeader).collect();
     let mut decoded = Vec::with_capacity(ancestors.len());
     for (j, &i) in ancestors.iter().enumerate() {
         let h = decode_header(&items[i].data, &format!("witness header {j}"))?;
         if j > 0 && h.parent_hash.0 != digests[ancestors[j - 1]] {
-            return Err(format!(
-                "witness header {j}: parentHash != digest of witness header {}",
-                j - 1
-            ));
+            return Err(format!("witness header {j}: parentHash != digest of witness header {}", j - 1));
         }
         decoded.push(h);
     }
@@ -93,10 +86,7 @@ pub fn bind(statement: &Statement, outputs: &[State]) -> Result<Bound, String> {
     }
     let found = (0..items.len()).any(|i| items[i].kind == ItemKind::State && digests[i] == root);
     if !found {
-        return Err(format!(
-            "parent state root {} is not the digest of any state node",
-            full_hex(&root)
-        ));
+        return Err(format!("parent state root {} is not the digest of any state node", full_hex(&root)));
     }
     Ok(Bound {
         number: header.number,

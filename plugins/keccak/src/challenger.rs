@@ -55,18 +55,12 @@ impl DeterministicChallenger {
             let mut state = base;
             state[witness_idx] = Packed::from_fn(|lane| {
                 let candidate = first + lane as u64;
-                if candidate < Val::ORDER_U64 {
-                    Val::from_u64(candidate)
-                } else {
-                    Val::NEG_ONE
-                }
+                if candidate < Val::ORDER_U64 { Val::from_u64(candidate) } else { Val::NEG_ONE }
             });
             inner.permutation.permute_mut(&mut state);
             // The sample a PoW check draws is the last rate element.
-            let hit = state[RATE - 1]
-                .as_slice()
-                .iter()
-                .position(|sample| sample.as_canonical_u64() & mask == 0);
+            let hit =
+                state[RATE - 1].as_slice().iter().position(|sample| sample.as_canonical_u64() & mask == 0);
             if let Some(lane) = hit {
                 return Val::from_u64((first + lane as u64).min(Val::ORDER_U64 - 1));
             }
@@ -117,10 +111,7 @@ impl GrindingChallenger for DeterministicChallenger {
             return Val::ZERO;
         }
         let witness = self.smallest_witness(bits);
-        assert!(
-            self.0.check_witness(bits, witness),
-            "replicated PoW search is exact"
-        );
+        assert!(self.0.check_witness(bits, witness), "replicated PoW search is exact");
         witness
     }
 

@@ -34,10 +34,9 @@ use crate::statement::{SpongeBlock, Statement, full_hex};
 pub fn wrap(root: &[u8], meta: &[u8], leaves: &dyn LeafSource) -> Result<Vec<u8>, PluginError> {
     wrap_checked(root, meta, leaves).map_err(|e| match e {
         WrapError::Rejected(m) => PluginError::permanent(format!("wrap: {m}")),
-        WrapError::Load(i, PluginError::Failed { message, retryable }) => PluginError::Failed {
-            message: format!("wrap: loading leaf {i}: {message}"),
-            retryable,
-        },
+        WrapError::Load(i, PluginError::Failed { message, retryable }) => {
+            PluginError::Failed { message: format!("wrap: loading leaf {i}: {message}"), retryable }
+        }
         WrapError::Load(_, other) => other,
     })
 }
@@ -82,11 +81,7 @@ fn wrap_checked(root: &[u8], meta: &[u8], leaves: &dyn LeafSource) -> Result<Vec
             }
         }
     }
-    let proof = FinalProof {
-        statement,
-        root,
-        leaves: loaded,
-    };
+    let proof = FinalProof { statement, root, leaves: loaded };
     check_final(&proof, false)?;
     Ok(encode(&proof))
 }
@@ -143,9 +138,7 @@ pub fn check_final(p: &FinalProof, verify_starks: bool) -> Result<String, String
     let digests: Vec<_> = p.leaves.iter().map(|l| leaf_digest(&encode(l))).collect();
     let acc = fold(0, root.seg_end, &root.splits, &|i| digests[i as usize])?;
     if acc != root.commitment {
-        return Err(
-            "root commitment does not match the leaves along the recorded fold shape".into(),
-        );
+        return Err("root commitment does not match the leaves along the recorded fold shape".into());
     }
 
     let bound = bind(st, &outputs)?;
@@ -173,17 +166,12 @@ fn check_leaf_place(
     previous: Option<&State>,
 ) -> Result<(), String> {
     if leaf.segment as usize != i {
-        return Err(format!(
-            "leaf {i} is segment {} (leaves out of order)",
-            leaf.segment
-        ));
+        return Err(format!("leaf {i} is segment {} (leaves out of order)", leaf.segment));
     }
     check_shape(leaf)?;
     let start = leaf.perm_start;
     if start != expected_start as u64 {
-        return Err(format!(
-            "segment {i}: starts at permutation {start}, expected {expected_start}"
-        ));
+        return Err(format!("segment {i}: starts at permutation {start}, expected {expected_start}"));
     }
     let end = expected_start + leaf.blocks.len();
     if end > stream.len() {
@@ -211,9 +199,7 @@ fn check_leaf_place(
 
 /// Verify every leaf STARK on all cores; report the lowest failing segment.
 fn verify_all(leaves: &[LeafArtifact]) -> Result<(), String> {
-    let threads = thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(leaves.len());
+    let threads = thread::available_parallelism().map_or(1, |n| n.get()).min(leaves.len());
     let mut failures: Vec<(usize, String)> = thread::scope(|s| {
         let handles: Vec<_> = (0..threads)
             .map(|t| {
@@ -225,10 +211,7 @@ fn verify_all(leaves: &[LeafArtifact]) -> Result<(), String> {
                 })
             })
             .collect();
-        handles
-            .into_iter()
-            .flat_map(|h| h.join().expect("leaf verification does not panic"))
-            .collect()
+        handles.into_iter().flat_map(|h| h.join().expect("leaf verification does not panic")).collect()
     });
     failures.sort();
     match failures.into_iter().next() {

@@ -17,10 +17,7 @@ pub fn native_io(carry_in: &State, blocks: &[SpongeBlock]) -> Vec<PermIo> {
         .map(|block| {
             let input = block.input(&state);
             state = keccak_f(&input);
-            PermIo {
-                input,
-                output: state,
-            }
+            PermIo { input, output: state }
         })
         .collect()
 }
@@ -49,10 +46,7 @@ pub fn claimed_io(leaf: &LeafArtifact) -> Vec<PermIo> {
         .map(|(block, output)| {
             let input = block.input(&state);
             state = *output;
-            PermIo {
-                input,
-                output: *output,
-            }
+            PermIo { input, output: *output }
         })
         .collect()
 }
@@ -61,8 +55,7 @@ pub fn claimed_io(leaf: &LeafArtifact) -> Vec<PermIo> {
 pub fn verify_leaf(leaf: &LeafArtifact) -> Result<(), String> {
     let seg = leaf.segment;
     check_shape(leaf)?;
-    let proof =
-        stark::decode_proof(&leaf.proof).map_err(|e| format!("segment {seg}: STARK {e}"))?;
+    let proof = stark::decode_proof(&leaf.proof).map_err(|e| format!("segment {seg}: STARK {e}"))?;
     stark::verify_perms(&claimed_io(leaf), &proof)
         .map_err(|e| format!("segment {seg}: STARK verification failed: {e}"))
 }
@@ -87,9 +80,7 @@ pub fn check_shape(leaf: &LeafArtifact) -> Result<(), String> {
         ));
     }
     if leaf.blocks[0].new_item && leaf.carry_in != [0; 25] {
-        return Err(format!(
-            "segment {seg}: carry-in state must be zero when the segment starts an item"
-        ));
+        return Err(format!("segment {seg}: carry-in state must be zero when the segment starts an item"));
     }
     Ok(())
 }

@@ -26,9 +26,7 @@ pub const MAX_SEGMENT_SIZE: u64 = (1 << 18) / 24;
 /// natively and handed to the next segment as its `carry_in`.
 pub fn plan_witness(witness: &BlockWitness, segment_size: u64) -> Result<Plan, String> {
     if segment_size == 0 || segment_size > MAX_SEGMENT_SIZE {
-        return Err(format!(
-            "segment size {segment_size} out of range 1..={MAX_SEGMENT_SIZE} permutations"
-        ));
+        return Err(format!("segment size {segment_size} out of range 1..={MAX_SEGMENT_SIZE} permutations"));
     }
     let statement = Statement::from_witness(witness);
     let stream = statement.block_stream();
@@ -45,10 +43,7 @@ pub fn plan_witness(witness: &BlockWitness, segment_size: u64) -> Result<Plan, S
         if let Some(last) = native_io(&carry_in, chunk).last() {
             state = last.output;
         }
-        segments.push(SegmentSpec {
-            cost: chunk.len() as u64,
-            payload: encode(&payload),
-        });
+        segments.push(SegmentSpec { cost: chunk.len() as u64, payload: encode(&payload) });
     }
     let summary = format!(
         "block {} {}: {} Keccak-f over {} items in {} segments",
@@ -58,11 +53,7 @@ pub fn plan_witness(witness: &BlockWitness, segment_size: u64) -> Result<Plan, S
         statement.items.len(),
         segments.len()
     );
-    Ok(Plan {
-        segments,
-        meta: encode(&statement),
-        summary,
-    })
+    Ok(Plan { segments, meta: encode(&statement), summary })
 }
 
 /// Every Keccak-f input of the witness's items, in proof order (for benchmarks: the same

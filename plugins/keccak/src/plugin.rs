@@ -26,11 +26,7 @@ impl KeccakPlugin {
 }
 
 fn cancelled(cx: &ExecCx) -> Result<(), PluginError> {
-    if cx.is_cancelled() {
-        Err(PluginError::Cancelled)
-    } else {
-        Ok(())
-    }
+    if cx.is_cancelled() { Err(PluginError::Cancelled) } else { Ok(()) }
 }
 
 impl ProofSystem for KeccakPlugin {
@@ -39,16 +35,14 @@ impl ProofSystem for KeccakPlugin {
     }
 
     fn plan(&self, input: &[u8], opts: &PlanOptions) -> Result<Plan, PluginError> {
-        let witness =
-            parse_block_witness(input).map_err(|e| PluginError::bad_input(e.to_string()))?;
+        let witness = parse_block_witness(input).map_err(|e| PluginError::bad_input(e.to_string()))?;
         let size = opts.segment_size.unwrap_or(DEFAULT_SEGMENT_SIZE);
         plan_witness(&witness, size).map_err(PluginError::bad_input)
     }
 
     fn prove_segment(&self, cx: &mut ExecCx, segment: &[u8]) -> Result<Vec<u8>, PluginError> {
         cancelled(cx)?;
-        let payload: SegmentPayload =
-            decode(segment, "segment payload").map_err(PluginError::permanent)?;
+        let payload: SegmentPayload = decode(segment, "segment payload").map_err(PluginError::permanent)?;
         let n = payload.blocks.len() as u64;
         if n == 0 || n > MAX_SEGMENT_SIZE {
             return Err(PluginError::permanent(format!(
@@ -70,12 +64,7 @@ impl ProofSystem for KeccakPlugin {
         Ok(encode(&Artifact::Leaf(leaf)))
     }
 
-    fn aggregate(
-        &self,
-        cx: &mut ExecCx,
-        left: &[u8],
-        right: &[u8],
-    ) -> Result<Vec<u8>, PluginError> {
+    fn aggregate(&self, cx: &mut ExecCx, left: &[u8], right: &[u8]) -> Result<Vec<u8>, PluginError> {
         cancelled(cx)?;
         aggregate(left, right).map_err(|e| match e {
             AggregateError::Malformed(m) | AggregateError::Rejected(m) => PluginError::permanent(m),

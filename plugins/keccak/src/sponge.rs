@@ -39,9 +39,7 @@ pub fn padded_blocks(data: &[u8]) -> Vec<Block> {
     bytes
         .chunks_exact(RATE_BYTES)
         .map(|chunk| {
-            std::array::from_fn(|i| {
-                u64::from_le_bytes(chunk[8 * i..8 * i + 8].try_into().expect("8 bytes"))
-            })
+            std::array::from_fn(|i| u64::from_le_bytes(chunk[8 * i..8 * i + 8].try_into().expect("8 bytes")))
         })
         .collect()
 }
@@ -66,9 +64,7 @@ pub fn digest(state: &State) -> [u8; 32] {
 
 /// Keccak-256 computed natively (tests and planning only; verifiers never call it).
 pub fn keccak256(data: &[u8]) -> [u8; 32] {
-    let state = padded_blocks(data)
-        .iter()
-        .fold([0u64; 25], |state, block| keccak_f(&absorb(&state, block)));
+    let state = padded_blocks(data).iter().fold([0u64; 25], |state, block| keccak_f(&absorb(&state, block)));
     digest(&state)
 }
 
@@ -80,11 +76,7 @@ mod tests {
     fn matches_alloy_keccak256() {
         for len in [0usize, 1, 135, 136, 137, 271, 272, 1000] {
             let data: Vec<u8> = (0..len).map(|i| (i * 7 + 3) as u8).collect();
-            assert_eq!(
-                keccak256(&data),
-                alloy_primitives::keccak256(&data).0,
-                "len {len}"
-            );
+            assert_eq!(keccak256(&data), alloy_primitives::keccak256(&data).0, "len {len}");
             assert_eq!(padded_blocks(&data).len(), block_count(len));
         }
     }

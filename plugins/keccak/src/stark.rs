@@ -67,11 +67,8 @@ pub fn verify_perms(io: &[PermIo], proof: &StarkProof) -> Result<(), StarkError>
         verify_with_preprocessed(&config, &air, proof, &[], Some(&vk))
             .map_err(|e| StarkError::Verify(e.to_string()))
     };
-    catch_unwind(AssertUnwindSafe(run)).unwrap_or_else(|_| {
-        Err(StarkError::Verify(
-            "verifier panicked on a malformed proof".into(),
-        ))
-    })
+    catch_unwind(AssertUnwindSafe(run))
+        .unwrap_or_else(|_| Err(StarkError::Verify("verifier panicked on a malformed proof".into())))
 }
 
 /// Serialize a STARK proof (postcard).
@@ -102,13 +99,9 @@ mod tests {
     fn io(n: usize) -> Vec<PermIo> {
         (0..n)
             .map(|k| {
-                let input = std::array::from_fn(|i| {
-                    ((k * 31 + i) as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15)
-                });
-                PermIo {
-                    input,
-                    output: keccak_f(&input),
-                }
+                let input =
+                    std::array::from_fn(|i| ((k * 31 + i) as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15));
+                PermIo { input, output: keccak_f(&input) }
             })
             .collect()
     }

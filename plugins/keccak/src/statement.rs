@@ -63,10 +63,7 @@ pub struct Statement {
 impl Statement {
     /// The statement of a (validated) witness.
     pub fn from_witness(w: &BlockWitness) -> Self {
-        let mut items = vec![Item {
-            kind: ItemKind::Header,
-            data: w.header_rlp.clone(),
-        }];
+        let mut items = vec![Item { kind: ItemKind::Header, data: w.header_rlp.clone() }];
         let groups = [
             (ItemKind::WitnessHeader, &w.headers),
             (ItemKind::State, &w.state),
@@ -74,25 +71,14 @@ impl Statement {
             (ItemKind::Key, &w.keys),
         ];
         for (kind, group) in groups {
-            items.extend(group.iter().map(|data| Item {
-                kind,
-                data: data.clone(),
-            }));
+            items.extend(group.iter().map(|data| Item { kind, data: data.clone() }));
         }
-        Self {
-            number: w.number,
-            hash: w.hash.0,
-            parent_state_root: w.parent_state_root.0,
-            items,
-        }
+        Self { number: w.number, hash: w.hash.0, parent_state_root: w.parent_state_root.0, items }
     }
 
     /// Total number of Keccak-f permutations over all items.
     pub fn permutation_count(&self) -> u64 {
-        self.items
-            .iter()
-            .map(|i| sponge::block_count(i.data.len()) as u64)
-            .sum()
+        self.items.iter().map(|i| sponge::block_count(i.data.len()) as u64).sum()
     }
 
     /// The absorbed-block stream of all items, in order.
@@ -100,10 +86,7 @@ impl Statement {
         let mut out = Vec::with_capacity(self.permutation_count() as usize);
         for item in &self.items {
             for (i, lanes) in sponge::padded_blocks(&item.data).into_iter().enumerate() {
-                out.push(SpongeBlock {
-                    new_item: i == 0,
-                    lanes,
-                });
+                out.push(SpongeBlock { new_item: i == 0, lanes });
             }
         }
         out
@@ -126,9 +109,7 @@ impl Statement {
     /// and at least one state node.
     pub fn check_shape(&self) -> Result<(), String> {
         let count = |k| self.items.iter().filter(|i| i.kind == k).count();
-        if self.items.first().map(|i| i.kind) != Some(ItemKind::Header)
-            || count(ItemKind::Header) != 1
-        {
+        if self.items.first().map(|i| i.kind) != Some(ItemKind::Header) || count(ItemKind::Header) != 1 {
             return Err("items: the block header must be the first and only header item".into());
         }
         if let Some(i) = self.items.windows(2).position(|w| w[0].kind > w[1].kind) {
@@ -145,13 +126,8 @@ impl Statement {
 
     /// Counts per kind, for messages: "1 header, 1 witness header, 868 state nodes, ...".
     pub fn describe_items(&self) -> String {
-        let kinds = [
-            ItemKind::Header,
-            ItemKind::WitnessHeader,
-            ItemKind::State,
-            ItemKind::Code,
-            ItemKind::Key,
-        ];
+        let kinds =
+            [ItemKind::Header, ItemKind::WitnessHeader, ItemKind::State, ItemKind::Code, ItemKind::Key];
         kinds
             .iter()
             .map(|&k| {

@@ -23,17 +23,12 @@ fn small_witness_two_fold_shapes() {
 
     let leaves = prove_all(&plan);
     // Deterministic: proving a segment again gives the same bytes.
-    let again = KeccakPlugin
-        .prove_segment(&mut cx("seg-0"), &plan.segments[0].payload)
-        .unwrap();
+    let again = KeccakPlugin.prove_segment(&mut cx("seg-0"), &plan.segments[0].payload).unwrap();
     assert_eq!(again, leaves[0]);
 
     let streaming = fold_streaming(&leaves);
     let balanced = fold_balanced(&leaves);
-    assert_ne!(
-        streaming, balanced,
-        "different fold shapes give different roots"
-    );
+    assert_ne!(streaming, balanced, "different fold shapes give different roots");
 
     let hash = full_hex(&witness.hash.0);
     let root = full_hex(&witness.parent_state_root.0);
@@ -43,10 +38,7 @@ fn small_witness_two_fold_shapes() {
             Verdict::Valid { statement } => {
                 assert!(statement.contains(&hash), "{statement}");
                 assert!(statement.contains(&root), "{statement}");
-                assert!(
-                    statement.contains(&format!("{perms} Keccak-f")),
-                    "{statement}"
-                );
+                assert!(statement.contains(&format!("{perms} Keccak-f")), "{statement}");
             }
             Verdict::Invalid { reason } => panic!("invalid: {reason}"),
         }
@@ -60,10 +52,7 @@ fn single_segment_job_wraps_a_bare_leaf() {
     assert_eq!(plan.segments.len(), 1);
     let leaves = prove_all(&plan);
     let proof = wrap(&leaves[0], &plan, leaves.clone()).unwrap();
-    assert!(matches!(
-        KeccakPlugin.verify(&proof).unwrap(),
-        Verdict::Valid { .. }
-    ));
+    assert!(matches!(KeccakPlugin.verify(&proof).unwrap(), Verdict::Valid { .. }));
 }
 
 #[test]
@@ -72,18 +61,10 @@ fn plan_rejects_bad_input() {
     let err = KeccakPlugin.plan(b"{\"block\": 1}", &opts).unwrap_err();
     assert!(matches!(err, PluginError::BadInput(_)), "{err:?}");
     let err = KeccakPlugin.plan(b"not json", &opts).unwrap_err();
-    assert!(
-        matches!(err, PluginError::BadInput(ref m) if m.contains("line")),
-        "{err:?}"
-    );
+    assert!(matches!(err, PluginError::BadInput(ref m) if m.contains("line")), "{err:?}");
     let input = small_witness().to_canonical_json();
-    let zero = PlanOptions {
-        segment_size: Some(0),
-    };
-    assert!(matches!(
-        KeccakPlugin.plan(input.as_bytes(), &zero),
-        Err(PluginError::BadInput(_))
-    ));
+    let zero = PlanOptions { segment_size: Some(0) };
+    assert!(matches!(KeccakPlugin.plan(input.as_bytes(), &zero), Err(PluginError::BadInput(_))));
 }
 
 #[test]
@@ -103,9 +84,7 @@ fn mainnet_22615247_full() {
     let mut leaves = Vec::new();
     for (i, seg) in plan.segments.iter().enumerate() {
         let t = Instant::now();
-        let leaf = KeccakPlugin
-            .prove_segment(&mut cx("seg"), &seg.payload)
-            .unwrap();
+        let leaf = KeccakPlugin.prove_segment(&mut cx("seg"), &seg.payload).unwrap();
         eprintln!(
             "segment {i}: {} permutations proven in {:?}, leaf {} bytes",
             seg.cost,
@@ -124,9 +103,7 @@ fn mainnet_22615247_full() {
     let t = Instant::now();
     let verdict = KeccakPlugin.verify(&proof).unwrap();
     eprintln!("verify: {:?}", t.elapsed());
-    let Verdict::Valid { statement } = verdict else {
-        panic!("{verdict:?}")
-    };
+    let Verdict::Valid { statement } = verdict else { panic!("{verdict:?}") };
     eprintln!("{statement}");
     assert!(statement.contains("block 22615247"), "{statement}");
     assert!(
@@ -146,11 +123,9 @@ fn mainnet_22615247_full() {
 /// Every real witness format plans, with one permutation per absorbed block.
 #[test]
 fn real_fixtures_plan() {
-    for name in [
-        "mainnet-22615247.canonical.json",
-        "mainnet-22615247.zkpig.json",
-        "hoodi-1265656.ethrex-replay.json",
-    ] {
+    for name in
+        ["mainnet-22615247.canonical.json", "mainnet-22615247.zkpig.json", "hoodi-1265656.ethrex-replay.json"]
+    {
         let input = std::fs::read(fixture(name)).unwrap();
         let witness = proofline_keccak::witness::parse_block_witness(&input).unwrap();
         let plan = plan(&input, None);

@@ -26,11 +26,7 @@ fn job() -> &'static Job {
         let leaves = prove_all(&plan);
         let root = fold_balanced(&leaves);
         let proof = wrap(&root, &plan, leaves.clone()).unwrap();
-        Job {
-            plan,
-            leaves,
-            proof,
-        }
+        Job { plan, leaves, proof }
     })
 }
 
@@ -55,10 +51,7 @@ fn leaf(i: usize) -> proofline_keccak::artifact::LeafArtifact {
 
 #[test]
 fn untampered_is_valid() {
-    assert!(matches!(
-        KeccakPlugin.verify(&job().proof).unwrap(),
-        Verdict::Valid { .. }
-    ));
+    assert!(matches!(KeccakPlugin.verify(&job().proof).unwrap(), Verdict::Valid { .. }));
 }
 
 #[test]
@@ -123,10 +116,7 @@ fn tampered_root_and_leaf_set() {
     assert_invalid(&p, "root commitment");
     let mut p = final_proof();
     p.root.splits.reverse();
-    assert!(matches!(
-        KeccakPlugin.verify(&encode(&p)).unwrap(),
-        Verdict::Invalid { .. }
-    ));
+    assert!(matches!(KeccakPlugin.verify(&encode(&p)).unwrap(), Verdict::Invalid { .. }));
     let mut p = final_proof();
     p.leaves.pop();
     assert_invalid(&p, "leaves");
@@ -142,10 +132,7 @@ fn truncated_and_garbage_bytes_are_bad_input() {
     let mut versioned = proof.clone();
     versioned[0] = 99;
     let err = KeccakPlugin.verify(&versioned).unwrap_err();
-    assert!(
-        matches!(err, PluginError::BadInput(ref m) if m.contains("version")),
-        "{err:?}"
-    );
+    assert!(matches!(err, PluginError::BadInput(ref m) if m.contains("version")), "{err:?}");
 }
 
 #[test]
@@ -181,44 +168,20 @@ fn aggregate_rejects_corrupted_children() {
     // Garbage and truncated bytes.
     for bad in [vec![1u8, 2, 3], l[0][..l[0].len() - 9].to_vec(), Vec::new()] {
         let err = KeccakPlugin.aggregate(&mut cx, &bad, &l[1]).unwrap_err();
-        assert!(
-            matches!(
-                err,
-                PluginError::Failed {
-                    retryable: false,
-                    ..
-                }
-            ),
-            "{err:?}"
-        );
+        assert!(matches!(err, PluginError::Failed { retryable: false, .. }), "{err:?}");
     }
     // A byte flipped deep inside the STARK proof.
     let mut flipped = l[1].clone();
     let n = flipped.len();
     flipped[n - 100] ^= 0x08;
-    let err = KeccakPlugin
-        .aggregate(&mut cx, &l[0], &flipped)
-        .unwrap_err();
-    assert!(
-        matches!(
-            err,
-            PluginError::Failed {
-                retryable: false,
-                ..
-            }
-        ),
-        "{err:?}"
-    );
+    let err = KeccakPlugin.aggregate(&mut cx, &l[0], &flipped).unwrap_err();
+    assert!(matches!(err, PluginError::Failed { retryable: false, .. }), "{err:?}");
     // A re-encoded leaf with a false claimed output.
     let mut forged = leaf(1);
     forged.outputs[0][10] ^= 1;
     let forged = encode(&Artifact::Leaf(forged));
     let err = KeccakPlugin.aggregate(&mut cx, &l[0], &forged).unwrap_err();
-    assert!(
-        err.to_string()
-            .contains("segment 1: STARK verification failed"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("segment 1: STARK verification failed"), "{err}");
 }
 
 #[test]
@@ -226,21 +189,11 @@ fn aggregate_rejects_broken_sponge_continuity() {
     // Segment 1 continues the header's sponge. Prove it from a wrong carry-in state: the
     // STARK is valid for what it claims, but the chain does not continue segment 0.
     let mut payload: SegmentPayload = decode(&job().plan.segments[1].payload, "payload").unwrap();
-    assert!(
-        !payload.blocks[0].new_item,
-        "segment 1 should continue an item"
-    );
+    assert!(!payload.blocks[0].new_item, "segment 1 should continue an item");
     payload.carry_in[20] ^= 1;
-    let forged = KeccakPlugin
-        .prove_segment(&mut cx("seg-1"), &encode(&payload))
-        .unwrap();
-    let err = KeccakPlugin
-        .aggregate(&mut cx("agg"), &job().leaves[0], &forged)
-        .unwrap_err();
-    assert!(
-        err.to_string().contains("sponge does not continue"),
-        "{err}"
-    );
+    let forged = KeccakPlugin.prove_segment(&mut cx("seg-1"), &encode(&payload)).unwrap();
+    let err = KeccakPlugin.aggregate(&mut cx("agg"), &job().leaves[0], &forged).unwrap_err();
+    assert!(err.to_string().contains("sponge does not continue"), "{err}");
 }
 
 #[test]
@@ -253,23 +206,10 @@ fn wrap_rejects_partial_root() {
 
 #[test]
 fn prove_segment_errors() {
-    let err = KeccakPlugin
-        .prove_segment(&mut cx("seg-0"), b"\x01garbage")
-        .unwrap_err();
-    assert!(
-        matches!(
-            err,
-            PluginError::Failed {
-                retryable: false,
-                ..
-            }
-        ),
-        "{err:?}"
-    );
+    let err = KeccakPlugin.prove_segment(&mut cx("seg-0"), b"\x01garbage").unwrap_err();
+    assert!(matches!(err, PluginError::Failed { retryable: false, .. }), "{err:?}");
     let mut cancelled = ExecCx::new("seg-0", 0, Arc::new(AtomicBool::new(true)));
-    let err = KeccakPlugin
-        .prove_segment(&mut cancelled, &job().plan.segments[0].payload)
-        .unwrap_err();
+    let err = KeccakPlugin.prove_segment(&mut cancelled, &job().plan.segments[0].payload).unwrap_err();
     assert_eq!(err, PluginError::Cancelled);
 }
 
@@ -285,14 +225,8 @@ fn wrap_keeps_store_errors_retryable() {
         }
     }
     let root = fold_streaming(&job().leaves);
-    let meta = proofline_runtime::plugin::JobMeta {
-        job: "test",
-        meta: &job().plan.meta,
-        leaves: &Flaky,
-    };
-    let err = KeccakPlugin
-        .wrap(&mut cx("wrap"), &root, &meta)
-        .unwrap_err();
+    let meta = proofline_runtime::plugin::JobMeta { job: "test", meta: &job().plan.meta, leaves: &Flaky };
+    let err = KeccakPlugin.wrap(&mut cx("wrap"), &root, &meta).unwrap_err();
     assert!(err.is_retryable(), "{err:?}");
     assert!(err.to_string().contains("leaf 0"), "{err}");
 }

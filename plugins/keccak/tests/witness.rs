@@ -6,23 +6,16 @@ use proofline_keccak::witness::{BlockWitness, WitnessFormat, parse_block_witness
 use serde_json::{Value, json};
 
 fn fixture(name: &str) -> Vec<u8> {
-    let path = format!(
-        "{}/../../../shared/fixtures/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    );
+    let path = format!("{}/../../../shared/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
     std::fs::read(&path).unwrap_or_else(|e| panic!("reading {path}: {e}"))
 }
 
 fn example() -> Vec<u8> {
-    let path = format!(
-        "{}/../../examples/example-block.json",
-        env!("CARGO_MANIFEST_DIR")
-    );
+    let path = format!("{}/../../examples/example-block.json", env!("CARGO_MANIFEST_DIR"));
     std::fs::read(&path).unwrap_or_else(|e| panic!("reading {path}: {e}"))
 }
 
-const MAINNET_HASH: B256 =
-    b256!("0x0497f69549701d578c67a43951f9e4fcb92b1691b9f6bbdfa63a17bc41d3971e");
+const MAINNET_HASH: B256 = b256!("0x0497f69549701d578c67a43951f9e4fcb92b1691b9f6bbdfa63a17bc41d3971e");
 const MAINNET_PARENT_STATE_ROOT: B256 =
     b256!("0xbe3cc2842dba8d8161325f9a91fd69f2c14a12e2ce8a3ec038a1d95e7bc767b7");
 
@@ -40,8 +33,7 @@ fn error_of(input: &[u8]) -> String {
 
 /// The canonical fixture as JSON, edited by `edit`, then parsed; its error message.
 fn canonical_error(edit: impl FnOnce(&mut Value)) -> String {
-    let mut doc: Value =
-        serde_json::from_slice(&fixture("mainnet-22615247.canonical.json")).unwrap();
+    let mut doc: Value = serde_json::from_slice(&fixture("mainnet-22615247.canonical.json")).unwrap();
     edit(&mut doc);
     error_of(&serde_json::to_vec(&doc).unwrap())
 }
@@ -51,20 +43,11 @@ fn ethrex_replay_cache() {
     let w = parse(&fixture("hoodi-1265656.ethrex-replay.json"));
     assert_eq!(w.format, WitnessFormat::EthrexReplay);
     assert_eq!(w.number, 1_265_656);
-    assert_eq!(
-        w.hash,
-        b256!("0xac77c202b2b33da757f785a4c240333c7d148bc2558f19c483e42fe3ca1ce6db")
-    );
-    assert_eq!(
-        w.parent_hash,
-        b256!("0x5ec43aa09c9145c93f7bc57a0d4e19e6eacdfe1b4b053e48825f9c88e120c62b")
-    );
+    assert_eq!(w.hash, b256!("0xac77c202b2b33da757f785a4c240333c7d148bc2558f19c483e42fe3ca1ce6db"));
+    assert_eq!(w.parent_hash, b256!("0x5ec43aa09c9145c93f7bc57a0d4e19e6eacdfe1b4b053e48825f9c88e120c62b"));
     assert!(w.parent_state_root.to_string().starts_with("0x4bec425c"));
     assert!(w.parent_state_root.to_string().ends_with("3eaf"));
-    assert_eq!(
-        (w.state.len(), w.codes.len(), w.keys.len(), w.headers.len()),
-        (1705, 22, 422, 6)
-    );
+    assert_eq!((w.state.len(), w.codes.len(), w.keys.len(), w.headers.len()), (1705, 22, 422, 6));
 }
 
 #[test]
@@ -74,10 +57,7 @@ fn zkpig_prover_input() {
     assert_eq!(w.number, 22_615_247);
     assert_eq!(w.hash, MAINNET_HASH);
     assert_eq!(w.parent_state_root, MAINNET_PARENT_STATE_ROOT);
-    assert_eq!(
-        (w.state.len(), w.codes.len(), w.keys.len(), w.headers.len()),
-        (868, 30, 0, 1)
-    );
+    assert_eq!((w.state.len(), w.codes.len(), w.keys.len(), w.headers.len()), (868, 30, 0, 1));
 }
 
 #[test]
@@ -90,13 +70,7 @@ fn canonical_fixture_matches_zkpig() {
     // Same block and witness as the ZK-PIG file it was derived from: our JSON-header RLP
     // encoding agrees byte for byte with the fixture's.
     let z = parse(&fixture("mainnet-22615247.zkpig.json"));
-    assert_eq!(
-        BlockWitness {
-            format: WitnessFormat::Canonical,
-            ..z
-        },
-        c
-    );
+    assert_eq!(BlockWitness { format: WitnessFormat::Canonical, ..z }, c);
 }
 
 #[test]
@@ -109,22 +83,13 @@ fn example_block() {
 
 #[test]
 fn canonical_round_trip() {
-    for name in [
-        "hoodi-1265656.ethrex-replay.json",
-        "mainnet-22615247.zkpig.json",
-        "mainnet-22615247.canonical.json",
-    ] {
+    for name in
+        ["hoodi-1265656.ethrex-replay.json", "mainnet-22615247.zkpig.json", "mainnet-22615247.canonical.json"]
+    {
         let w = parse(&fixture(name));
         let again = parse(w.to_canonical_json().as_bytes());
         assert_eq!(again.to_canonical_json(), w.to_canonical_json(), "{name}");
-        assert_eq!(
-            again,
-            BlockWitness {
-                format: WitnessFormat::Canonical,
-                ..w
-            },
-            "{name}"
-        );
+        assert_eq!(again, BlockWitness { format: WitnessFormat::Canonical, ..w }, "{name}");
     }
     let ex = example();
     assert_eq!(parse(&ex).to_canonical_json().as_bytes(), ex.as_slice());
@@ -132,14 +97,9 @@ fn canonical_round_trip() {
 
 #[test]
 fn hex_with_or_without_prefix() {
-    let mut doc: Value =
-        serde_json::from_slice(&fixture("mainnet-22615247.canonical.json")).unwrap();
+    let mut doc: Value = serde_json::from_slice(&fixture("mainnet-22615247.canonical.json")).unwrap();
     for item in doc["witness"]["state"].as_array_mut().unwrap() {
-        let s = item
-            .as_str()
-            .unwrap()
-            .trim_start_matches("0x")
-            .to_uppercase();
+        let s = item.as_str().unwrap().trim_start_matches("0x").to_uppercase();
         *item = Value::String(s);
     }
     let w = parse(&serde_json::to_vec(&doc).unwrap());
@@ -152,24 +112,15 @@ fn malformed_json() {
         error_of(b"{\n  \"block\": {\n    \"number\" 1\n}"),
         "malformed JSON at line 3 column 14: expected `:`"
     );
-    assert_eq!(
-        error_of(b"   \n"),
-        "empty input: expected a JSON block witness"
-    );
+    assert_eq!(error_of(b"   \n"), "empty input: expected a JSON block witness");
 }
 
 #[test]
 fn unknown_format() {
     let msg = error_of(br#"{"foo": 1}"#);
-    assert!(
-        msg.starts_with("unrecognized witness format: expected"),
-        "{msg}"
-    );
+    assert!(msg.starts_with("unrecognized witness format: expected"), "{msg}");
     assert!(msg.ends_with("top-level fields here: [foo]"), "{msg}");
-    assert_eq!(
-        error_of(b"[1, 2]"),
-        "top level: expected an object, got an array"
-    );
+    assert_eq!(error_of(b"[1, 2]"), "top level: expected an object, got an array");
 }
 
 #[test]
@@ -192,10 +143,7 @@ fn not_hex() {
     });
     assert_eq!(msg, "witness.state[17]: not hex (odd length)");
     let msg = canonical_error(|d| d["block"]["parentHash"] = json!("0xzz"));
-    assert_eq!(
-        msg,
-        "block.parentHash: not hex (invalid character 'z' at offset 2)"
-    );
+    assert_eq!(msg, "block.parentHash: not hex (invalid character 'z' at offset 2)");
     let msg = canonical_error(|d| d["witness"]["codes"][0] = json!(42));
     assert_eq!(msg, "witness.codes[0]: expected a hex string, got a number");
 }
@@ -214,17 +162,11 @@ fn bad_json_header_field_names_its_path() {
     let mut doc: Value = serde_json::from_slice(&fixture("mainnet-22615247.zkpig.json")).unwrap();
     doc["blocks"][0]["header"]["gasLimit"] = json!("0xnope");
     let msg = error_of(&serde_json::to_vec(&doc).unwrap());
-    assert_eq!(
-        msg,
-        "blocks[0].header.gasLimit: not a hex quantity: \"0xnope\""
-    );
+    assert_eq!(msg, "blocks[0].header.gasLimit: not a hex quantity: \"0xnope\"");
     doc["witness"]["ancestors"][0]["stateRoot"] = json!("0x00");
     doc["blocks"][0]["header"]["gasLimit"] = json!("0x2255100");
     let msg = error_of(&serde_json::to_vec(&doc).unwrap());
-    assert_eq!(
-        msg,
-        "witness.ancestors[0].stateRoot: expected 32 bytes, got 1"
-    );
+    assert_eq!(msg, "witness.ancestors[0].stateRoot: expected 32 bytes, got 1");
 }
 
 #[test]
@@ -232,10 +174,7 @@ fn empty_state() {
     let msg = canonical_error(|d| d["witness"]["state"] = json!([]));
     assert_eq!(msg, "empty witness: witness.state has no nodes");
     let msg = canonical_error(|d| d["witness"]["headers"] = json!([]));
-    assert_eq!(
-        msg,
-        "empty witness: witness.headers has no headers (the parent header is required)"
-    );
+    assert_eq!(msg, "empty witness: witness.headers has no headers (the parent header is required)");
 }
 
 #[test]
@@ -248,15 +187,11 @@ fn header_not_hashing_to_claimed_hash() {
         d["block"]["headerRlp"] = json!(tampered);
     });
     assert!(
-        msg.starts_with(
-            "block header does not hash to the claimed block hash: keccak(header) = 0x"
-        ),
+        msg.starts_with("block header does not hash to the claimed block hash: keccak(header) = 0x"),
         "{msg}"
     );
     assert!(
-        msg.ends_with(
-            ", claimed 0x0497f69549701d578c67a43951f9e4fcb92b1691b9f6bbdfa63a17bc41d3971e"
-        ),
+        msg.ends_with(", claimed 0x0497f69549701d578c67a43951f9e4fcb92b1691b9f6bbdfa63a17bc41d3971e"),
         "{msg}"
     );
 }
@@ -280,13 +215,9 @@ fn state_root_must_be_in_the_witness() {
 
 #[test]
 fn parent_header_must_be_the_parent() {
-    let msg =
-        canonical_error(|d| d["block"]["parentHash"] = json!(format!("0x{}", "11".repeat(32))));
+    let msg = canonical_error(|d| d["block"]["parentHash"] = json!(format!("0x{}", "11".repeat(32))));
     assert!(msg.starts_with("block.parentHash is 0x1111"), "{msg}");
-    assert!(
-        msg.contains("but the parentHash in block.headerRlp is 0x11e63a1d"),
-        "{msg}"
-    );
+    assert!(msg.contains("but the parentHash in block.headerRlp is 0x11e63a1d"), "{msg}");
 }
 
 #[test]

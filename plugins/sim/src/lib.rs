@@ -54,32 +54,33 @@ struct Segment {
     aggregate_micros: u64,
     work: Work,
     fail: Option<Failure>,
+    #[serde(default)]
+    artifact_bytes: u64,
 }
 
-/// A "proof" of a range: its bounds and how many leaves were folded into it.
-fn range_proof(start: u32, end: u32, aggregate_micros: u64, work: Work) -> Vec<u8> {
-    let mut out = Vec::with_capacity(17);
+/// A "proof" of a range: its bounds, the fold's work settings, then `pad` filler bytes
+/// (to give artifacts a realistic size in store benchmarks).
+fn range_proof(start: u32, end: u32, aggregate_micros: u64, work: Work, pad: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(17 + pad);
     out.extend_from_slice(&start.to_le_bytes());
     out.extend_from_slice(&end.to_le_bytes());
     out.extend_from_slice(&aggregate_micros.to_le_bytes());
     out.push(work as u8);
+    out.extend((0..pad).map(|i| (i as u32 ^ start.wrapping_mul(2_654_435_761) ^ end) as u8));
     out
 }
 
+/// `(start, end, aggregate_micros, work)` of a range proof; the filler is ignored.
 fn parse_range(bytes: &[u8]) -> Result<(u32, u32, u64, Work), PluginError> {
-    if bytes.len() != 17 {
+    if bytes.len() < 17 {
         return Err(PluginError::permanent(format!(
-            "sim proof must be 17 bytes, got {}",
+            "sim proof must be at least 17 bytes, got {}",
             bytes.len()
         )));
     }
     let u32_at = |i: usize| u32::from_le_bytes(bytes[i..i + 4].try_into().expect("4 bytes"));
     let micros = u64::from_le_bytes(bytes[8..16].try_into().expect("8 bytes"));
-    let work = if bytes[16] == Work::Sleep as u8 {
-        Work::Sleep
-    } else {
-        Work::Spin
-    };
+    let work = if bytes[16] == Work::Sleep as u8 { Work::Sleep } else { Work::Spin };
     Ok((u32_at(0), u32_at(4), micros, work))
 }
 
@@ -108,9 +109,7 @@ fn work(cx: &ExecCx, how: Work, micros: u64) -> Result<(), PluginError> {
         }
         match how {
             Work::Spin => std::hint::spin_loop(),
-            Work::Sleep => {
-                std::thread::sleep((until - Instant::now()).min(Duration::from_millis(2)))
-            }
+            Work::Sleep => std::thread::sleep((until - Instant::now()).min(Duration::from_millis(2))),
         }
     }
     Ok(())
@@ -129,32 +128,23 @@ impl ProofSystem for SimPlugin {
             .iter()
             .enumerate()
             .map(|(i, &micros)| {
-                let fail = workload
-                    .fail
-                    .clone()
-                    .filter(|f| f.segments.contains(&(i as u32)));
+                let fail = workload.fail.clone().filter(|f| f.segments.contains(&(i as u32)));
                 let segment = Segment {
                     index: i as u32,
                     micros,
                     aggregate_micros: workload.aggregate_micros,
                     work: workload.work,
                     fail,
+                    artifact_bytes: workload.artifact_bytes,
                 };
-                SegmentSpec {
-                    payload: serde_json::to_vec(&segment).expect("serializable"),
-                    cost: micros,
-                }
+                SegmentSpec { payload: serde_json::to_vec(&segment).expect("serializable"), cost: micros }
             })
             .collect();
         let total: u64 = costs.iter().sum();
         Ok(Plan {
             segments,
             meta: (costs.len() as u32).to_le_bytes().to_vec(),
-            summary: format!(
-                "sim: {} tasks, {:.1} ms of work",
-                costs.len(),
-                total as f64 / 1e3
-            ),
+            summary: format!("sim: {} tasks, {:.1} ms of work", costs.len(), total as f64 / 1e3),
         })
     }
 
@@ -169,13 +159,8 @@ impl ProofSystem for SimPlugin {
                 *a
             };
             if fail.times == 0 || attempt <= fail.times {
-                self.counters
-                    .failures_injected
-                    .fetch_add(1, Ordering::Relaxed);
-                let message = format!(
-                    "injected failure in segment {} (attempt {attempt})",
-                    seg.index
-                );
+                self.counters.failures_injected.fetch_add(1, Ordering::Relaxed);
+                let message = format!("injected failure in segment {} (attempt {attempt})", seg.index);
                 match fail.mode {
                     FailureMode::Panic => panic!("{message}"),
                     FailureMode::Retryable => return Err(PluginError::retryable(message)),
@@ -184,25 +169,14 @@ impl ProofSystem for SimPlugin {
             }
         }
         work(cx, seg.work, seg.micros)?;
-        self.counters
-            .segments_completed
-            .fetch_add(1, Ordering::Relaxed);
+        self.counters.segments_completed.fetch_add(1, Ordering::Relaxed);
         log_execution(seg.index);
-        Ok(range_proof(
-            seg.index,
-            seg.index + 1,
-            seg.aggregate_micros,
-            seg.work,
-        ))
+        Ok(range_proof(seg.index, seg.index + 1, seg.aggregate_micros, seg.work, seg.artifact_bytes as usize))
     }
 
-    fn aggregate(
-        &self,
-        cx: &mut ExecCx,
-        left: &[u8],
-        right: &[u8],
-    ) -> Result<Vec<u8>, PluginError> {
+    fn aggregate(&self, cx: &mut ExecCx, left: &[u8], right: &[u8]) -> Result<Vec<u8>, PluginError> {
         let (a, m, micros, how) = parse_range(left)?;
+        let pad = left.len() - 17;
         let (m2, b, _, _) = parse_range(right)?;
         if m != m2 {
             return Err(PluginError::permanent(format!(
@@ -210,31 +184,22 @@ impl ProofSystem for SimPlugin {
             )));
         }
         work(cx, how, micros)?;
-        self.counters
-            .aggregations_completed
-            .fetch_add(1, Ordering::Relaxed);
-        Ok(range_proof(a, b, micros, how))
+        self.counters.aggregations_completed.fetch_add(1, Ordering::Relaxed);
+        Ok(range_proof(a, b, micros, how, pad))
     }
 
     fn wrap(&self, _cx: &mut ExecCx, root: &[u8], job: &JobMeta) -> Result<Vec<u8>, PluginError> {
         let (a, b, ..) = parse_range(root)?;
-        let n = u32::from_le_bytes(
-            job.meta
-                .try_into()
-                .map_err(|_| PluginError::permanent("sim meta"))?,
-        );
+        let n = u32::from_le_bytes(job.meta.try_into().map_err(|_| PluginError::permanent("sim meta"))?);
         if (a, b) != (0, n) {
-            return Err(PluginError::permanent(format!(
-                "sim: root covers {a}..{b}, expected 0..{n}"
-            )));
+            return Err(PluginError::permanent(format!("sim: root covers {a}..{b}, expected 0..{n}")));
         }
         Ok(root[..8].to_vec())
     }
 
     fn verify(&self, proof: &[u8]) -> Result<Verdict, PluginError> {
-        let bytes: [u8; 8] = proof
-            .try_into()
-            .map_err(|_| PluginError::bad_input("sim proof must be 8 bytes"))?;
+        let bytes: [u8; 8] =
+            proof.try_into().map_err(|_| PluginError::bad_input("sim proof must be 8 bytes"))?;
         let (a, b) = (
             u32::from_le_bytes(bytes[..4].try_into().expect("4")),
             u32::from_le_bytes(bytes[4..].try_into().expect("4")),
@@ -244,9 +209,7 @@ impl ProofSystem for SimPlugin {
                 statement: format!("sim workload of {b} tasks was folded completely (not a proof)"),
             }
         } else {
-            Verdict::Invalid {
-                reason: format!("sim root covers {a}..{b}"),
-            }
+            Verdict::Invalid { reason: format!("sim root covers {a}..{b}") }
         })
     }
 }

@@ -18,6 +18,9 @@ pub struct Workload {
     pub work: Work,
     #[serde(default)]
     pub fail: Option<Failure>,
+    /// Size of each segment's and aggregation's output, for store benchmarks.
+    #[serde(default)]
+    pub artifact_bytes: u64,
 }
 
 /// How long each segment task takes.
@@ -78,20 +81,13 @@ impl Workload {
         let draw = |rng: &mut SmallRng| -> Result<u64, String> {
             Ok(match self.cost {
                 Cost::Fixed { micros } => micros,
-                Cost::Uniform {
-                    min_micros,
-                    max_micros,
-                } => {
+                Cost::Uniform { min_micros, max_micros } => {
                     if min_micros > max_micros {
                         return Err("sim workload: uniform min_micros > max_micros".into());
                     }
                     rng.random_range(min_micros..=max_micros)
                 }
-                Cost::HeavyTailed {
-                    min_micros,
-                    alpha,
-                    max_micros,
-                } => {
+                Cost::HeavyTailed { min_micros, alpha, max_micros } => {
                     if alpha <= 0.0 {
                         return Err("sim workload: heavy_tailed alpha must be > 0".into());
                     }
@@ -112,15 +108,12 @@ mod tests {
     fn heavy_tail_is_seeded_bounded_and_skewed() {
         let w = Workload {
             tasks: 2000,
-            cost: Cost::HeavyTailed {
-                min_micros: 100,
-                alpha: 1.2,
-                max_micros: 100_000,
-            },
+            cost: Cost::HeavyTailed { min_micros: 100, alpha: 1.2, max_micros: 100_000 },
             seed: 3,
             aggregate_micros: 0,
             work: Work::Spin,
             fail: None,
+            artifact_bytes: 0,
         };
         let a = w.costs().unwrap();
         assert_eq!(a, w.costs().unwrap());
@@ -128,10 +121,6 @@ mod tests {
         let mean = a.iter().sum::<u64>() as f64 / a.len() as f64;
         let mut sorted = a.clone();
         sorted.sort();
-        assert!(
-            mean > 1.5 * sorted[a.len() / 2] as f64,
-            "mean {mean} median {}",
-            sorted[a.len() / 2]
-        );
+        assert!(mean > 1.5 * sorted[a.len() / 2] as f64, "mean {mean} median {}", sorted[a.len() / 2]);
     }
 }

@@ -13,9 +13,7 @@ use super::{JobError, JobOutput, JobStats, LeaderConfig, Progress};
 use crate::fold::{Finished, Fold, FoldStep};
 use crate::plugin::{ExecCx, JobMeta, LeafSource, Plan, PluginError, ProofSystem};
 use crate::store::ArtifactStore;
-use crate::task::{
-    ArtifactRef, Outcome, Task, TaskKind, TaskResult, aggregate_task_id, segment_task_id,
-};
+use crate::task::{ArtifactRef, Outcome, Task, TaskKind, TaskResult, aggregate_task_id, segment_task_id};
 use crate::transport::Transport;
 
 /// How often the leader looks for tasks past their deadline.
@@ -24,8 +22,8 @@ const TICK: Duration = Duration::from_millis(100);
 pub enum JobMsg {
     /// Store the segment payloads and publish the segment tasks.
     Start,
-    /// Results, batched by the router.
-    Results(Vec<TaskResult>),
+    /// Results are waiting in the job's inbox.
+    ResultsReady,
     Tick,
     Cancel(String),
 }
@@ -55,6 +53,7 @@ pub struct JobArgs {
     pub store: Arc<dyn ArtifactStore>,
     pub progress: watch::Sender<Progress>,
     pub done: oneshot::Sender<Result<JobOutput, JobError>>,
+    pub inbox: Arc<super::Inbox>,
 }
 
 pub struct JobActor;
@@ -82,6 +81,8 @@ pub struct JobState {
     journal_batch: Vec<Record>,
     /// Tasks to publish once the current message is handled.
     outbox: Vec<Task>,
+    /// Results routed to this job, taken in one batch per `ResultsReady`.
+    inbox: Arc<super::Inbox>,
     /// The plan's opaque statement, for wrap.
     meta: Vec<u8>,
     /// Which task produced each artifact, to recompute a corrupted one.
@@ -128,13 +129,7 @@ impl JobState {
 
     /// Queue a task for the next [`flush`](Self::flush); it counts as in flight from now.
     fn dispatch(&mut self, task: Task) {
-        self.in_flight.insert(
-            task.id.clone(),
-            InFlight {
-                task: task.clone(),
-                sent: Instant::now(),
-            },
-        );
+        self.in_flight.insert(task.id.clone(), InFlight { task: task.clone(), sent: Instant::now() });
         self.outbox.push(task);
     }
 
@@ -144,11 +139,7 @@ impl JobState {
             return Ok(());
         }
         let tasks = std::mem::take(&mut self.outbox);
-        self.args
-            .transport
-            .publish(tasks)
-            .await
-            .map_err(|e| JobError::Transport(e.to_string()))
+        self.args.transport.publish(tasks).await.map_err(|e| JobError::Transport(e.to_string()))
     }
 
     /// Send `id` again with the next attempt number, or fail the job if attempts are spent.
@@ -158,11 +149,7 @@ impl JobState {
         };
         let attempts = flight.task.attempt;
         if attempts >= self.args.config.max_attempts {
-            return Err(JobError::TaskFailed {
-                task: id.to_owned(),
-                attempts,
-                message: why.to_owned(),
-            });
+            return Err(JobError::TaskFailed { task: id.to_owned(), attempts, message: why.to_owned() });
         }
         let mut task = flight.task.clone();
         task.attempt += 1;
@@ -244,12 +231,7 @@ impl JobState {
                     depth,
                     artifact: artifact.clone(),
                 });
-                Ok(Some(Finished {
-                    start: result.start,
-                    end: result.end,
-                    depth,
-                    value: artifact,
-                }))
+                Ok(Some(Finished { start: result.start, end: result.end, depth, value: artifact }))
             }
         }
     }
@@ -261,22 +243,13 @@ impl JobState {
 
     /// Feed a finished range into the fold and dispatch what becomes ready.
     fn fold(&mut self, done: Finished<ArtifactRef>) -> Option<ArtifactRef> {
-        match self
-            .fold
-            .finish(done.start, done.end, done.depth, done.value)
-        {
+        match self.fold.finish(done.start, done.end, done.depth, done.value) {
             FoldStep::Wait => None,
             FoldStep::Root(root) => Some(root.value),
             FoldStep::Aggregate(left, right) => {
                 let id = aggregate_task_id(left.start, right.end);
                 let range = (left.start, right.end);
-                let task = self.new_task(
-                    id,
-                    TaskKind::Aggregate,
-                    vec![left.value, right.value],
-                    range,
-                    1,
-                );
+                let task = self.new_task(id, TaskKind::Aggregate, vec![left.value, right.value], range, 1);
                 self.dispatch(task);
                 None
             }
@@ -328,24 +301,12 @@ impl JobState {
         let plugin = self.args.plugin.clone();
         let job = self.args.job.clone();
         let meta = self.meta.clone();
-        let leaves = StoreLeaves {
-            store: store.clone(),
-            refs: self.leaves.iter().flatten().cloned().collect(),
-        };
+        let leaves =
+            StoreLeaves { store: store.clone(), refs: self.leaves.iter().flatten().cloned().collect() };
         let proof = tokio::task::spawn_blocking(move || {
-            let root = store
-                .get(&root)
-                .map_err(|e| PluginError::permanent(e.to_string()))?;
+            let root = store.get(&root).map_err(|e| PluginError::permanent(e.to_string()))?;
             let mut cx = ExecCx::new("wrap", 0, Default::default());
-            plugin.wrap(
-                &mut cx,
-                &root,
-                &JobMeta {
-                    job: &job,
-                    meta: &meta,
-                    leaves: &leaves,
-                },
-            )
+            plugin.wrap(&mut cx, &root, &JobMeta { job: &job, meta: &meta, leaves: &leaves })
         })
         .await
         .map_err(|e| JobError::Wrap(format!("wrap panicked: {e}")))?
@@ -398,7 +359,13 @@ impl JobState {
                 continue;
             }
             let range = (i as u32, i as u32 + 1);
-            let task = self.new_task(segment_task_id(i as u32), TaskKind::Segment, vec![segment.payload], range, segment.cost);
+            let task = self.new_task(
+                segment_task_id(i as u32),
+                TaskKind::Segment,
+                vec![segment.payload],
+                range,
+                segment.cost,
+            );
             self.dispatch(task);
         }
         Ok(root)
@@ -435,9 +402,7 @@ impl LeafSource for StoreLeaves {
             .refs
             .get(index as usize)
             .ok_or_else(|| PluginError::permanent(format!("no leaf {index}")))?;
-        self.store
-            .get(r)
-            .map_err(|e| PluginError::permanent(e.to_string()))
+        self.store.get(r).map_err(|e| PluginError::permanent(e.to_string()))
     }
 }
 
@@ -485,6 +450,7 @@ impl Actor for JobActor {
             outbox: Vec::new(),
             producers: HashMap::new(),
             repairs: HashMap::new(),
+            inbox: args.inbox,
         };
         myself.send_interval(TICK, || JobMsg::Tick);
         Ok(state)
@@ -498,7 +464,10 @@ impl Actor for JobActor {
     ) -> Result<(), ActorProcessingErr> {
         let step = match msg {
             JobMsg::Start => state.start(),
-            JobMsg::Results(results) => state.on_results(results),
+            JobMsg::ResultsReady => {
+                let results = state.inbox.take();
+                state.on_results(results)
+            }
             JobMsg::Tick => {
                 let deadline = state.args.config.task_deadline;
                 let overdue: Vec<String> = state
@@ -510,8 +479,7 @@ impl Actor for JobActor {
                 let mut step = Ok(None);
                 for id in overdue {
                     state.stats.redispatches += 1;
-                    if let Err(e) = state.redispatch(&id, &format!("no result within {deadline:?}"))
-                    {
+                    if let Err(e) = state.redispatch(&id, &format!("no result within {deadline:?}")) {
                         step = Err(e);
                         break;
                     }
@@ -537,12 +505,7 @@ impl Actor for JobActor {
                 stats.aggregations = state.progress.aggregations_done;
                 stats.depth = state.progress.depth;
                 stats.elapsed = state.started.elapsed();
-                JobOutput {
-                    job: state.args.job.clone(),
-                    plugin: state.args.plugin.id(),
-                    proof,
-                    stats,
-                }
+                JobOutput { job: state.args.job.clone(), plugin: state.args.plugin.id(), proof, stats }
             }),
             Err(e) => Err(e),
         };

@@ -46,7 +46,9 @@ pub struct Record {
 
 #[derive(Debug, thiserror::Error)]
 pub enum JournalError {
-    #[error("job {job} has no manifest in the store (wrong --store, wrong job id, or the job already finished and was cleaned up)")]
+    #[error(
+        "job {job} has no manifest in the store (wrong --store, wrong job id, or the job already finished and was cleaned up)"
+    )]
     NoManifest { job: String },
     #[error("{key}: {reason}")]
     Corrupt { key: String, reason: String },
@@ -85,7 +87,12 @@ pub struct Journal {
 
 impl Journal {
     /// Store the plan (payloads, metadata) and the manifest of a new job.
-    pub fn create(store: Arc<dyn ArtifactStore>, job: &str, plugin: &str, plan: Plan) -> Result<(Self, Manifest), StoreError> {
+    pub fn create(
+        store: Arc<dyn ArtifactStore>,
+        job: &str,
+        plugin: &str,
+        plan: Plan,
+    ) -> Result<(Self, Manifest), StoreError> {
         let meta = store.put(&format!("{job}/meta"), &plan.meta)?;
         let mut segments = Vec::with_capacity(plan.segments.len());
         for (i, segment) in plan.segments.into_iter().enumerate() {
@@ -105,7 +112,10 @@ impl Journal {
     }
 
     /// Read a job's manifest and everything its journal says finished.
-    pub fn open(store: Arc<dyn ArtifactStore>, job: &str) -> Result<(Self, Manifest, Vec<Record>), JournalError> {
+    pub fn open(
+        store: Arc<dyn ArtifactStore>,
+        job: &str,
+    ) -> Result<(Self, Manifest, Vec<Record>), JournalError> {
         let key = format!("{job}/manifest");
         let bytes = store.get_raw(&key)?.ok_or_else(|| JournalError::NoManifest { job: job.to_owned() })?;
         let manifest: Manifest = unseal(&key, &bytes)?;
@@ -163,7 +173,10 @@ mod tests {
     fn journal_round_trips_and_detects_damage() {
         let store: Arc<dyn ArtifactStore> = Arc::new(MemStore::default());
         let plan = Plan {
-            segments: vec![SegmentSpec { payload: b"a".to_vec(), cost: 1 }, SegmentSpec { payload: b"b".to_vec(), cost: 2 }],
+            segments: vec![
+                SegmentSpec { payload: b"a".to_vec(), cost: 1 },
+                SegmentSpec { payload: b"b".to_vec(), cost: 2 },
+            ],
             meta: b"meta".to_vec(),
             summary: "two".into(),
         };
@@ -181,7 +194,8 @@ mod tests {
 
     #[test]
     fn maximal_ranges_drop_what_a_bigger_range_covers() {
-        let records = [record("seg-0", 0, 1), record("seg-1", 1, 2), record("agg-0-1", 0, 2), record("seg-3", 3, 4)];
+        let records =
+            [record("seg-0", 0, 1), record("seg-1", 1, 2), record("agg-0-1", 0, 2), record("seg-3", 3, 4)];
         let max: Vec<_> = maximal_ranges(&records).into_iter().map(|r| r.task).collect();
         assert_eq!(max, ["agg-0-1", "seg-3"]);
     }

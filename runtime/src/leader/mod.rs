@@ -32,11 +32,7 @@ pub struct LeaderConfig {
 
 impl Default for LeaderConfig {
     fn default() -> Self {
-        Self {
-            max_attempts: 3,
-            task_deadline: Duration::from_secs(600),
-            keep_artifacts: false,
-        }
+        Self { max_attempts: 3, task_deadline: Duration::from_secs(600), keep_artifacts: false }
     }
 }
 
@@ -87,11 +83,7 @@ pub struct JobOutput {
 #[derive(Debug, thiserror::Error)]
 pub enum JobError {
     #[error("task {task} failed after {attempts} attempt(s): {message}")]
-    TaskFailed {
-        task: String,
-        attempts: u32,
-        message: String,
-    },
+    TaskFailed { task: String, attempts: u32, message: String },
     #[error("wrapping the root proof failed: {0}")]
     Wrap(String),
     #[error("artifact store: {0}")]
@@ -114,9 +106,7 @@ pub struct JobHandle {
 
 impl JobHandle {
     pub async fn wait(self) -> Result<JobOutput, JobError> {
-        self.done
-            .await
-            .unwrap_or_else(|_| Err(JobError::Cancelled("leader actor stopped".into())))
+        self.done.await.unwrap_or_else(|_| Err(JobError::Cancelled("leader actor stopped".into())))
     }
 
     pub fn cancel(&self, reason: &str) {
@@ -141,7 +131,26 @@ impl JobCanceller {
     }
 }
 
-type Routes = Arc<Mutex<HashMap<String, ActorRef<JobMsg>>>>;
+type Routes = Arc<Mutex<HashMap<String, (ActorRef<JobMsg>, Arc<Inbox>)>>>;
+
+/// Results waiting for a job actor. The router appends and tells the actor only when
+/// the inbox was empty; the actor takes everything at once. While the actor is busy
+/// (publishing, waiting for confirms) results pile up here and are handled as one batch.
+#[derive(Default)]
+pub(crate) struct Inbox(Mutex<Vec<crate::task::TaskResult>>);
+
+impl Inbox {
+    fn push(&self, results: Vec<crate::task::TaskResult>) -> bool {
+        let mut queue = self.0.lock().expect("inbox lock");
+        let was_empty = queue.is_empty();
+        queue.extend(results);
+        was_empty
+    }
+
+    pub(crate) fn take(&self) -> Vec<crate::task::TaskResult> {
+        std::mem::take(&mut *self.0.lock().expect("inbox lock"))
+    }
+}
 
 /// The leader side of one process: one result queue, any number of jobs.
 pub struct Leader {
@@ -160,14 +169,9 @@ impl Leader {
         store: Arc<dyn ArtifactStore>,
         config: LeaderConfig,
     ) -> Result<Self, JobError> {
-        let results_queue = format!(
-            "proofline.results.{}",
-            new_job_id().replace("job-", "leader-")
-        );
-        let mut results = transport
-            .open_results(&results_queue)
-            .await
-            .map_err(|e| JobError::Transport(e.to_string()))?;
+        let results_queue = format!("proofline.results.{}", new_job_id().replace("job-", "leader-"));
+        let mut results =
+            transport.open_results(&results_queue).await.map_err(|e| JobError::Transport(e.to_string()))?;
         let routes: Routes = Arc::default();
         let table = routes.clone();
         let router = tokio::spawn(async move {
@@ -178,10 +182,10 @@ impl Leader {
                     by_job.entry(result.job.clone()).or_default().push(result);
                 }
                 for (job, results) in by_job {
-                    let actor = table.lock().expect("routes lock").get(&job).cloned();
-                    match actor {
-                        Some(actor) => {
-                            if actor.cast(JobMsg::Results(results)).is_err() {
+                    let route = table.lock().expect("routes lock").get(&job).cloned();
+                    match route {
+                        Some((actor, inbox)) => {
+                            if inbox.push(results) && actor.cast(JobMsg::ResultsReady).is_err() {
                                 // The job ended; late duplicates have nowhere to go.
                                 table.lock().expect("routes lock").remove(&job);
                             }
@@ -191,14 +195,7 @@ impl Leader {
                 }
             }
         });
-        Ok(Self {
-            transport,
-            store,
-            config,
-            results_queue,
-            routes,
-            router,
-        })
+        Ok(Self { transport, store, config, results_queue, routes, router })
     }
 
     /// Start proving `plan` (made by `plugin.plan`) as a new job.
@@ -208,7 +205,11 @@ impl Leader {
 
     /// Pick up `job` where an earlier leader left it: only work its journal does not
     /// show finished is dispatched. `plugins` must hold the job's exact plugin version.
-    pub async fn resume(&self, job: &str, plugins: &crate::plugin::PluginRegistry) -> Result<JobHandle, JobError> {
+    pub async fn resume(
+        &self,
+        job: &str,
+        plugins: &crate::plugin::PluginRegistry,
+    ) -> Result<JobHandle, JobError> {
         let store = self.store.clone();
         let job_id = job.to_owned();
         let opened = tokio::task::spawn_blocking(move || journal::Journal::open(store, &job_id))
@@ -216,7 +217,10 @@ impl Leader {
             .map_err(|e| JobError::Store(e.to_string()))?;
         let (journal, manifest, records) = opened.map_err(|e| JobError::Resume(e.to_string()))?;
         let plugin = plugins.get_exact(&manifest.plugin).cloned().ok_or_else(|| {
-            JobError::Resume(format!("job {job} needs plugin {}, which this build does not have", manifest.plugin))
+            JobError::Resume(format!(
+                "job {job} needs plugin {}, which this build does not have",
+                manifest.plugin
+            ))
         })?;
         let store = self.store.clone();
         let meta_ref = manifest.meta.clone();
@@ -228,7 +232,12 @@ impl Leader {
         self.spawn_job(job.to_owned(), plugin, JobStart::Resume { journal, manifest, records, meta }).await
     }
 
-    async fn spawn_job(&self, job: String, plugin: Arc<dyn ProofSystem>, start: JobStart) -> Result<JobHandle, JobError> {
+    async fn spawn_job(
+        &self,
+        job: String,
+        plugin: Arc<dyn ProofSystem>,
+        start: JobStart,
+    ) -> Result<JobHandle, JobError> {
         let (progress_tx, progress) = watch::channel(Progress::default());
         let (done_tx, done) = oneshot::channel();
         let args = JobArgs {
@@ -241,32 +250,20 @@ impl Leader {
             store: self.store.clone(),
             progress: progress_tx,
             done: done_tx,
+            inbox: Arc::default(),
         };
+        let inbox = args.inbox.clone();
         let (actor, _) = Actor::spawn(None, JobActor, args)
             .await
             .map_err(|e| JobError::Cancelled(format!("could not start the job actor: {e}")))?;
         // Route results before the first task goes out.
-        self.routes
-            .lock()
-            .expect("routes lock")
-            .insert(job.clone(), actor.clone());
-        actor
-            .cast(JobMsg::Start)
-            .map_err(|e| JobError::Cancelled(format!("job actor gone: {e}")))?;
-        Ok(JobHandle {
-            job,
-            progress,
-            actor,
-            done,
-        })
+        self.routes.lock().expect("routes lock").insert(job.clone(), (actor.clone(), inbox));
+        actor.cast(JobMsg::Start).map_err(|e| JobError::Cancelled(format!("job actor gone: {e}")))?;
+        Ok(JobHandle { job, progress, actor, done })
     }
 
     /// Prove one plan to the end.
-    pub async fn prove(
-        &self,
-        plugin: Arc<dyn ProofSystem>,
-        plan: Plan,
-    ) -> Result<JobOutput, JobError> {
+    pub async fn prove(&self, plugin: Arc<dyn ProofSystem>, plan: Plan) -> Result<JobOutput, JobError> {
         let handle = self.submit(plugin, plan).await?;
         let job = handle.job.clone();
         let out = handle.wait().await;

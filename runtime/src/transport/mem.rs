@@ -9,8 +9,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::{Notify, mpsc};
 
 use super::{
-    Acker, BoxFuture, ControlStream, Delivery, ResultStream, Settle, TaskStream, Transport,
-    TransportError,
+    Acker, BoxFuture, ControlStream, Delivery, ResultStream, Settle, TaskStream, Transport, TransportError,
 };
 use crate::envelope::Envelope;
 use crate::task::{Control, Task, TaskResult};
@@ -68,9 +67,7 @@ impl State {
         let held = self.held_by.get(&consumer).copied().unwrap_or(0);
         let window = self.windows.get(&consumer).copied().unwrap_or(1);
         let room = window.saturating_sub(held);
-        !self.ready.is_empty()
-            && room > 0
-            && (held == 0 || room >= self.ready.len().min((window / 2).max(1)))
+        !self.ready.is_empty() && room > 0 && (held == 0 || room >= self.ready.len().min((window / 2).max(1)))
     }
 }
 
@@ -117,12 +114,7 @@ impl MemBroker {
         let mut s = self.lock();
         let tag = s.next_tag;
         s.next_tag += 1;
-        s.ready.push_back(Message {
-            tag,
-            job: String::new(),
-            bytes,
-            redelivered: false,
-        });
+        s.ready.push_back(Message { tag, job: String::new(), bytes, redelivered: false });
         drop(s);
         self.inner.wake.notify_waiters();
     }
@@ -184,11 +176,7 @@ impl MemBroker {
             };
             s.delivered += 1;
             s.redelivered += u64::from(msg.redelivered);
-            let acker = Box::new(MemAcker {
-                broker: self.clone(),
-                consumer,
-                tag: msg.tag,
-            });
+            let acker = Box::new(MemAcker { broker: self.clone(), consumer, tag: msg.tag });
             out.push(Delivery::new(task, msg.redelivered, acker));
             s.unacked.insert(msg.tag, (consumer, msg));
         }
@@ -199,12 +187,8 @@ impl MemBroker {
     /// A consumer went away: everything it held goes back to the front of the queue.
     fn drop_consumer(&self, consumer: u64) {
         let mut s = self.lock();
-        let tags: Vec<u64> = s
-            .unacked
-            .iter()
-            .filter(|(_, (owner, _))| *owner == consumer)
-            .map(|(&t, _)| t)
-            .collect();
+        let tags: Vec<u64> =
+            s.unacked.iter().filter(|(_, (owner, _))| *owner == consumer).map(|(&t, _)| t).collect();
         for tag in tags {
             let (_, mut msg) = s.unacked.remove(&tag).expect("listed");
             msg.redelivered = true;
@@ -279,20 +263,13 @@ impl Transport for MemBroker {
 
     fn publish(&self, tasks: Vec<Task>) -> BoxFuture<'_, Result<(), TransportError>> {
         Box::pin(async move {
-            let encoded: Vec<_> = tasks
-                .into_iter()
-                .map(|t| (t.job.clone(), Envelope::Task(t).encode()))
-                .collect();
+            let encoded: Vec<_> =
+                tasks.into_iter().map(|t| (t.job.clone(), Envelope::Task(t).encode())).collect();
             let mut s = self.lock();
             for (job, bytes) in encoded {
                 let tag = s.next_tag;
                 s.next_tag += 1;
-                s.ready.push_back(Message {
-                    tag,
-                    job,
-                    bytes,
-                    redelivered: false,
-                });
+                s.ready.push_back(Message { tag, job, bytes, redelivered: false });
             }
             drop(s);
             self.inner.wake.notify_waiters();
@@ -342,28 +319,18 @@ impl Transport for MemBroker {
             let consumer = s.next_consumer;
             s.next_consumer += 1;
             drop(s);
-            let stream = MemStream {
-                broker: self.clone(),
-                consumer,
-                prefetch: prefetch.max(1),
-                paused: false,
-            };
+            let stream =
+                MemStream { broker: self.clone(), consumer, prefetch: prefetch.max(1), paused: false };
             Ok(Box::new(stream) as Box<dyn TaskStream>)
         })
     }
 
-    fn reply(
-        &self,
-        reply_to: &str,
-        result: TaskResult,
-    ) -> BoxFuture<'_, Result<(), TransportError>> {
+    fn reply(&self, reply_to: &str, result: TaskResult) -> BoxFuture<'_, Result<(), TransportError>> {
         let reply_to = reply_to.to_owned();
         Box::pin(async move {
             let bytes = Envelope::Result(result).encode();
             let Envelope::Result(result) = Envelope::decode(&bytes)? else {
-                return Err(TransportError::Broker(
-                    "result envelope changed kind".into(),
-                ));
+                return Err(TransportError::Broker("result envelope changed kind".into()));
             };
             let sender = self.lock().results.get(&reply_to).cloned();
             match sender {

@@ -59,11 +59,7 @@ pub trait Transport: Send + Sync + 'static {
         prefetch: usize,
     ) -> BoxFuture<'_, Result<Box<dyn TaskStream>, TransportError>>;
     /// Worker: send a result to the leader's queue `reply_to`.
-    fn reply(
-        &self,
-        reply_to: &str,
-        result: TaskResult,
-    ) -> BoxFuture<'_, Result<(), TransportError>>;
+    fn reply(&self, reply_to: &str, result: TaskResult) -> BoxFuture<'_, Result<(), TransportError>>;
     /// Worker: send many results at once (one confirm round trip where the broker allows).
     /// The default sends them one by one.
     fn reply_many(&self, results: Vec<(String, TaskResult)>) -> BoxFuture<'_, Result<(), TransportError>> {
@@ -114,11 +110,7 @@ pub struct Delivery {
 
 impl Delivery {
     pub fn new(task: Task, redelivered: bool, acker: Box<dyn Acker>) -> Self {
-        Self {
-            task,
-            redelivered,
-            acker: Some(acker),
-        }
+        Self { task, redelivered, acker: Some(acker) }
     }
 
     pub fn settle(mut self, how: Settle) {
@@ -138,9 +130,6 @@ impl Drop for Delivery {
 
 impl std::fmt::Debug for Delivery {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Delivery")
-            .field("task", &self.task.id)
-            .field("attempt", &self.task.attempt)
-            .finish()
+        f.debug_struct("Delivery").field("task", &self.task.id).field("attempt", &self.task.attempt).finish()
     }
 }

@@ -178,7 +178,11 @@ impl WorkerState {
 }
 
 /// Feed deliveries to the actor while `accepting`; pause the subscription otherwise.
-async fn pump(mut stream: Box<dyn TaskStream>, actor: ActorRef<WorkerMsg>, mut accepting: watch::Receiver<bool>) {
+async fn pump(
+    mut stream: Box<dyn TaskStream>,
+    actor: ActorRef<WorkerMsg>,
+    mut accepting: watch::Receiver<bool>,
+) {
     loop {
         if !*accepting.borrow_and_update() {
             if let Err(e) = stream.pause().await {
@@ -214,7 +218,11 @@ impl Actor for WorkerActor {
     type State = WorkerState;
     type Arguments = WorkerArgs;
 
-    async fn pre_start(&self, myself: ActorRef<WorkerMsg>, args: WorkerArgs) -> Result<WorkerState, ActorProcessingErr> {
+    async fn pre_start(
+        &self,
+        myself: ActorRef<WorkerMsg>,
+        args: WorkerArgs,
+    ) -> Result<WorkerState, ActorProcessingErr> {
         let WorkerArgs { config, transport, store, plugins } = args;
         let slots: Arc<Vec<_>> = Arc::new((0..config.lanes).map(|_| Arc::default()).collect());
         let stream = transport.consume(&config.name, config.prefetch).await?;
@@ -266,7 +274,12 @@ impl Actor for WorkerActor {
         Ok(state)
     }
 
-    async fn handle(&self, _myself: ActorRef<WorkerMsg>, msg: WorkerMsg, state: &mut WorkerState) -> Result<(), ActorProcessingErr> {
+    async fn handle(
+        &self,
+        _myself: ActorRef<WorkerMsg>,
+        msg: WorkerMsg,
+        state: &mut WorkerState,
+    ) -> Result<(), ActorProcessingErr> {
         match msg {
             WorkerMsg::Deliveries(batch) => {
                 state.last_delivery = Instant::now();
@@ -335,7 +348,11 @@ impl Actor for WorkerActor {
         Ok(())
     }
 
-    async fn post_stop(&self, _myself: ActorRef<WorkerMsg>, state: &mut WorkerState) -> Result<(), ActorProcessingErr> {
+    async fn post_stop(
+        &self,
+        _myself: ActorRef<WorkerMsg>,
+        state: &mut WorkerState,
+    ) -> Result<(), ActorProcessingErr> {
         state.pump.abort();
         state.control.abort();
         state.requeue_unstarted();

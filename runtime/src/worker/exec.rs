@@ -29,20 +29,14 @@ impl ExecError {
 }
 
 /// Find the plugin a task names (`name@version`), insisting on the exact version.
-pub(crate) fn resolve(
-    plugins: &PluginRegistry,
-    wanted: &str,
-) -> Result<Arc<dyn ProofSystem>, String> {
+pub(crate) fn resolve(plugins: &PluginRegistry, wanted: &str) -> Result<Arc<dyn ProofSystem>, String> {
     if let Some(plugin) = plugins.get_exact(wanted) {
         return Ok(plugin.clone());
     }
     let name = wanted.split('@').next().unwrap_or(wanted);
-    let plugin = plugins.get(name).ok_or_else(|| {
-        format!(
-            "this worker has no plugin {name:?} (it has: {:?})",
-            plugins.names()
-        )
-    })?;
+    let plugin = plugins
+        .get(name)
+        .ok_or_else(|| format!("this worker has no plugin {name:?} (it has: {:?})", plugins.names()))?;
     let have = plugin.id().to_string();
     if have != wanted {
         return Err(format!("task needs {wanted}, this worker has {have}"));
@@ -64,20 +58,14 @@ pub(crate) fn run_task(
             let message = format!("artifact {uri} is corrupted: {reason}");
             Outcome::CorruptInput { uri, message }
         }
-        Ok(Err(e)) => Outcome::Failed {
-            retryable: e.retryable(),
-            message: e.to_string(),
-        },
+        Ok(Err(e)) => Outcome::Failed { retryable: e.retryable(), message: e.to_string() },
         Err(panic) => {
             let what = panic
                 .downcast_ref::<&str>()
                 .map(|s| s.to_string())
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "non-string panic payload".into());
-            Outcome::Failed {
-                message: format!("plugin panicked: {what}"),
-                retryable: true,
-            }
+            Outcome::Failed { message: format!("plugin panicked: {what}"), retryable: true }
         }
     }
 }

@@ -149,9 +149,7 @@ struct DeathNotice<'a> {
 impl Drop for DeathNotice<'_> {
     fn drop(&mut self) {
         if !self.clean {
-            let _ = self.ctx.actor.cast(WorkerMsg::LaneDied {
-                lane: self.ctx.index,
-            });
+            let _ = self.ctx.actor.cast(WorkerMsg::LaneDied { lane: self.ctx.index });
         }
     }
 }
@@ -160,10 +158,7 @@ pub(crate) fn spawn_lane(ctx: LaneCtx) -> std::io::Result<JoinHandle<()>> {
     let name = format!("lane-{}", ctx.index);
     thread::Builder::new().name(name).spawn(move || {
         *ctx.slot().thread.lock().expect("lane thread lock") = Some(thread::current());
-        let mut notice = DeathNotice {
-            ctx: &ctx,
-            clean: false,
-        };
+        let mut notice = DeathNotice { ctx: &ctx, clean: false };
         if lane_loop(&ctx) {
             notice.clean = true;
         }

@@ -18,11 +18,11 @@ use std::time::Duration;
 
 use ractor::{ActorRef, RpcReplyPort, call};
 
-pub use actor::WorkerActor;
 use crate::plugin::PluginRegistry;
 use crate::store::ArtifactStore;
 use crate::task::Control;
 use crate::transport::{Delivery, Transport};
+pub use actor::WorkerActor;
 
 /// How a worker runs.
 #[derive(Clone, Debug)]
@@ -61,7 +61,9 @@ pub enum WorkerMsg {
     /// Lanes finished tasks: send their results, then ack them.
     Finished,
     /// A lane thread ended without being asked to (killed or crashed).
-    LaneDied { lane: usize },
+    LaneDied {
+        lane: usize,
+    },
     /// Kill a lane mid-task, as a crash would (chaos testing).
     KillLane(usize),
     /// A broadcast from the cluster.

@@ -57,7 +57,10 @@ impl WorkerProcess {
     }
 
     pub fn signal(&self, signal: &str) {
-        let status = Command::new("kill").args([&format!("-{signal}"), &self.child.id().to_string()]).status().unwrap();
+        let status = Command::new("kill")
+            .args([&format!("-{signal}"), &self.child.id().to_string()])
+            .status()
+            .unwrap();
         assert!(status.success());
     }
 }
@@ -71,7 +74,8 @@ impl Drop for WorkerProcess {
 
 /// A leader in this process, talking to `amqp_uri`, storing under `store_dir`.
 pub async fn leader(amqp_uri: &str, store_dir: &Path, config: LeaderConfig) -> Leader {
-    let transport: Arc<dyn Transport> = Arc::new(AmqpTransport::connect(AmqpConfig::new(amqp_uri)).await.unwrap());
+    let transport: Arc<dyn Transport> =
+        Arc::new(AmqpTransport::connect(AmqpConfig::new(amqp_uri)).await.unwrap());
     let store = Arc::new(FsStore::open(store_dir.to_str().unwrap()).unwrap());
     Leader::start(transport, store, config).await.unwrap()
 }

@@ -16,15 +16,12 @@ use std::process::ExitCode;
 use alloy_consensus::{EMPTY_OMMER_ROOT_HASH, EMPTY_ROOT_HASH, Header, TrieAccount};
 use alloy_primitives::{Address, B64, B256, Bloom, Bytes, U256, b256, keccak256};
 use alloy_trie::{HashBuilder, Nibbles, proof::ProofRetainer};
-use proofline_keccak::witness::{
-    BlockWitness, WitnessFormat, keccak_permutations, parse_block_witness,
-};
+use proofline_keccak::witness::{BlockWitness, WitnessFormat, keccak_permutations, parse_block_witness};
 use rand::rngs::StdRng;
 use rand::{Rng, RngCore, SeedableRng};
 
 /// sha256 of nothing: the requests hash of a block without EIP-7685 requests.
-const EMPTY_REQUESTS_HASH: B256 =
-    b256!("0xe3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
+const EMPTY_REQUESTS_HASH: B256 = b256!("0xe3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
 /// How many of the accounts are contracts with code.
 const CONTRACTS: usize = 3;
 
@@ -42,9 +39,7 @@ fn parse_args() -> Result<Args, String> {
     while let Some(flag) = args.next() {
         let mut value = || args.next().ok_or(format!("{flag} needs a value"));
         match flag.as_str() {
-            "--accounts" => {
-                accounts = Some(value()?.parse().map_err(|e| format!("--accounts: {e}"))?)
-            }
+            "--accounts" => accounts = Some(value()?.parse().map_err(|e| format!("--accounts: {e}"))?),
             "--seed" => seed = Some(value()?.parse().map_err(|e| format!("--seed: {e}"))?),
             "--out" => out = Some(value()?),
             "-h" | "--help" => return Err(USAGE.into()),
@@ -55,11 +50,7 @@ fn parse_args() -> Result<Args, String> {
     if accounts <= CONTRACTS {
         return Err(format!("--accounts must be more than {CONTRACTS}"));
     }
-    Ok(Args {
-        accounts,
-        seed: seed.ok_or("--seed is required")?,
-        out: out.ok_or("--out is required")?,
-    })
+    Ok(Args { accounts, seed: seed.ok_or("--seed is required")?, out: out.ok_or("--out is required")? })
 }
 
 fn random_b256(rng: &mut StdRng) -> B256 {
@@ -101,12 +92,7 @@ fn accounts(rng: &mut StdRng, n: usize) -> (Vec<(Address, TrieAccount)>, Vec<Vec
 fn state_trie(accounts: &[(Address, TrieAccount)]) -> (B256, Vec<Vec<u8>>) {
     let mut leaves: Vec<(Nibbles, Vec<u8>)> = accounts
         .iter()
-        .map(|(address, account)| {
-            (
-                Nibbles::unpack(keccak256(address)),
-                alloy_rlp::encode(account),
-            )
-        })
+        .map(|(address, account)| (Nibbles::unpack(keccak256(address)), alloy_rlp::encode(account)))
         .collect();
     leaves.sort_by_key(|(key, _)| *key);
     // Retaining the proofs of every key retains every node of the trie.
@@ -223,13 +209,7 @@ fn main() -> ExitCode {
         eprintln!("make-example-block: writing {}: {e}", args.out);
         return ExitCode::FAILURE;
     }
-    println!(
-        "block #{} {} -> {} ({} bytes)",
-        witness.number,
-        witness.hash,
-        args.out,
-        json.len()
-    );
+    println!("block #{} {} -> {} ({} bytes)", witness.number, witness.hash, args.out, json.len());
     println!(
         "items: header 1, headers {}, state nodes {}, codes {}, keys {}",
         witness.headers.len(),

@@ -15,11 +15,7 @@ pub enum WitnessError {
 
     /// The input is not valid JSON.
     #[error("malformed JSON at line {line} column {column}: {message}")]
-    MalformedJson {
-        line: usize,
-        column: usize,
-        message: String,
-    },
+    MalformedJson { line: usize, column: usize, message: String },
 
     /// The JSON is valid but is none of the known witness formats.
     #[error("unrecognized witness format: {0}")]
@@ -31,11 +27,7 @@ pub enum WitnessError {
 
     /// A value has the wrong JSON type.
     #[error("{path}: expected {expected}, got {got}")]
-    WrongType {
-        path: String,
-        expected: &'static str,
-        got: &'static str,
-    },
+    WrongType { path: String, expected: &'static str, got: &'static str },
 
     /// A string that should hold hex does not.
     #[error("{path}: not hex ({reason})")]
@@ -43,11 +35,7 @@ pub enum WitnessError {
 
     /// A fixed-size value (hash, address, ...) has the wrong number of bytes.
     #[error("{path}: expected {expected} bytes, got {got}")]
-    WrongLength {
-        path: String,
-        expected: usize,
-        got: usize,
-    },
+    WrongLength { path: String, expected: usize, got: usize },
 
     /// A value is present and well-typed but not acceptable (a bad quantity, a header
     /// whose RLP does not decode, more than one block, ...).
@@ -68,30 +56,17 @@ pub enum WitnessError {
     #[error(
         "{path}: header does not hash to its claimed hash: keccak(header) = {computed}, claimed {claimed}"
     )]
-    HeaderHashMismatch {
-        path: String,
-        computed: B256,
-        claimed: B256,
-    },
+    HeaderHashMismatch { path: String, computed: B256, claimed: B256 },
 
     /// Two places in the input that must agree do not.
     #[error("{path} is {found}, but {other_path} is {expected}")]
-    Inconsistent {
-        path: String,
-        found: String,
-        other_path: String,
-        expected: String,
-    },
+    Inconsistent { path: String, found: String, other_path: String, expected: String },
 
     /// No node of the state witness hashes to the parent's state root.
     #[error(
         "parent state root {root} (from {path}) is not the keccak of any of the {nodes} nodes in witness.state"
     )]
-    StateRootNotInWitness {
-        root: B256,
-        path: String,
-        nodes: usize,
-    },
+    StateRootNotInWitness { root: B256, path: String, nodes: usize },
 }
 
 impl WitnessError {
@@ -100,10 +75,7 @@ impl WitnessError {
     }
 
     pub(crate) fn invalid(path: impl Into<String>, reason: impl Into<String>) -> Self {
-        Self::Invalid {
-            path: path.into(),
-            reason: reason.into(),
-        }
+        Self::Invalid { path: path.into(), reason: reason.into() }
     }
 
     /// Turn a serde_json syntax error into a message with its line and column.
@@ -112,10 +84,6 @@ impl WitnessError {
         let full = err.to_string();
         let suffix = format!(" at line {line} column {column}");
         let message = full.strip_suffix(&suffix).unwrap_or(&full).to_string();
-        Self::MalformedJson {
-            line,
-            column,
-            message,
-        }
+        Self::MalformedJson { line, column, message }
     }
 }

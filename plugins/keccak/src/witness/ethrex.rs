@@ -12,8 +12,7 @@ use super::{BlockWitness, WitnessError, WitnessFormat, header, only_block, paren
 
 pub(crate) fn parse(doc: &Value) -> Result<BlockWitness, WitnessError> {
     let block = only_block(doc)?;
-    let (head, claimed) =
-        header::header_from_json(field(block, "blocks[0]", "header")?, "blocks[0].header")?;
+    let (head, claimed) = header::header_from_json(field(block, "blocks[0]", "header")?, "blocks[0].header")?;
     let header_rlp = header::encode(&head);
     let witness = field(doc, "", "witness")?;
     let headers = hex_list(field(witness, "witness", "headers")?, "witness.headers")?;

@@ -31,9 +31,7 @@ fn opt<'a, T>(
     name: &str,
     read: impl Fn(&'a Value, &str) -> Result<T>,
 ) -> Result<Option<T>> {
-    opt_field(v, path, name)?
-        .map(|f| read(f, &join(path, name)))
-        .transpose()
+    opt_field(v, path, name)?.map(|f| read(f, &join(path, name))).transpose()
 }
 
 /// Read a JSON block header at `path`. Returns the header and the hash it claims, if the
@@ -81,10 +79,7 @@ fn check_optional_order(h: &Header, path: &str) -> Result<()> {
         ("withdrawalsRoot", h.withdrawals_root.is_some()),
         ("blobGasUsed", h.blob_gas_used.is_some()),
         ("excessBlobGas", h.excess_blob_gas.is_some()),
-        (
-            "parentBeaconBlockRoot",
-            h.parent_beacon_block_root.is_some(),
-        ),
+        ("parentBeaconBlockRoot", h.parent_beacon_block_root.is_some()),
         ("requestsHash", h.requests_hash.is_some()),
     ];
     let mut first_missing = None;

@@ -24,11 +24,7 @@ pub(crate) fn type_name(v: &Value) -> &'static str {
 
 /// `parent.key` (or just `key` at the top level).
 pub(crate) fn join(parent: &str, key: &str) -> String {
-    if parent.is_empty() {
-        key.to_string()
-    } else {
-        format!("{parent}.{key}")
-    }
+    if parent.is_empty() { key.to_string() } else { format!("{parent}.{key}") }
 }
 
 /// `parent[i]`.
@@ -38,26 +34,19 @@ pub(crate) fn index(parent: &str, i: usize) -> String {
 
 fn wrong_type(path: &str, expected: &'static str, v: &Value) -> WitnessError {
     WitnessError::WrongType {
-        path: if path.is_empty() {
-            "top level".to_string()
-        } else {
-            path.to_string()
-        },
+        path: if path.is_empty() { "top level".to_string() } else { path.to_string() },
         expected,
         got: type_name(v),
     }
 }
 
 pub(crate) fn object<'a>(v: &'a Value, path: &str) -> Result<&'a Map<String, Value>> {
-    v.as_object()
-        .ok_or_else(|| wrong_type(path, "an object", v))
+    v.as_object().ok_or_else(|| wrong_type(path, "an object", v))
 }
 
 /// A required field of the object at `parent`.
 pub(crate) fn field<'a>(v: &'a Value, parent: &str, key: &str) -> Result<&'a Value> {
-    object(v, parent)?
-        .get(key)
-        .ok_or_else(|| WitnessError::missing(join(parent, key)))
+    object(v, parent)?.get(key).ok_or_else(|| WitnessError::missing(join(parent, key)))
 }
 
 /// An optional field of the object at `parent`; `null` counts as absent.
@@ -66,9 +55,7 @@ pub(crate) fn opt_field<'a>(v: &'a Value, parent: &str, key: &str) -> Result<Opt
 }
 
 pub(crate) fn array<'a>(v: &'a Value, path: &str) -> Result<&'a [Value]> {
-    v.as_array()
-        .map(Vec::as_slice)
-        .ok_or_else(|| wrong_type(path, "an array", v))
+    v.as_array().map(Vec::as_slice).ok_or_else(|| wrong_type(path, "an array", v))
 }
 
 fn string<'a>(v: &'a Value, path: &str, expected: &'static str) -> Result<&'a str> {
@@ -96,11 +83,7 @@ pub(crate) fn hex_bytes(v: &Value, path: &str) -> Result<Vec<u8>> {
 
 /// A list of hex byte strings.
 pub(crate) fn hex_list(v: &Value, path: &str) -> Result<Vec<Vec<u8>>> {
-    array(v, path)?
-        .iter()
-        .enumerate()
-        .map(|(i, item)| hex_bytes(item, &index(path, i)))
-        .collect()
+    array(v, path)?.iter().enumerate().map(|(i, item)| hex_bytes(item, &index(path, i))).collect()
 }
 
 /// Exactly `N` hex bytes (a hash, an address, a bloom filter, a nonce).
@@ -123,10 +106,9 @@ const QUANTITY: &str = "a quantity (a number, a 0x-prefixed hex string or a deci
 pub(crate) fn quantity_u256(v: &Value, path: &str) -> Result<U256> {
     let bad = |reason: String| WitnessError::invalid(path, reason);
     match v {
-        Value::Number(n) => n
-            .as_u64()
-            .map(U256::from)
-            .ok_or_else(|| bad(format!("not a non-negative integer: {n}"))),
+        Value::Number(n) => {
+            n.as_u64().map(U256::from).ok_or_else(|| bad(format!("not a non-negative integer: {n}")))
+        }
         Value::String(s) => {
             let (digits, radix) = match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
                 Some(rest) => (rest, 16),
@@ -146,8 +128,7 @@ pub(crate) fn quantity_u256(v: &Value, path: &str) -> Result<U256> {
 
 pub(crate) fn quantity_u64(v: &Value, path: &str) -> Result<u64> {
     let n = quantity_u256(v, path)?;
-    u64::try_from(n)
-        .map_err(|_| WitnessError::invalid(path, format!("{n} does not fit in 64 bits")))
+    u64::try_from(n).map_err(|_| WitnessError::invalid(path, format!("{n} does not fit in 64 bits")))
 }
 
 /// An optional list of hex byte strings at `parent.key`; absent or `null` is empty.

@@ -78,18 +78,13 @@ impl BlockWitness {
     /// the witness headers, state nodes, codes and keys, in that order.
     pub fn items(&self) -> impl Iterator<Item = &[u8]> {
         std::iter::once(self.header_rlp.as_slice()).chain(
-            [&self.headers, &self.state, &self.codes, &self.keys]
-                .into_iter()
-                .flatten()
-                .map(Vec::as_slice),
+            [&self.headers, &self.state, &self.codes, &self.keys].into_iter().flatten().map(Vec::as_slice),
         )
     }
 
     /// Total Keccak-f\[1600\] permutations to hash every item of [`items`](Self::items).
     pub fn permutation_count(&self) -> usize {
-        self.items()
-            .map(|item| keccak_permutations(item.len()))
-            .sum()
+        self.items().map(|item| keccak_permutations(item.len())).sum()
     }
 }
 
@@ -115,16 +110,10 @@ fn detect(doc: &Value) -> Result<WitnessFormat, WitnessError> {
         return Ok(WitnessFormat::Canonical);
     }
     if top.contains_key("blocks") {
-        let has_ancestors = top
-            .get("witness")
-            .and_then(Value::as_object)
-            .is_some_and(|w| w.contains_key("ancestors"));
+        let has_ancestors =
+            top.get("witness").and_then(Value::as_object).is_some_and(|w| w.contains_key("ancestors"));
         let zkpig = has_ancestors || top.contains_key("chainConfig") || top.contains_key("version");
-        return Ok(if zkpig {
-            WitnessFormat::Zkpig
-        } else {
-            WitnessFormat::EthrexReplay
-        });
+        return Ok(if zkpig { WitnessFormat::Zkpig } else { WitnessFormat::EthrexReplay });
     }
     if top.contains_key("state") && top.contains_key("headers") {
         return Err(WitnessError::UnknownFormat(
@@ -146,10 +135,7 @@ fn detect(doc: &Value) -> Result<WitnessFormat, WitnessError> {
 fn only_block(doc: &Value) -> Result<&Value, WitnessError> {
     match json::array(json::field(doc, "", "blocks")?, "blocks")? {
         [block] => Ok(block),
-        [] => Err(WitnessError::invalid(
-            "blocks",
-            "expected one block, got none",
-        )),
+        [] => Err(WitnessError::invalid("blocks", "expected one block, got none")),
         many => Err(WitnessError::invalid(
             "blocks",
             format!(
@@ -165,10 +151,7 @@ const NO_HEADERS: &str = "headers (the parent header is required)";
 /// The state root of the last (parent) header of `headers`, found at `path`.
 fn parent_state_root(headers: &[Vec<u8>], path: &str) -> Result<B256, WitnessError> {
     let Some(parent) = headers.last() else {
-        return Err(WitnessError::EmptyWitness {
-            path: path.into(),
-            what: NO_HEADERS,
-        });
+        return Err(WitnessError::EmptyWitness { path: path.into(), what: NO_HEADERS });
     };
     let at = json::index(path, headers.len() - 1);
     Ok(header::decode(parent, &at)?.state_root)

@@ -30,11 +30,7 @@ fn paths(format: WitnessFormat) -> Paths {
             header: "blocks[0].header",
             number: "blocks[0].header.number",
             parent_hash: "blocks[0].header.parentHash",
-            headers: if format == WitnessFormat::Zkpig {
-                "witness.ancestors"
-            } else {
-                "witness.headers"
-            },
+            headers: if format == WitnessFormat::Zkpig { "witness.ancestors" } else { "witness.headers" },
             parent_state_root: "the parent state root",
         },
     }
@@ -46,36 +42,22 @@ fn inconsistent(
     other_path: String,
     expected: impl ToString,
 ) -> WitnessError {
-    WitnessError::Inconsistent {
-        path,
-        found: found.to_string(),
-        other_path,
-        expected: expected.to_string(),
-    }
+    WitnessError::Inconsistent { path, found: found.to_string(), other_path, expected: expected.to_string() }
 }
 
 pub(crate) fn validate(w: &BlockWitness) -> Result<(), WitnessError> {
     let p = paths(w.format);
     if w.state.is_empty() {
-        return Err(WitnessError::EmptyWitness {
-            path: "witness.state".into(),
-            what: "nodes",
-        });
+        return Err(WitnessError::EmptyWitness { path: "witness.state".into(), what: "nodes" });
     }
     let Some(parent_rlp) = w.headers.last() else {
-        return Err(WitnessError::EmptyWitness {
-            path: p.headers.into(),
-            what: super::NO_HEADERS,
-        });
+        return Err(WitnessError::EmptyWitness { path: p.headers.into(), what: super::NO_HEADERS });
     };
 
     // The block header is the block.
     let computed = keccak256(&w.header_rlp);
     if computed != w.hash {
-        return Err(WitnessError::BlockHashMismatch {
-            computed,
-            claimed: w.hash,
-        });
+        return Err(WitnessError::BlockHashMismatch { computed, claimed: w.hash });
     }
     let head = header::decode(&w.header_rlp, p.header)?;
     if head.number != w.number {
@@ -134,11 +116,7 @@ pub(crate) fn validate(w: &BlockWitness) -> Result<(), WitnessError> {
     }
 
     // The state witness contains the root node of the parent's state trie.
-    if !w
-        .state
-        .iter()
-        .any(|node| keccak256(node) == parent_state_root)
-    {
+    if !w.state.iter().any(|node| keccak256(node) == parent_state_root) {
         return Err(WitnessError::StateRootNotInWitness {
             root: parent_state_root,
             path: format!("{}[{last}].stateRoot", p.headers),

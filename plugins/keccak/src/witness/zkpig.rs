@@ -13,8 +13,7 @@ use super::{BlockWitness, WitnessError, WitnessFormat, header, only_block, paren
 
 pub(crate) fn parse(doc: &Value) -> Result<BlockWitness, WitnessError> {
     let block = only_block(doc)?;
-    let (head, claimed) =
-        header::header_from_json(field(block, "blocks[0]", "header")?, "blocks[0].header")?;
+    let (head, claimed) = header::header_from_json(field(block, "blocks[0]", "header")?, "blocks[0].header")?;
     let header_rlp = header::encode(&head);
     let witness = field(doc, "", "witness")?;
     let headers = ancestors(field(witness, "witness", "ancestors")?)?;
@@ -43,11 +42,7 @@ fn ancestors(list: &Value) -> Result<Vec<Vec<u8>>, WitnessError> {
         if let Some(claimed) = claimed {
             let computed = keccak256(&rlp);
             if computed != claimed {
-                return Err(WitnessError::HeaderHashMismatch {
-                    path,
-                    computed,
-                    claimed,
-                });
+                return Err(WitnessError::HeaderHashMismatch { path, computed, claimed });
             }
         }
         out.push((head.number, rlp));

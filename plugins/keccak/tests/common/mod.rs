@@ -9,9 +9,7 @@ use alloy_consensus::Header;
 use alloy_primitives::{B256, keccak256};
 use proofline_keccak::KeccakPlugin;
 use proofline_keccak::witness::{BlockWitness, WitnessFormat};
-use proofline_runtime::plugin::{
-    ExecCx, JobMeta, LeafSource, Plan, PlanOptions, PluginError, ProofSystem,
-};
+use proofline_runtime::plugin::{ExecCx, JobMeta, LeafSource, Plan, PlanOptions, PluginError, ProofSystem};
 
 /// Leaves kept in memory, for `wrap`.
 pub struct MemLeaves(pub Vec<Vec<u8>>);
@@ -21,10 +19,7 @@ impl LeafSource for MemLeaves {
         self.0.len() as u32
     }
     fn leaf(&self, index: u32) -> Result<Vec<u8>, PluginError> {
-        self.0
-            .get(index as usize)
-            .cloned()
-            .ok_or_else(|| PluginError::permanent(format!("no leaf {index}")))
+        self.0.get(index as usize).cloned().ok_or_else(|| PluginError::permanent(format!("no leaf {index}")))
     }
 }
 
@@ -33,9 +28,7 @@ pub fn cx(task: &str) -> ExecCx {
 }
 
 pub fn fixture(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/fixtures")
-        .join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared/fixtures").join(name)
 }
 
 /// A small, valid block witness: 2 ancestor headers, 3 state nodes (one of 140 bytes, so
@@ -43,11 +36,7 @@ pub fn fixture(name: &str) -> PathBuf {
 pub fn small_witness() -> BlockWitness {
     let root_node: Vec<u8> = (0..140u32).map(|i| (i * 13 + 1) as u8).collect();
     let state = vec![vec![0xc2, 0x80, 0x80], root_node.clone(), vec![0xc1, 0x01]];
-    let grandparent = Header {
-        number: 8,
-        gas_limit: 30_000_000,
-        ..Default::default()
-    };
+    let grandparent = Header { number: 8, gas_limit: 30_000_000, ..Default::default() };
     let grandparent_rlp = alloy_rlp::encode(&grandparent);
     let parent = Header {
         number: 9,
@@ -80,27 +69,19 @@ pub fn small_witness() -> BlockWitness {
 }
 
 pub fn plan(input: &[u8], segment_size: Option<u64>) -> Plan {
-    KeccakPlugin
-        .plan(input, &PlanOptions { segment_size })
-        .expect("plan")
+    KeccakPlugin.plan(input, &PlanOptions { segment_size }).expect("plan")
 }
 
 pub fn prove_all(plan: &Plan) -> Vec<Vec<u8>> {
     plan.segments
         .iter()
         .enumerate()
-        .map(|(i, s)| {
-            KeccakPlugin
-                .prove_segment(&mut cx(&format!("seg-{i}")), &s.payload)
-                .unwrap()
-        })
+        .map(|(i, s)| KeccakPlugin.prove_segment(&mut cx(&format!("seg-{i}")), &s.payload).unwrap())
         .collect()
 }
 
 pub fn agg(left: &[u8], right: &[u8]) -> Vec<u8> {
-    KeccakPlugin
-        .aggregate(&mut cx("agg"), left, right)
-        .expect("aggregate")
+    KeccakPlugin.aggregate(&mut cx("agg"), left, right).expect("aggregate")
 }
 
 /// Fold left to right: (((0,1),2),3)...
@@ -118,20 +99,13 @@ pub fn fold_balanced(leaves: &[Vec<u8>]) -> Vec<u8> {
         [one] => one.clone(),
         _ => {
             let mid = leaves.len() / 2;
-            agg(
-                &fold_balanced(&leaves[..mid]),
-                &fold_balanced(&leaves[mid..]),
-            )
+            agg(&fold_balanced(&leaves[..mid]), &fold_balanced(&leaves[mid..]))
         }
     }
 }
 
 pub fn wrap(root: &[u8], plan: &Plan, leaves: Vec<Vec<u8>>) -> Result<Vec<u8>, PluginError> {
     let source = MemLeaves(leaves);
-    let job = JobMeta {
-        job: "test",
-        meta: &plan.meta,
-        leaves: &source,
-    };
+    let job = JobMeta { job: "test", meta: &plan.meta, leaves: &source };
     KeccakPlugin.wrap(&mut cx("wrap"), root, &job)
 }
