@@ -12,6 +12,11 @@ fi
 
 bash scripts/services/rabbitmq.sh
 bash scripts/services/s3.sh
+bash scripts/services/vulkan.sh
+
+# GPU kernel tests run on the first Vulkan adapter: lavapipe where there is no GPU.
+export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-/tmp/proofline-xdg}"
+mkdir -p -m 0700 "$XDG_RUNTIME_DIR"
 
 export CARGO_BUILD_JOBS="${CARGO_BUILD_JOBS:-2}"
 cargo fmt --all -- --check

@@ -47,7 +47,15 @@ pub enum StoreError {
     Io { path: String, source: std::io::Error },
     /// A remote store refused an operation or stayed unreachable past its retry budget.
     #[error("store {store}: {op} {key} failed: {reason}")]
-    Remote { store: String, op: &'static str, key: String, reason: String },
+    Remote {
+        store: String,
+        op: &'static str,
+        key: String,
+        reason: String,
+        /// The server was unreachable or overloaded (retries ran out), rather than
+        /// refusing the request: trying the task again later can succeed.
+        transient: bool,
+    },
     /// A remote store could not be opened (wrong bucket, credentials, endpoint).
     #[error("cannot open store {store}: {reason}")]
     Unavailable { store: String, reason: String },

@@ -146,6 +146,7 @@ impl S3Store {
             op,
             key: key.into(),
             reason: f.reason(&self.remote.bucket),
+            transient: f.transient,
         }
     }
 

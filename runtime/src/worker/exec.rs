@@ -22,7 +22,7 @@ impl ExecError {
     fn retryable(&self) -> bool {
         match self {
             Self::Plugin(e) => e.is_retryable(),
-            Self::Store(StoreError::Io { .. }) => true,
+            Self::Store(StoreError::Io { .. } | StoreError::Remote { transient: true, .. }) => true,
             Self::Store(_) | Self::Unrunnable(_) => false,
         }
     }

@@ -85,7 +85,9 @@ where
     let code = err.code().map(str::to_owned);
     let transient = match &err {
         SdkError::TimeoutError(_) => true,
-        SdkError::DispatchFailure(d) => d.is_io() || d.is_timeout(),
+        // Refused, reset or half-closed connections are "io" or "other"; only a request
+        // the client itself could not build ("user") will fail the same way again.
+        SdkError::DispatchFailure(d) => !d.is_user(),
         // A response that could not be read or parsed: a server dying mid-response.
         SdkError::ResponseError(_) => status.is_none_or(|s| s >= 500),
         SdkError::ServiceError(_) => {
