@@ -6,10 +6,12 @@
 //! cargo run --release -p proofline-bench -- keccak      # end-to-end proving vs Plonky3 alone
 //! cargo run --release -p proofline-bench -- cluster     # over RabbitMQ with worker processes
 //! cargo run --release -p proofline-bench -- store       # fs vs S3 vs S3 + cache, 1 MiB artifacts
+//! cargo run --release -p proofline-bench -- kernels     # GPU kernels vs Plonky3 on the CPU
 //! ```
 
 mod amqp;
 mod keccak;
+mod kernels;
 mod sim;
 mod store;
 
@@ -50,6 +52,23 @@ enum What {
         #[arg(long, default_value_t = 3)]
         reps: usize,
     },
+    /// GPU kernels (NTT/LDE, Poseidon2, Merkle trees, a keccak segment) vs Plonky3 on the CPU.
+    Kernels {
+        /// log2 rows of the LDE and Merkle cases (default: 16,18,20,22 on a GPU, 10,12,14 on a CPU driver).
+        #[arg(long, value_delimiter = ',')]
+        log_rows: Vec<u32>,
+        /// Columns of the LDE and Merkle cases.
+        #[arg(long, default_value_t = 64)]
+        width: usize,
+        /// log2 of the Poseidon2 states permuted (default: 22 on a GPU, 14 on a CPU driver).
+        #[arg(long)]
+        log_perms: Option<u32>,
+        /// Keccak-f permutations of the segment proven both ways (default: 4096 on a GPU, 0 = skip, on a CPU driver).
+        #[arg(long)]
+        segment: Option<usize>,
+        #[arg(long, default_value_t = 5)]
+        reps: usize,
+    },
     /// End-to-end keccak proving vs one direct Plonky3 `prove` of the same permutations.
     Keccak {
         /// Block files (any supported witness format).
@@ -65,13 +84,24 @@ fn main() -> anyhow::Result<()> {
         // The S3 test server's set-up blocks: it runs outside the async runtime.
         return store::store_overhead(reps);
     }
+    if let What::Kernels { log_rows, width, log_perms, segment, reps } = cli.what {
+        let hardware = proofline_shaders::Gpu::first().map(|g| g.is_hardware()).unwrap_or(false);
+        let log_rows = match (log_rows.is_empty(), hardware) {
+            (false, _) => log_rows,
+            (true, true) => vec![16, 18, 20, 22],
+            (true, false) => vec![10, 12, 14],
+        };
+        let log_perms = log_perms.unwrap_or(if hardware { 22 } else { 14 });
+        let segment = segment.unwrap_or(if hardware { 4096 } else { 0 });
+        return kernels::kernels(&log_rows, width, log_perms, segment, reps);
+    }
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     match cli.what {
         What::Runtime { tasks, reps } => rt.block_on(sim::runtime_overhead(tasks, reps)),
         What::Stealing { tasks, reps } => rt.block_on(sim::stealing_makespan(tasks, reps)),
         What::Cluster { tasks, reps } => rt.block_on(amqp::cluster(tasks, reps)),
         What::Keccak { blocks, lanes } => rt.block_on(keccak::end_to_end(&blocks, lanes)),
-        What::Store { .. } => unreachable!("handled above"),
+        What::Store { .. } | What::Kernels { .. } => unreachable!("handled above"),
     }
 }
 

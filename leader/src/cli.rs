@@ -37,6 +37,10 @@ pub struct Common {
     /// Lanes of the embedded worker (default: one per CPU).
     #[arg(long, global = true, env = "PROOFLINE_LANES")]
     pub lanes: Option<usize>,
+    /// GPU lanes of the embedded worker: `auto` (one per hardware adapter), `off`, or
+    /// `required` (exit 1 when no adapter is found; may use a CPU Vulkan driver).
+    #[arg(long, global = true, env = "PROOFLINE_GPU", default_value = "auto")]
+    pub gpu: proofline_shaders::GpuMode,
     /// Log format on stderr.
     #[arg(long, global = true, env = "PROOFLINE_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,

@@ -41,7 +41,13 @@ async fn start_cluster(
         RuntimeKind::InMemory => {
             let lanes =
                 common.lanes.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-            let worker = WorkerConfig::new("embedded", lanes);
+            let gpus = proofline_shaders::lane_adapters(common.gpu)
+                .map_err(|e| Failure::other(format!("--gpu {}: {e}", common.gpu)))?;
+            for gpu in gpus {
+                tracing::info!("GPU lane on {}", gpu.describe());
+            }
+            let worker = WorkerConfig::new("embedded", lanes)
+                .with_gpus(gpus.iter().map(|g| g.name().to_owned()).collect());
             let embedded = Embedded::start(proofline_plugins::builtin(), store, worker, config)
                 .await
                 .map_err(|e| Failure::other(e.to_string()))?;

@@ -67,6 +67,17 @@ pub struct JobMeta<'a> {
     pub leaves: &'a dyn LeafSource,
 }
 
+/// The compute device a lane drives.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LaneDevice {
+    /// The CPU: the plugin's CPU prover.
+    #[default]
+    Cpu,
+    /// GPU adapter number `n` of this process (in the order the worker listed them at
+    /// start-up): the plugin runs its GPU kernels there.
+    Gpu(usize),
+}
+
 /// A plugin's view of the lane it runs on.
 #[derive(Clone, Debug, Default)]
 pub struct ExecCx {
@@ -74,12 +85,19 @@ pub struct ExecCx {
     pub task: String,
     /// Which lane of the worker runs it.
     pub lane: usize,
+    /// The device that lane drives.
+    pub device: LaneDevice,
     cancel: Arc<AtomicBool>,
 }
 
 impl ExecCx {
     pub fn new(task: impl Into<String>, lane: usize, cancel: Arc<AtomicBool>) -> Self {
-        Self { task: task.into(), lane, cancel }
+        Self { task: task.into(), lane, device: LaneDevice::Cpu, cancel }
+    }
+
+    /// The same context on `device`.
+    pub fn on(self, device: LaneDevice) -> Self {
+        Self { device, ..self }
     }
 
     /// True once the runtime wants this task abandoned (job cancelled, lane stopping).

@@ -26,9 +26,14 @@ pub struct Cli {
     /// made a child proof does not download it again to aggregate it.
     #[arg(long, env = "PROOFLINE_CACHE_MIB", default_value_t = 1024)]
     pub cache_mib: u64,
-    /// Lanes (tasks run at once; default one per CPU).
+    /// CPU lanes (tasks run at once on the CPU; default one per CPU; 0: GPU lanes only).
     #[arg(long, env = "PROOFLINE_LANES")]
     pub lanes: Option<usize>,
+    /// GPU lanes: `auto` runs one per hardware adapter (none if there is none), `off`
+    /// none, `required` fails (exit 1) when no adapter is found, and falls back to a
+    /// CPU Vulkan driver (lavapipe) when there is no hardware one.
+    #[arg(long, env = "PROOFLINE_GPU", default_value = "auto")]
+    pub gpu: proofline_shaders::GpuMode,
     /// Tasks held at once, running or queued on lanes (default 2 per lane).
     #[arg(long, env = "PROOFLINE_PREFETCH")]
     pub prefetch: Option<usize>,

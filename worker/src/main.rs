@@ -59,10 +59,16 @@ fn default_name() -> String {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {
-    let lanes =
-        cli.lanes.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get())).max(1);
-    let mut config = WorkerConfig::new(cli.name.clone().unwrap_or_else(default_name), lanes);
-    config.prefetch = cli.prefetch.unwrap_or(2 * lanes).max(1);
+    let lanes = cli.lanes.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let gpus = proofline_shaders::lane_adapters(cli.gpu).with_context(|| format!("--gpu {}", cli.gpu))?;
+    let name = cli.name.clone().unwrap_or_else(default_name);
+    let gpu_names = gpus.iter().map(|g| g.name().to_owned()).collect();
+    let mut config = match lanes {
+        0 if gpus.is_empty() => anyhow::bail!("--lanes 0 (GPU lanes only) but no GPU lane: see --gpu"),
+        0 => WorkerConfig::gpu_only(name, gpu_names),
+        n => WorkerConfig::new(name, n).with_gpus(gpu_names),
+    };
+    config.prefetch = cli.prefetch.unwrap_or(2 * config.lanes).max(1);
     config.share = !cli.no_share;
 
     let opts = StoreOptions {
@@ -90,8 +96,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         .await
         .map_err(|e| anyhow::anyhow!("starting the worker: {e}"))?;
     ready.store(true, Ordering::Relaxed);
+    let gpu_lanes = if gpus.is_empty() {
+        format!("no GPU lanes (--gpu {})", cli.gpu)
+    } else {
+        let list: Vec<String> = gpus.iter().map(|g| g.describe()).collect();
+        format!("{} GPU lane(s) on {}", gpus.len(), list.join(", "))
+    };
     tracing::info!(
-        "proofline-worker {name}: {lanes} CPU lanes, consuming tasks from {broker} (prefetch {prefetch}), store {}, plugins {}, health on http://{health}",
+        "proofline-worker {name}: {lanes} CPU lanes, {gpu_lanes}, consuming tasks from {broker} (prefetch {prefetch}), store {}, plugins {}, health on http://{health}",
         store.describe(),
         names.join(", ")
     );

@@ -1,8 +1,11 @@
 //! Segment proving (the leaves of the fold) and leaf verification.
 
+use std::sync::Arc;
+
 use crate::accumulate::leaf_digest;
 use crate::air::PermIo;
 use crate::artifact::{AggNode, LeafArtifact, SegmentPayload, encode};
+use crate::config::{Gpu, Offload, stark_config, stark_config_on};
 use crate::plan::MAX_SEGMENT_SIZE;
 use crate::sponge::{State, keccak_f};
 use crate::stark::{self, StarkError};
@@ -22,10 +25,15 @@ pub fn native_io(carry_in: &State, blocks: &[SpongeBlock]) -> Vec<PermIo> {
         .collect()
 }
 
-/// Prove one segment: rebuild its permutations from the payload and prove them.
-pub fn prove_leaf(payload: &SegmentPayload) -> Result<LeafArtifact, StarkError> {
+/// Prove one segment: rebuild its permutations from the payload and prove them, on the
+/// CPU or, given one, on a GPU (the same proof either way).
+pub fn prove_leaf(payload: &SegmentPayload, gpu: Option<&Arc<Gpu>>) -> Result<LeafArtifact, StarkError> {
     let io = native_io(&payload.carry_in, &payload.blocks);
-    let proof = stark::prove_perms(&io)?;
+    let config = match gpu {
+        Some(gpu) => stark_config_on(gpu, Offload::DEFAULT),
+        None => stark_config(),
+    };
+    let proof = stark::prove_perms_with(&io, &config)?;
     Ok(LeafArtifact {
         segment: payload.segment,
         perm_start: payload.perm_start,

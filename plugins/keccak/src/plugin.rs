@@ -3,7 +3,7 @@
 use std::time::Instant;
 
 use proofline_runtime::plugin::{
-    ExecCx, JobMeta, Plan, PlanOptions, PluginError, PluginId, ProofSystem, Verdict,
+    ExecCx, JobMeta, LaneDevice, Plan, PlanOptions, PluginError, PluginId, ProofSystem, Verdict,
 };
 
 use crate::aggregate::{AggregateError, aggregate};
@@ -50,7 +50,16 @@ impl ProofSystem for KeccakPlugin {
             )));
         }
         let started = Instant::now();
-        let leaf = prove_leaf(&payload)
+        let gpu = match cx.device {
+            LaneDevice::Cpu => None,
+            LaneDevice::Gpu(n) => Some(proofline_shaders::adapters().get(n).ok_or_else(|| {
+                PluginError::permanent(format!(
+                    "lane {} names GPU adapter {n}, which this process lacks",
+                    cx.lane
+                ))
+            })?),
+        };
+        let leaf = prove_leaf(&payload, gpu)
             .map_err(|e| PluginError::permanent(format!("segment {}: {e}", payload.segment)))?;
         tracing::debug!(
             task = %cx.task,

@@ -9,7 +9,7 @@ use p3_keccak_air::{KeccakAir, generate_trace_rows};
 use p3_uni_stark::{prove, prove_with_preprocessed, setup_preprocessed, verify_with_preprocessed};
 
 use crate::air::{BoundKeccakAir, PermIo};
-use crate::config::{LOG_BLOWUP, StarkProof, Val, stark_config};
+use crate::config::{KeccakStarkConfig, LOG_BLOWUP, StarkProof, Val, stark_config};
 
 /// Why a STARK could not be produced or did not verify.
 #[derive(Debug, thiserror::Error)]
@@ -33,18 +33,23 @@ pub enum StarkError {
 /// Deterministic: the configuration has no randomness (no zero-knowledge blinding) and
 /// proof-of-work grinding takes the first passing witness when Plonky3 runs serially.
 pub fn prove_perms(io: &[PermIo]) -> Result<StarkProof, StarkError> {
+    prove_perms_with(io, &stark_config())
+}
+
+/// [`prove_perms`] under `config`: the CPU one ([`stark_config`]) or one on a GPU
+/// ([`crate::config::stark_config_on`]), which yields the same proof.
+pub fn prove_perms_with(io: &[PermIo], config: &KeccakStarkConfig) -> Result<StarkProof, StarkError> {
     if io.is_empty() {
         return Err(StarkError::Empty);
     }
-    let config = stark_config();
     let inputs = io.iter().map(|p| p.input).collect();
     let trace = generate_trace_rows::<Val>(inputs, LOG_BLOWUP);
     let air = BoundKeccakAir::new(io.to_vec());
     let degree_bits = BoundKeccakAir::degree_bits(io.len());
-    let (prover_data, _) = setup_preprocessed(&config, &air, degree_bits)
+    let (prover_data, _) = setup_preprocessed(config, &air, degree_bits)
         .map_err(|e| StarkError::Prove(e.to_string()))?
         .ok_or_else(|| StarkError::Prove("AIR has no preprocessed columns".into()))?;
-    prove_with_preprocessed(&config, &air, trace, &[], Some(&prover_data))
+    prove_with_preprocessed(config, &air, trace, &[], Some(&prover_data))
         .map_err(|e| StarkError::Prove(e.to_string()))
 }
 

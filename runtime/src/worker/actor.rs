@@ -11,6 +11,7 @@ use tokio::task::JoinHandle;
 
 use super::lane::{Finished, LaneCtx, LaneSlot, spawn_lane};
 use super::{LaneStats, WorkerArgs, WorkerConfig, WorkerMsg, WorkerStats};
+use crate::plugin::LaneDevice;
 use crate::task::{Control, Outcome, TaskResult};
 use crate::transport::{Settle, TaskStream, Transport};
 
@@ -52,7 +53,7 @@ impl WorkerState {
     }
 
     fn start_lane(&self, index: usize) -> Result<(), ActorProcessingErr> {
-        spawn_lane(LaneCtx { index, ..self.lane_ctx.clone() })?;
+        spawn_lane(LaneCtx { index, device: self.config.device_of(index), ..self.lane_ctx.clone() })?;
         Ok(())
     }
 
@@ -239,6 +240,7 @@ impl Actor for WorkerActor {
         });
         let lane_ctx = LaneCtx {
             index: 0,
+            device: LaneDevice::Cpu,
             slots: slots.clone(),
             steal: config.steal,
             worker_name: config.name.clone(),
@@ -269,7 +271,7 @@ impl Actor for WorkerActor {
             state.start_lane(lane)?;
         }
         myself.send_interval(TICK, || WorkerMsg::Tick);
-        tracing::info!(worker = %state.config.name, lanes = state.config.lanes, prefetch = state.config.prefetch,
+        tracing::info!(worker = %state.config.name, lanes = state.config.lanes, gpu_lanes = ?state.config.gpus, prefetch = state.config.prefetch,
             steal = state.config.steal, transport = %state.transport.describe(), "worker started");
         Ok(state)
     }

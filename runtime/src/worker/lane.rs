@@ -16,7 +16,7 @@ use ractor::ActorRef;
 
 use super::WorkerMsg;
 use super::exec::run_task;
-use crate::plugin::{ExecCx, PluginRegistry};
+use crate::plugin::{ExecCx, LaneDevice, PluginRegistry};
 use crate::store::ArtifactStore;
 use crate::task::{Outcome, Task, TaskResult};
 use crate::transport::{Delivery, Settle};
@@ -64,6 +64,7 @@ impl LaneSlot {
 #[derive(Clone)]
 pub(crate) struct LaneCtx {
     pub index: usize,
+    pub device: LaneDevice,
     pub slots: Arc<Vec<Arc<LaneSlot>>>,
     pub steal: bool,
     pub worker_name: String,
@@ -185,7 +186,7 @@ fn lane_loop(ctx: &LaneCtx) -> bool {
             slot.cancel.store(false, Ordering::Release);
         }
         let task = &delivery.task;
-        let mut cx = ExecCx::new(task.id.clone(), ctx.index, slot.cancel.clone());
+        let mut cx = ExecCx::new(task.id.clone(), ctx.index, slot.cancel.clone()).on(ctx.device);
         let started = Instant::now();
         let outcome = run_task(&ctx.plugins, ctx.store.as_ref(), task, &mut cx);
         let micros = started.elapsed().as_micros() as u64;

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use ractor::{ActorRef, RpcReplyPort, call};
 
-use crate::plugin::PluginRegistry;
+use crate::plugin::{LaneDevice, PluginRegistry};
 use crate::store::ArtifactStore;
 use crate::task::Control;
 use crate::transport::{Delivery, Transport};
@@ -29,7 +29,10 @@ pub use actor::WorkerActor;
 pub struct WorkerConfig {
     /// Shown in logs and results (`host-1234`); unique per worker process.
     pub name: String,
+    /// Lanes in all: the CPU lanes, then one per entry of `gpus`.
     pub lanes: usize,
+    /// GPU adapters, one lane each (the last `gpus.len()` lanes): names for logs.
+    pub gpus: Vec<String>,
     /// Tasks held (queued on lanes or running) at most; the rest stay in the broker.
     pub prefetch: usize,
     /// Whether idle lanes take tasks queued on busy siblings.
@@ -46,11 +49,35 @@ impl WorkerConfig {
         Self {
             name: name.into(),
             lanes,
+            gpus: Vec::new(),
             prefetch: 4 * lanes,
             steal: true,
             share: true,
             heartbeat: Duration::from_secs(2),
         }
+    }
+
+    /// A worker with GPU lanes only, one per adapter (named for logs).
+    pub fn gpu_only(name: impl Into<String>, gpus: Vec<String>) -> Self {
+        let n = gpus.len();
+        let mut config = Self::new(name, n).with_gpus(gpus);
+        config.lanes = n.max(1);
+        config.prefetch = 4 * config.lanes;
+        config
+    }
+
+    /// Add one lane per GPU adapter (named for logs) after the CPU lanes.
+    pub fn with_gpus(mut self, gpus: Vec<String>) -> Self {
+        self.lanes += gpus.len();
+        self.prefetch += 4 * gpus.len();
+        self.gpus = gpus;
+        self
+    }
+
+    /// The device lane `lane` drives.
+    pub fn device_of(&self, lane: usize) -> LaneDevice {
+        let cpu_lanes = self.lanes - self.gpus.len();
+        if lane < cpu_lanes { LaneDevice::Cpu } else { LaneDevice::Gpu(lane - cpu_lanes) }
     }
 }
 

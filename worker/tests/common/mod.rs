@@ -1,4 +1,5 @@
 //! Shared pieces of the cluster tests: worker processes and an in-process leader.
+#![allow(dead_code)] // each test binary uses its own subset of these helpers
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;

@@ -1,0 +1,94 @@
+//! Proving on the GPU (lavapipe in CI): the LDE and every Merkle tree on the device,
+//! the proof byte-identical to the CPU proof and accepted by the stock Plonky3 verifier
+//! (a configuration built only from Plonky3's own `Radix2DitParallel` and
+//! `MerkleTreeMmcs`, no Proofline types).
+
+use p3_baby_bear::BabyBear;
+use p3_commit::ExtensionMmcs;
+use p3_dft::Radix2DitParallel;
+use p3_field::Field;
+use p3_fri::{FriParameters, TwoAdicFriPcs};
+use p3_merkle_tree::MerkleTreeMmcs;
+use p3_uni_stark::{StarkConfig, setup_preprocessed, verify_with_preprocessed};
+use proofline_keccak::air::{BoundKeccakAir, PermIo};
+use proofline_keccak::challenger::DeterministicChallenger;
+use proofline_keccak::config::{
+    Challenge, Compress, FieldHash, Gpu, MERKLE_CAP_HEIGHT, Offload, perm, stark_config_on,
+};
+use proofline_keccak::sponge::keccak_f;
+use proofline_keccak::stark::{encode_proof, prove_perms, prove_perms_with, verify_perms};
+
+type StockMmcs =
+    MerkleTreeMmcs<<BabyBear as Field>::Packing, <BabyBear as Field>::Packing, FieldHash, Compress, 2, 8>;
+type StockPcs = TwoAdicFriPcs<
+    BabyBear,
+    Radix2DitParallel<BabyBear>,
+    StockMmcs,
+    ExtensionMmcs<BabyBear, Challenge, StockMmcs>,
+>;
+type StockConfig = StarkConfig<StockPcs, Challenge, DeterministicChallenger>;
+
+fn stock_config() -> StockConfig {
+    let mmcs = StockMmcs::new(FieldHash::new(perm()), Compress::new(perm()), MERKLE_CAP_HEIGHT);
+    let fri = FriParameters::new_benchmark(ExtensionMmcs::new(mmcs.clone()));
+    StarkConfig::new(
+        StockPcs::new(Radix2DitParallel::default(), mmcs, fri),
+        DeterministicChallenger::new(perm()),
+    )
+}
+
+fn fresh_io(n: usize) -> (u64, Vec<PermIo>) {
+    let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64;
+    let io = (0..n)
+        .map(|k| {
+            let input = std::array::from_fn(|i| {
+                (seed ^ ((k * 25 + i) as u64)).wrapping_mul(0x9e37_79b9_7f4a_7c15).rotate_left(17)
+            });
+            PermIo { input, output: keccak_f(&input) }
+        })
+        .collect();
+    (seed, io)
+}
+
+#[test]
+fn gpu_proof_equals_cpu_proof_and_the_stock_verifier_accepts_it() {
+    let gpu = Gpu::first().expect("a Vulkan adapter (lavapipe in CI): install mesa-vulkan-drivers");
+    let (seed, io) = fresh_io(3);
+
+    let on_gpu = prove_perms_with(&io, &stark_config_on(&gpu, Offload::ALL)).unwrap();
+    let on_cpu = prove_perms(&io).unwrap();
+    let gpu_bytes = encode_proof(&on_gpu);
+    assert!(gpu_bytes == encode_proof(&on_cpu), "seed {seed}: the GPU proof differs from the CPU proof");
+    verify_perms(&io, &on_gpu).unwrap();
+
+    // The stock Plonky3 verifier, on the bytes.
+    let stock = stock_config();
+    let proof: p3_uni_stark::Proof<StockConfig> = postcard::from_bytes(&gpu_bytes).unwrap();
+    let air = BoundKeccakAir::new(io.clone());
+    let (_, vk) = setup_preprocessed(&stock, &air, BoundKeccakAir::degree_bits(io.len())).unwrap().unwrap();
+    verify_with_preprocessed(&stock, &air, &proof, &[], Some(&vk))
+        .unwrap_or_else(|e| panic!("seed {seed}: stock verifier rejected the GPU proof: {e:?}"));
+
+    // And it still proves exactly these permutations.
+    let mut other = io.clone();
+    other[1].output[3] ^= 1;
+    assert!(verify_perms(&other, &on_gpu).is_err());
+}
+
+#[test]
+fn a_gpu_lane_proves_a_segment_of_the_example_block_identically() {
+    use proofline_keccak::KeccakPlugin;
+    use proofline_runtime::plugin::{ExecCx, LaneDevice, PlanOptions, ProofSystem};
+
+    assert!(!proofline_shaders::adapters().is_empty(), "a Vulkan adapter (lavapipe in CI)");
+    let block =
+        std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../../examples/example-block.json")).unwrap();
+    let plan = KeccakPlugin.plan(&block, &PlanOptions { segment_size: Some(4) }).unwrap();
+    let segment = &plan.segments[1].payload;
+    let on = |device| ExecCx::new("seg-1", 0, Default::default()).on(device);
+    let gpu = KeccakPlugin.prove_segment(&mut on(LaneDevice::Gpu(0)), segment).unwrap();
+    let cpu = KeccakPlugin.prove_segment(&mut on(LaneDevice::Cpu), segment).unwrap();
+    assert!(gpu == cpu, "a segment proven on GPU lane 0 differs from the CPU lane's");
+    let missing = KeccakPlugin.prove_segment(&mut on(LaneDevice::Gpu(99)), segment).unwrap_err();
+    assert!(missing.to_string().contains("GPU adapter 99"), "{missing}");
+}

@@ -1,0 +1,374 @@
+//! Batched BabyBear NTTs on the device: forward DFT, inverse DFT and coset LDE over every
+//! column of a row-major matrix at once, bit-exact with Plonky3's `Radix2DitParallel`.
+//!
+//! The transforms are radix-2 decimation-in-frequency networks (natural-order input,
+//! bit-reversed output), run a tile at a time in workgroup memory: each dispatch does as
+//! many stages as one tile holds (8 or 9 with the 32 KiB tiles lavapipe and NVIDIA offer,
+//! 7 or 8 with 16 KiB), so a 2^24-row transform takes three or four passes over memory.
+//! Tiles of strided passes hold neighbouring rows too, so every pass reads and writes runs
+//! of at least 128 bytes where the matrix is narrow. The coset LDE is an inverse DFT, one in-place pass that
+//! restores natural coefficient order while multiplying by `shift^j / n`, zero padding,
+//! and a forward DFT whose bit-reversed output is exactly what
+//! `coset_lde_batch(..).bit_reverse_rows()` stores.
+//!
+//! Twiddles are computed on the host with Plonky3 and uploaded once: one table per
+//! direction, laid out so the table for 2^k rows serves every smaller size, and grown
+//! when a larger size comes along.
+
+use std::sync::{Arc, Mutex};
+
+use p3_baby_bear::BabyBear;
+use p3_field::{Field, PrimeCharacteristicRing, TwoAdicField};
+
+use crate::field::{as_words, from_words};
+use crate::gpu::{Gpu, GpuError, dispatch};
+
+/// Largest number of workgroup-memory words a tile uses, even where the device offers more.
+const MAX_TILE_WORDS: u32 = 8192;
+/// Widest column chunk of a tile, as a power of two, unless the matrix is short.
+const MIN_LOG_CHUNK: u32 = 4;
+/// log2 of the words a tile reads contiguously (32 words: 128 bytes), where it can.
+const MIN_RUN_LOG: u32 = 5;
+/// Threads per workgroup in `ntt.wgsl`.
+const WG: u32 = 256;
+
+/// Which transform an [`NttPlan`] runs; rows are natural order on input.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Transform {
+    /// Coefficients to evaluations over the subgroup H of order `rows`, output rows in
+    /// bit-reversed order (Plonky3's `dft_batch(..).bit_reverse_rows()`).
+    Dft,
+    /// Evaluations over H to coefficients, natural order (Plonky3's `idft_batch`).
+    Idft,
+    /// Evaluations over H to evaluations over `shift * K`, |K| = `rows << added_bits`,
+    /// output rows in bit-reversed order (`coset_lde_batch(..).bit_reverse_rows()`).
+    CosetLde {
+        /// log2 of the blowup.
+        added_bits: u32,
+        /// The coset shift.
+        shift: BabyBear,
+    },
+}
+
+impl Transform {
+    fn added_bits(self) -> u32 {
+        match self {
+            Transform::CosetLde { added_bits, .. } => added_bits,
+            _ => 0,
+        }
+    }
+}
+
+/// One twiddle table on the device: `log` is the largest log2 size it serves.
+struct Twiddles {
+    log: u32,
+    buffer: wgpu::Buffer,
+}
+
+/// The NTT kernels compiled for one [`Gpu`], with their twiddle tables.
+///
+/// ```no_run
+/// use p3_baby_bear::BabyBear;
+/// use p3_field::{Field, PrimeCharacteristicRing};
+/// use proofline_shaders::{Gpu, Ntt};
+///
+/// let ntt = Ntt::new(Gpu::first().unwrap());
+/// let evals = vec![BabyBear::ONE; 1024 * 4]; // 1024 rows, 4 columns
+/// // Evaluations over the coset GENERATOR * K, |K| = 4096, rows bit-reversed.
+/// let lde = ntt.coset_lde_batch(&evals, 4, 2, BabyBear::GENERATOR).unwrap();
+/// assert_eq!(lde.len(), 4096 * 4);
+/// ```
+pub struct Ntt {
+    gpu: Arc<Gpu>,
+    dif: wgpu::ComputePipeline,
+    bitrev: wgpu::ComputePipeline,
+    tile_log: u32,
+    forward: Mutex<Option<Twiddles>>,
+    inverse: Mutex<Option<Twiddles>>,
+}
+
+impl std::fmt::Debug for Ntt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ntt").field("gpu", &self.gpu).field("tile_words", &(1u32 << self.tile_log)).finish()
+    }
+}
+
+impl Ntt {
+    /// Compile the kernels for `gpu`, with tiles as large as its workgroup memory allows
+    /// (up to 8192 words).
+    pub fn new(gpu: Arc<Gpu>) -> Ntt {
+        Self::with_tile_words(gpu, MAX_TILE_WORDS)
+    }
+
+    /// Compile the kernels with tiles of at most `words` words of workgroup memory
+    /// (rounded down to a power of two, at least 2, within the device's limit): smaller
+    /// tiles mean more passes. For tuning and tests; [`Ntt::new`] picks the largest.
+    pub fn with_tile_words(gpu: Arc<Gpu>, words: u32) -> Ntt {
+        let words = words.min(gpu.limits().max_compute_workgroup_storage_size / 4).max(2);
+        let tile_log = words.ilog2();
+        let source = include_str!("../wgsl/ntt.wgsl").replace("TILE_WORDS", &(1u32 << tile_log).to_string());
+        let module = gpu.module("ntt", &source);
+        let dif = gpu.pipeline(&module, "dif");
+        let bitrev = gpu.pipeline(&module, "bitrev");
+        Ntt { gpu, dif, bitrev, tile_log, forward: Mutex::new(None), inverse: Mutex::new(None) }
+    }
+
+    /// The device the kernels run on.
+    pub fn gpu(&self) -> &Arc<Gpu> {
+        &self.gpu
+    }
+
+    /// Forward DFT of each column of `values` (`width` columns, a power-of-two number of
+    /// rows, natural order). Returns the evaluations with rows in bit-reversed order.
+    pub fn dft_batch(&self, values: &[BabyBear], width: usize) -> Result<Vec<BabyBear>, GpuError> {
+        self.transform(Transform::Dft, values, width)
+    }
+
+    /// Inverse DFT of each column of `values` (evaluations over the subgroup, natural
+    /// order), scaled by 1/n. Returns the coefficients in natural order.
+    pub fn idft_batch(&self, values: &[BabyBear], width: usize) -> Result<Vec<BabyBear>, GpuError> {
+        self.transform(Transform::Idft, values, width)
+    }
+
+    /// Coset LDE of each column of `values` (evaluations over H, natural order) onto
+    /// `shift * K` with |K| = |H| << `added_bits`. Returns rows in bit-reversed order.
+    pub fn coset_lde_batch(
+        &self,
+        values: &[BabyBear],
+        width: usize,
+        added_bits: usize,
+        shift: BabyBear,
+    ) -> Result<Vec<BabyBear>, GpuError> {
+        let added_bits =
+            u32::try_from(added_bits).map_err(|_| GpuError::TooLarge("blowup too large".into()))?;
+        self.transform(Transform::CosetLde { added_bits, shift }, values, width)
+    }
+
+    fn transform(
+        &self,
+        transform: Transform,
+        values: &[BabyBear],
+        width: usize,
+    ) -> Result<Vec<BabyBear>, GpuError> {
+        assert!(width > 0, "a matrix with at least one column");
+        let rows = values.len() / width;
+        assert!(
+            rows * width == values.len() && rows.is_power_of_two(),
+            "{rows} rows of {width}: not a power of two"
+        );
+        let plan = NttPlan::new(self, transform, rows.ilog2(), width)?;
+        plan.load(values);
+        plan.run();
+        plan.read()
+    }
+
+    /// The twiddle table of one direction serving sizes up to 2^log.
+    fn twiddles(&self, inverse: bool, log: u32) -> wgpu::Buffer {
+        let cache = if inverse { &self.inverse } else { &self.forward };
+        let mut cache = cache.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(t) = cache.as_ref().filter(|t| t.log >= log) {
+            return t.buffer.clone();
+        }
+        // tw[m - 1 + k] = w_{2m}^k for m = 2^t, t < log.
+        let mut table = Vec::with_capacity((1usize << log).max(2) - 1);
+        for t in 0..log as usize {
+            let root = BabyBear::two_adic_generator(t + 1);
+            let root = if inverse { root.inverse() } else { root };
+            table.extend(root.powers().take(1 << t));
+        }
+        let label = if inverse { "ntt-inverse-twiddles" } else { "ntt-twiddles" };
+        let buffer = self.gpu.storage(label, as_words(&table));
+        *cache = Some(Twiddles { log, buffer: buffer.clone() });
+        buffer
+    }
+}
+
+/// One pass of the plan: `dif` (tiles of stages) or `bitrev`.
+struct Step {
+    dif: bool,
+    bind: wgpu::BindGroup,
+    groups: u32,
+}
+
+/// A transform of one shape, set up on the device to run repeatedly: a work buffer,
+/// the bind groups of every pass, and the twiddles. Load a matrix with [`load`](Self::load)
+/// (or write [`buffer`](Self::buffer) from another kernel), [`run`](Self::run), and
+/// [`read`](Self::read) the result or hand [`buffer`](Self::buffer) to the next kernel.
+///
+/// For a benchmark, `run` followed by [`Gpu::wait`] times the kernels alone: one zero
+/// fill (LDE), the copy-free in-place passes, no host transfer and no pipeline or twiddle
+/// setup. `run` transforms whatever the buffer holds, so repeated runs cost the same but
+/// only the first one after `load` computes the transform of the loaded matrix.
+///
+/// ```no_run
+/// use p3_baby_bear::BabyBear;
+/// use proofline_shaders::{Gpu, Ntt, NttPlan, Transform};
+///
+/// let ntt = Ntt::new(Gpu::first().unwrap());
+/// let shift = BabyBear::new(31);
+/// let plan = NttPlan::new(&ntt, Transform::CosetLde { added_bits: 1, shift }, 20, 8).unwrap();
+/// plan.load(&vec![BabyBear::new(7); (1 << 20) * 8]);
+/// let start = std::time::Instant::now();
+/// plan.run();
+/// ntt.gpu().wait().unwrap();
+/// println!("LDE 2^20 x 8 -> 2^21: {:?}", start.elapsed());
+/// let lde = plan.read().unwrap(); // 2^21 * 8 values, rows bit-reversed
+/// # drop(lde);
+/// ```
+pub struct NttPlan {
+    gpu: Arc<Gpu>,
+    transform: Transform,
+    log_rows: u32,
+    width: usize,
+    buffer: wgpu::Buffer,
+    dif: wgpu::ComputePipeline,
+    bitrev: wgpu::ComputePipeline,
+    steps: Vec<Step>,
+}
+
+impl std::fmt::Debug for NttPlan {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NttPlan")
+            .field("transform", &self.transform)
+            .field("log_rows", &self.log_rows)
+            .field("width", &self.width)
+            .field("passes", &self.steps.len())
+            .finish()
+    }
+}
+
+impl NttPlan {
+    /// Set up `transform` of a matrix with 2^`log_rows` rows and `width` columns.
+    /// `Err(TooLarge)` where the output does not fit the device's buffer limits (or
+    /// exceeds BabyBear's 2^27 two-adic subgroup).
+    pub fn new(ntt: &Ntt, transform: Transform, log_rows: u32, width: usize) -> Result<NttPlan, GpuError> {
+        let gpu = &ntt.gpu;
+        let log_out = log_rows + transform.added_bits();
+        let limits = gpu.limits();
+        let max_bytes = limits.max_storage_buffer_binding_size.min(limits.max_buffer_size);
+        let words = (width as u64).checked_shl(log_out).filter(|w| w >> log_out == width as u64);
+        let fits = words.is_some_and(|w| w < (1 << 32) && w * 4 <= max_bytes);
+        if log_out as usize > BabyBear::TWO_ADICITY || width == 0 || !fits {
+            return Err(GpuError::TooLarge(format!(
+                "NTT of 2^{log_out} rows x {width} columns exceeds the device's {max_bytes}-byte buffers"
+            )));
+        }
+        let buffer = gpu.storage_empty("ntt-data", width << log_out);
+        let mut plan = NttPlan {
+            gpu: gpu.clone(),
+            transform,
+            log_rows,
+            width,
+            buffer,
+            dif: ntt.dif.clone(),
+            bitrev: ntt.bitrev.clone(),
+            steps: Vec::new(),
+        };
+        match transform {
+            Transform::Dft => plan.dif_passes(ntt, false, log_rows),
+            Transform::Idft => {
+                plan.dif_passes(ntt, true, log_rows);
+                plan.bitrev_pass(log_rows, BabyBear::ONE)
+            }
+            Transform::CosetLde { shift, .. } => {
+                plan.dif_passes(ntt, true, log_rows);
+                plan.bitrev_pass(log_rows, shift);
+                plan.dif_passes(ntt, false, log_out);
+            }
+        }
+        Ok(plan)
+    }
+
+    /// The transform, input rows and width this plan was made for.
+    pub fn shape(&self) -> (Transform, u32, usize) {
+        (self.transform, self.log_rows, self.width)
+    }
+
+    /// Number of output values: `width << (log_rows + added_bits)`.
+    pub fn output_len(&self) -> usize {
+        self.width << (self.log_rows + self.transform.added_bits())
+    }
+
+    /// The device buffer holding the matrix: the input rows at its start before
+    /// [`run`](Self::run), the whole output after.
+    pub fn buffer(&self) -> &wgpu::Buffer {
+        &self.buffer
+    }
+
+    /// Upload the input matrix (`width << log_rows` values, rows in natural order).
+    pub fn load(&self, values: &[BabyBear]) {
+        assert_eq!(values.len(), self.width << self.log_rows, "input of the planned shape");
+        self.gpu.queue.write_buffer(&self.buffer, 0, bytemuck::cast_slice(as_words(values)));
+    }
+
+    /// Submit the transform of the buffer's contents; returns without waiting.
+    pub fn run(&self) {
+        let input_bytes = ((self.width << self.log_rows) * 4) as u64;
+        self.gpu.submit(|encoder| {
+            if self.output_len() << 2 > input_bytes as usize {
+                encoder.clear_buffer(&self.buffer, input_bytes, None);
+            }
+            for step in &self.steps {
+                let pipeline = if step.dif { &self.dif } else { &self.bitrev };
+                dispatch(encoder, pipeline, &step.bind, step.groups);
+            }
+        });
+    }
+
+    /// Wait for the device and read the output back (see [`Transform`] for its row order).
+    pub fn read(&self) -> Result<Vec<BabyBear>, GpuError> {
+        Ok(from_words(self.gpu.read(&self.buffer, self.output_len())?))
+    }
+
+    /// Passes of up to one tile of DIF stages each over the first 2^`log_rows` rows.
+    fn dif_passes(&mut self, ntt: &Ntt, inverse: bool, log_rows: u32) {
+        if log_rows == 0 {
+            return;
+        }
+        let twiddles = ntt.twiddles(inverse, log_rows);
+        let width_log = self.width.next_power_of_two().ilog2();
+        // Wide column chunks for short matrices; at least 2 rows per tile.
+        let log_c =
+            width_log.min(MIN_LOG_CHUNK.max(ntt.tile_log.saturating_sub(log_rows))).min(ntt.tile_log - 1);
+        // Where a chunk holds whole rows, neighbouring rows make the contiguous runs longer.
+        let full_rows = 1usize << log_c >= self.width;
+        let run_log =
+            if full_rows { MIN_RUN_LOG.saturating_sub(log_c) } else { 0 }.min(ntt.tile_log - 1 - log_c);
+        let per_pass = ntt.tile_log - log_c - run_log;
+        let passes = log_rows.div_ceil(per_pass);
+        let chunks = self.width.div_ceil(1 << log_c) as u32;
+        let mut done = 0;
+        for pass in 0..passes {
+            // Spread the stages evenly, the larger passes first.
+            let stages = log_rows / passes + u32::from(pass < log_rows % passes);
+            let lo = log_rows - done - stages;
+            done += stages;
+            let log_r = run_log.min(lo);
+            let params = [self.width as u32, log_rows, lo, stages, log_c, chunks, 0, log_r];
+            let groups = (1u32 << (log_rows - stages - log_r)) * chunks;
+            self.push(true, &twiddles, &params, groups);
+        }
+    }
+
+    /// The in-place bit reversal of the first 2^`log_rows` rows, scaled by `shift^x / n`.
+    fn bitrev_pass(&mut self, log_rows: u32, shift: BabyBear) {
+        let mut powers = [BabyBear::ZERO; 32];
+        let mut power = shift;
+        for p in powers.iter_mut().take(log_rows as usize) {
+            *p = power;
+            power = power.square();
+        }
+        let scale = BabyBear::ONE.div_2exp_u64(log_rows as u64);
+        let table = self.gpu.storage("ntt-shift-powers", as_words(&powers));
+        let params = [self.width as u32, log_rows, 0, 0, 0, 0, as_words(&[scale])[0], 0];
+        let groups = ((self.width as u64) << log_rows).div_ceil(WG as u64) as u32;
+        self.push(false, &table, &params, groups);
+    }
+
+    fn push(&mut self, dif: bool, table: &wgpu::Buffer, params: &[u32; 8], groups: u32) {
+        let uniform = self.gpu.uniform("ntt-params", params);
+        let pipeline = if dif { &self.dif } else { &self.bitrev };
+        let bind = self.gpu.bind(pipeline, &[&self.buffer, table, &uniform]);
+        self.steps.push(Step { dif, bind, groups });
+    }
+}

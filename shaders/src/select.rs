@@ -1,0 +1,72 @@
+//! Which adapters a process runs GPU lanes on: `--gpu auto|off|required`.
+//!
+//! Adapters are opened once per process and listed hardware first, so "lane device
+//! `Gpu(n)`" means `adapters()[n]` in the worker and in the plugin alike.
+
+use std::str::FromStr;
+use std::sync::{Arc, OnceLock};
+
+use crate::gpu::{Gpu, GpuError};
+
+/// The `--gpu` policy.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum GpuMode {
+    /// One GPU lane per hardware adapter; none (CPU only) when there is none. CPU
+    /// drivers such as lavapipe are never picked: they are slower than the CPU prover.
+    #[default]
+    Auto,
+    /// CPU lanes only.
+    Off,
+    /// Like `auto`, but fall back to a CPU Vulkan driver when there is no hardware
+    /// adapter, and fail when there is no adapter at all.
+    Required,
+}
+
+impl FromStr for GpuMode {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "auto" => Ok(Self::Auto),
+            "off" => Ok(Self::Off),
+            "required" => Ok(Self::Required),
+            other => Err(format!("--gpu must be auto, off or required, not {other:?}")),
+        }
+    }
+}
+
+impl std::fmt::Display for GpuMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Auto => "auto",
+            Self::Off => "off",
+            Self::Required => "required",
+        })
+    }
+}
+
+/// Every adapter of this process, hardware first (opened on first call).
+pub fn adapters() -> &'static [Arc<Gpu>] {
+    static ADAPTERS: OnceLock<Vec<Arc<Gpu>>> = OnceLock::new();
+    ADAPTERS.get_or_init(Gpu::all)
+}
+
+/// The adapters to run lanes on under `mode`: always a prefix of [`adapters()`].
+///
+/// ```no_run
+/// use proofline_shaders::{GpuMode, lane_adapters};
+/// for gpu in lane_adapters(GpuMode::Auto).unwrap() {
+///     println!("GPU lane on {}", gpu.describe());
+/// }
+/// ```
+pub fn lane_adapters(mode: GpuMode) -> Result<&'static [Arc<Gpu>], GpuError> {
+    let all = adapters();
+    let hardware = all.iter().take_while(|g| g.is_hardware()).count();
+    match mode {
+        GpuMode::Off => Ok(&[]),
+        GpuMode::Auto => Ok(&all[..hardware]),
+        GpuMode::Required if hardware > 0 => Ok(&all[..hardware]),
+        GpuMode::Required if !all.is_empty() => Ok(all),
+        GpuMode::Required => Err(GpuError::NoAdapter),
+    }
+}

@@ -1,0 +1,146 @@
+// Batched radix-2 NTT over BabyBear on a row-major matrix: `width` columns, 2^log_rows
+// rows, element (r, c) at r * width + c; every column is transformed independently.
+//
+// `dif` runs `stages` consecutive decimation-in-frequency stages in workgroup memory:
+// natural-order input, bit-reversed output once all log_rows stages have run. The
+// stages of one pass have half-sizes 2^(lo + stages - 1) down to 2^lo; the rows they
+// mix are base + j * 2^lo for j < 2^stages. Each workgroup loads such rows for 2^log_r
+// neighbouring bases (so strided passes still read contiguous runs of memory) and a
+// chunk of 2^log_c columns into a tile, runs the stages there, and writes it back.
+// Tile layout: index (j << (log_r + log_c)) | (l << log_c) | c.
+//
+// `bitrev` permutes rows into bit-reversed order in place and multiplies the row that
+// ends up at natural index x by scale * s^x, where tw[k] holds s^(2^k): the 1/n of the
+// inverse DFT and the coset shift of the LDE in one pass.
+//
+// Twiddles: tw[m - 1 + k] = w_{2m}^k for every power of two m and k < m (Montgomery
+// form), so the table for a large size serves every smaller one.
+//
+// TILE_WORDS (a power of two) is substituted by the host from the device limits.
+
+struct Params {
+    width: u32,
+    log_rows: u32,
+    // dif: log2 of the smallest half-size in this pass; bitrev: unused.
+    lo: u32,
+    // dif: stages in this pass; bitrev: unused.
+    stages: u32,
+    // dif: log2 of the columns per tile; bitrev: unused.
+    log_c: u32,
+    // dif: column chunks per row group, ceil(width / 2^log_c); bitrev: unused.
+    chunks: u32,
+    // bitrev: Montgomery form of the constant factor.
+    scale: u32,
+    // dif: log2 of the neighbouring bases per tile (at most lo); bitrev: unused.
+    log_r: u32,
+}
+
+@group(0) @binding(0) var<storage, read_write> data: array<u32>;
+@group(0) @binding(1) var<storage, read> tw: array<u32>;
+@group(0) @binding(2) var<uniform> p: Params;
+
+const WG: u32 = 256u;
+
+var<workgroup> tile: array<u32, TILE_WORDS>;
+
+@compute @workgroup_size(256)
+fn dif(
+    @builtin(local_invocation_index) lid: u32,
+    @builtin(workgroup_id) wg: vec3<u32>,
+    @builtin(num_workgroups) nwg: vec3<u32>,
+) {
+    let g = wg.x + wg.y * nwg.x;
+    let groups = (1u << (p.log_rows - p.stages - p.log_r)) * p.chunks;
+    // Workgroup-uniform: the barriers below stay in uniform control flow.
+    if (g >= groups) {
+        return;
+    }
+    let chunk = g % p.chunks;
+    let rg = g / p.chunks;
+    let low_bits = p.lo - p.log_r;
+    let low = (rg & ((1u << low_bits) - 1u)) << p.log_r;
+    let high = rg >> low_bits;
+    let base = (high << (p.lo + p.stages)) | low;
+    let c0 = chunk << p.log_c;
+    let cols = min(1u << p.log_c, p.width - c0);
+    let cmask = (1u << p.log_c) - 1u;
+    let rmask = (1u << p.log_r) - 1u;
+    let seg = p.log_r + p.log_c;
+    let count = 1u << (p.stages + seg);
+
+    for (var e = lid; e < count; e += WG) {
+        let c = e & cmask;
+        if (c < cols) {
+            let row = base + ((e >> seg) << p.lo) + ((e >> p.log_c) & rmask);
+            tile[e] = data[row * p.width + c0 + c];
+        }
+    }
+    workgroupBarrier();
+
+    let pairs = count >> 1u;
+    for (var s = 0u; s < p.stages; s++) {
+        let tj = p.stages - 1u - s;
+        let m = 1u << (p.lo + tj);
+        for (var q = lid; q < pairs; q += WG) {
+            let lc = q & ((1u << seg) - 1u);
+            let pj = q >> seg;
+            let kj = pj & ((1u << tj) - 1u);
+            let j0 = ((pj >> tj) << (tj + 1u)) | kj;
+            let i0 = (j0 << seg) | lc;
+            let i1 = i0 + (1u << (tj + seg));
+            let a = tile[i0];
+            let b = tile[i1];
+            tile[i0] = bb_add(a, b);
+            let k = (kj << p.lo) | low | (lc >> p.log_c);
+            tile[i1] = bb_mul(bb_sub(a, b), tw[m - 1u + k]);
+        }
+        workgroupBarrier();
+    }
+
+    for (var e = lid; e < count; e += WG) {
+        let c = e & cmask;
+        if (c < cols) {
+            let row = base + ((e >> seg) << p.lo) + ((e >> p.log_c) & rmask);
+            data[row * p.width + c0 + c] = tile[e];
+        }
+    }
+}
+
+// scale * s^x, with tw[k] = s^(2^k).
+fn row_factor(x: u32) -> u32 {
+    var acc = p.scale;
+    var rest = x;
+    var k = 0u;
+    while (rest != 0u) {
+        if ((rest & 1u) != 0u) {
+            acc = bb_mul(acc, tw[k]);
+        }
+        rest >>= 1u;
+        k += 1u;
+    }
+    return acc;
+}
+
+@compute @workgroup_size(256)
+fn bitrev(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
+    let t = id.x + id.y * nwg.x * WG;
+    let rows = 1u << p.log_rows;
+    if (t >= rows * p.width) {
+        return;
+    }
+    let c = t % p.width;
+    let i = t / p.width;
+    // reverseBits(i) >> 32 is not allowed: one row needs no reversal.
+    let j = select(0u, reverseBits(i) >> (32u - p.log_rows), p.log_rows > 0u);
+    if (i > j) {
+        return;
+    }
+    let a = data[i * p.width + c];
+    if (i == j) {
+        data[i * p.width + c] = bb_mul(a, row_factor(i));
+        return;
+    }
+    let b = data[j * p.width + c];
+    data[j * p.width + c] = bb_mul(a, row_factor(j));
+    data[i * p.width + c] = bb_mul(b, row_factor(i));
+}
