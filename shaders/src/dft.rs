@@ -74,7 +74,7 @@ impl GpuDft {
     }
 
     /// The kernels, when `mat` is worth a launch.
-    fn device_for(&self, mat: &RowMajorMatrix<BabyBear>) -> Option<&Ntt> {
+    pub(crate) fn device_for(&self, mat: &RowMajorMatrix<BabyBear>) -> Option<&Ntt> {
         let ntt = self.ntt.as_deref()?;
         (mat.width() > 0 && mat.height() >= 1 << self.min_log_rows.min(63)).then_some(ntt)
     }

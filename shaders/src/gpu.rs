@@ -185,13 +185,20 @@ impl Gpu {
     }
 
     /// A compute pipeline for `entry` in `module`, with its bind group layout inferred.
+    ///
+    /// Workgroup memory is not zero-initialised: no kernel reads a tile word it did not
+    /// write (the NTT's unused tile lanes only ever meet each other and are never stored),
+    /// and clearing a 32 KiB tile on every dispatch is pure overhead.
     pub(crate) fn pipeline(&self, module: &wgpu::ShaderModule, entry: &str) -> wgpu::ComputePipeline {
         self.device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
             label: Some(entry),
             layout: None,
             module,
             entry_point: Some(entry),
-            compilation_options: Default::default(),
+            compilation_options: wgpu::PipelineCompilationOptions {
+                zero_initialize_workgroup_memory: zero_init_workgroup_memory(),
+                ..Default::default()
+            },
             cache: None,
         })
     }
@@ -292,6 +299,12 @@ impl Gpu {
             .map(|_| ())
             .map_err(|e| GpuError::Readback(e.to_string()))
     }
+}
+
+/// `PROOFLINE_GPU_ZERO_INIT=1` restores WebGPU's zeroing of workgroup memory, to measure
+/// what skipping it saves (`proofline-bench kernels`).
+fn zero_init_workgroup_memory() -> bool {
+    std::env::var_os("PROOFLINE_GPU_ZERO_INIT").is_some_and(|v| v == "1")
 }
 
 /// Split `groups` workgroups into a 2-D grid within the per-dimension limit; kernels

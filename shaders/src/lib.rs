@@ -10,6 +10,7 @@ mod gpu;
 mod merkle;
 mod mmcs;
 mod ntt;
+mod pcs;
 mod poseidon2;
 mod select;
 
@@ -19,5 +20,6 @@ pub use gpu::{Gpu, GpuError, Products};
 pub use merkle::{STAGING_BYTES, heights_admissible, merkle_layers};
 pub use mmcs::{Compress, CpuMmcs, DEFAULT_GPU_THRESHOLD, FieldHash, GpuMerkleData, GpuMmcs};
 pub use ntt::{Ntt, NttPlan, Transform};
+pub use pcs::GpuFriPcs;
 pub use poseidon2::{DeviceStates, Digest, Poseidon2Kernel};
 pub use select::{GpuMode, adapters, lane_adapters};

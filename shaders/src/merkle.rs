@@ -142,15 +142,8 @@ pub fn merkle_layers<M: Matrix<BabyBear>>(
     assert!(heights_admissible(heights.iter().copied()), "matrix heights {heights:?} are not admissible");
     let plan = Plan::new(&heights);
     let gpu = kernel.gpu();
-    let limits = gpu.limits();
-    let binding_limit = limits.max_storage_buffer_binding_size.min(limits.max_buffer_size);
-    let digest_bytes = plan.total_digests * DIGEST_ELEMS * 4;
-    // The kernels address digest words with u32 indices.
-    if digest_bytes as u64 > binding_limit.min(u32::MAX as u64) {
-        return Err(too_large("digest layers", digest_bytes, binding_limit));
-    }
-    let digests = gpu.storage_empty("merkle-digests", plan.total_digests * DIGEST_ELEMS);
-    let chunk_bytes = (binding_limit as usize).min(STAGING_BYTES);
+    let tree = DeviceTree::new(kernel, &plan)?;
+    let chunk_bytes = (tree.binding_limit as usize).min(STAGING_BYTES);
 
     let mut encoder = gpu.device.create_command_encoder(&Default::default());
     let mut scratch = Vec::new();
@@ -174,58 +167,128 @@ pub fn merkle_layers<M: Matrix<BabyBear>>(
             }
             let buffer = gpu.storage_empty("merkle-rows", scratch.len());
             gpu.queue.write_buffer(&buffer, 0, bytemuck::cast_slice(&scratch));
-            let params = [rows as u32, 0, 0, (dst + first) as u32, width as u32, 0, 0, 0];
-            let params = gpu.uniform("hash-params", &params);
-            let bind = gpu.bind(&kernel.hash_rows, &[kernel.constants(), &params, &digests, &buffer]);
-            dispatch(encoder, &kernel.hash_rows, &bind, (rows as u32).div_ceil(WORKGROUP));
+            tree.hash_rows(encoder, &buffer, rows, width, dst + first);
             first += rows;
         }
         Ok(())
     };
 
     hash_group(&mut encoder, &plan.tallest, 0)?;
-    // Zero the padding of the leaf layer (one digest at most).
-    let max_height = heights[plan.tallest[0]];
-    if plan.leaf_len > max_height {
-        let bytes = ((plan.leaf_len - max_height) * DIGEST_ELEMS * 4) as u64;
-        encoder.clear_buffer(&digests, (max_height * DIGEST_ELEMS * 4) as u64, Some(bytes));
-    }
-    let mut scratch_at = plan.layer_digests;
-    let mut src = 0;
-    for level in &plan.levels {
-        let (inject_at, inject_len) = match &level.inject {
-            Some((group, rows)) => {
-                hash_group(&mut encoder, group, scratch_at)?;
-                scratch_at += rows;
-                (scratch_at - rows, *rows)
-            }
-            None => (0, 0),
-        };
-        let params = [
-            level.count as u32,
-            level.padded as u32,
-            src as u32,
-            level.offset as u32,
-            0,
-            inject_at as u32,
-            inject_len as u32,
-            level.inject.is_some() as u32,
-        ];
-        let params = gpu.uniform("compress-params", &params);
-        let bind = gpu.bind(&kernel.compress, &[kernel.constants(), &params, &digests]);
-        dispatch(&mut encoder, &kernel.compress, &bind, (level.padded as u32).div_ceil(WORKGROUP));
-        src = level.offset;
-    }
+    tree.record_levels(&mut encoder, heights[plan.tallest[0]], hash_group)?;
     gpu.queue.submit([encoder.finish()]);
+    tree.read_layers()
+}
 
-    let mut words = gpu.read(&digests, plan.layer_digests * DIGEST_ELEMS)?;
-    let mut layers = Vec::with_capacity(plan.levels.len() + 1);
-    let mut rest = words.split_off(plan.leaf_len * DIGEST_ELEMS);
-    layers.push(digests_from_words(words));
-    for level in &plan.levels {
-        let tail = rest.split_off(level.padded * DIGEST_ELEMS);
-        layers.push(digests_from_words(rest));
-        rest = tail;
+/// [`merkle_layers`] of one `height x width` row-major matrix that is already on the device
+/// (the first `height * width` words of `rows`, e.g. an LDE the NTT just produced): nothing
+/// is uploaded. Submitted behind whatever wrote `rows`.
+pub(crate) fn merkle_layers_of_device_rows(
+    kernel: &Poseidon2Kernel,
+    rows: &wgpu::Buffer,
+    height: usize,
+    width: usize,
+) -> Result<Vec<Vec<Digest>>, GpuError> {
+    assert!(height > 0 && width > 0, "a non-empty matrix");
+    let plan = Plan::new(&[height]);
+    let tree = DeviceTree::new(kernel, &plan)?;
+    let mut encoder = kernel.gpu().device.create_command_encoder(&Default::default());
+    tree.hash_rows(&mut encoder, rows, height, width, 0);
+    tree.record_levels(&mut encoder, height, |_, _, _| unreachable!("one matrix injects nothing"))?;
+    kernel.gpu().queue.submit([encoder.finish()]);
+    tree.read_layers()
+}
+
+/// The digest buffer of one tree being built, and the dispatches that fill it.
+struct DeviceTree<'a> {
+    kernel: &'a Poseidon2Kernel,
+    plan: &'a Plan,
+    digests: wgpu::Buffer,
+    binding_limit: u64,
+}
+
+impl<'a> DeviceTree<'a> {
+    fn new(kernel: &'a Poseidon2Kernel, plan: &'a Plan) -> Result<Self, GpuError> {
+        let limits = kernel.gpu().limits();
+        let binding_limit = limits.max_storage_buffer_binding_size.min(limits.max_buffer_size);
+        let digest_bytes = plan.total_digests * DIGEST_ELEMS * 4;
+        // The kernels address digest words with u32 indices.
+        if digest_bytes as u64 > binding_limit.min(u32::MAX as u64) {
+            return Err(too_large("digest layers", digest_bytes, binding_limit));
+        }
+        let digests = kernel.gpu().storage_empty("merkle-digests", plan.total_digests * DIGEST_ELEMS);
+        Ok(DeviceTree { kernel, plan, digests, binding_limit })
     }
-    Ok(layers)
+
+    /// Sponge-hash `count` rows of `width` words from `rows` into digests `dst..`.
+    fn hash_rows(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        rows: &wgpu::Buffer,
+        count: usize,
+        width: usize,
+        dst: usize,
+    ) {
+        let (gpu, kernel) = (self.kernel.gpu(), self.kernel);
+        let params = gpu.uniform("hash-params", &[count as u32, 0, 0, dst as u32, width as u32, 0, 0, 0]);
+        let bind = gpu.bind(&kernel.hash_rows, &[kernel.constants(), &params, &self.digests, rows]);
+        dispatch(encoder, &kernel.hash_rows, &bind, (count as u32).div_ceil(WORKGROUP));
+    }
+
+    /// Zero the leaf layer's padding, then record every compression level above the leaves
+    /// (`max_height` of them hashed already); `inject(encoder, group, dst)` hashes the rows
+    /// of the shorter matrices a level injects.
+    fn record_levels(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        max_height: usize,
+        mut inject: impl FnMut(&mut wgpu::CommandEncoder, &[usize], usize) -> Result<(), GpuError>,
+    ) -> Result<(), GpuError> {
+        let (gpu, kernel, plan) = (self.kernel.gpu(), self.kernel, self.plan);
+        if plan.leaf_len > max_height {
+            let bytes = ((plan.leaf_len - max_height) * DIGEST_ELEMS * 4) as u64;
+            encoder.clear_buffer(&self.digests, (max_height * DIGEST_ELEMS * 4) as u64, Some(bytes));
+        }
+        let mut scratch_at = plan.layer_digests;
+        let mut src = 0;
+        for level in &plan.levels {
+            let (inject_at, inject_len) = match &level.inject {
+                Some((group, rows)) => {
+                    inject(encoder, group, scratch_at)?;
+                    scratch_at += rows;
+                    (scratch_at - rows, *rows)
+                }
+                None => (0, 0),
+            };
+            let params = [
+                level.count as u32,
+                level.padded as u32,
+                src as u32,
+                level.offset as u32,
+                0,
+                inject_at as u32,
+                inject_len as u32,
+                level.inject.is_some() as u32,
+            ];
+            let params = gpu.uniform("compress-params", &params);
+            let bind = gpu.bind(&kernel.compress, &[kernel.constants(), &params, &self.digests]);
+            dispatch(encoder, &kernel.compress, &bind, (level.padded as u32).div_ceil(WORKGROUP));
+            src = level.offset;
+        }
+        Ok(())
+    }
+
+    /// Wait for the device and split the digest buffer into layers, leaves first.
+    fn read_layers(&self) -> Result<Vec<Vec<Digest>>, GpuError> {
+        let plan = self.plan;
+        let mut words = self.kernel.gpu().read(&self.digests, plan.layer_digests * DIGEST_ELEMS)?;
+        let mut layers = Vec::with_capacity(plan.levels.len() + 1);
+        let mut rest = words.split_off(plan.leaf_len * DIGEST_ELEMS);
+        layers.push(digests_from_words(words));
+        for level in &plan.levels {
+            let tail = rest.split_off(level.padded * DIGEST_ELEMS);
+            layers.push(digests_from_words(rest));
+            rest = tail;
+        }
+        Ok(layers)
+    }
 }

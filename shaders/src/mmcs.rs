@@ -110,6 +110,11 @@ impl GpuMmcs {
         self
     }
 
+    /// Matrices with fewer cells than this are committed on the CPU.
+    pub fn threshold(&self) -> usize {
+        self.threshold
+    }
+
     /// The CPU MMCS this one reproduces (and verifies with).
     pub fn cpu(&self) -> &CpuMmcs {
         &self.cpu
@@ -121,7 +126,7 @@ impl GpuMmcs {
         Some(self.kernel.get_or_init(|| Poseidon2Kernel::new(gpu.clone())))
     }
 
-    fn cap(&self, layers: &[Vec<Digest>]) -> MerkleCap<BabyBear, Digest> {
+    pub(crate) fn cap(&self, layers: &[Vec<Digest>]) -> MerkleCap<BabyBear, Digest> {
         let cap_height = self.effective_cap_height(layers.len());
         let layer = &layers[layers.len() - 1 - cap_height];
         MerkleCap::new(layer[..(1 << cap_height).min(layer.len())].to_vec())

@@ -60,6 +60,10 @@ pub fn adapters() -> &'static [Arc<Gpu>] {
 /// }
 /// ```
 pub fn lane_adapters(mode: GpuMode) -> Result<&'static [Arc<Gpu>], GpuError> {
+    if mode == GpuMode::Off {
+        // Never touch the Vulkan loader when GPUs are off.
+        return Ok(&[]);
+    }
     let all = adapters();
     let hardware = all.iter().take_while(|g| g.is_hardware()).count();
     match mode {

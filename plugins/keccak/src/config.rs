@@ -18,10 +18,10 @@ use std::sync::{Arc, Mutex, OnceLock};
 use p3_baby_bear::{BabyBear, Poseidon2BabyBear, default_babybear_poseidon2_16};
 use p3_commit::ExtensionMmcs;
 use p3_field::extension::BinomialExtensionField;
-use p3_fri::{FriParameters, TwoAdicFriPcs};
+use p3_fri::FriParameters;
 use p3_symmetric::{PaddingFreeSponge, TruncatedPermutation};
 use p3_uni_stark::StarkConfig;
-use proofline_shaders::{GpuDft, GpuMmcs};
+use proofline_shaders::{GpuDft, GpuFriPcs, GpuMmcs};
 
 pub use proofline_shaders::Gpu;
 
@@ -45,8 +45,10 @@ pub type ChallengeMmcs = ExtensionMmcs<Val, Challenge, ValMmcs>;
 pub type Dft = GpuDft;
 /// Fiat-Shamir challenger: Plonky3's Poseidon2 duplex sponge, with deterministic grinding.
 pub type Challenger = crate::challenger::DeterministicChallenger;
-/// The polynomial commitment scheme: FRI over two-adic cosets.
-pub type Pcs = TwoAdicFriPcs<Val, Dft, ValMmcs, ChallengeMmcs>;
+/// The polynomial commitment scheme: FRI over two-adic cosets. Plonky3's
+/// `TwoAdicFriPcs<Val, Dft, ValMmcs, ChallengeMmcs>`, with the main trace's LDE and Merkle
+/// tree kept on the GPU between the two when one is given.
+pub type Pcs = GpuFriPcs<ChallengeMmcs>;
 /// The complete STARK configuration.
 pub type KeccakStarkConfig = StarkConfig<Pcs, Challenge, Challenger>;
 /// A STARK proof under [`KeccakStarkConfig`].
