@@ -152,6 +152,10 @@ pub fn kernels(
         );
     }
 
+    for &log in log_sizes {
+        commit_row(&gpu, log, width, reps, &mut rng);
+    }
+
     if segment > 0 {
         let io: Vec<PermIo> = (0..segment)
             .map(|k| {
@@ -175,6 +179,48 @@ pub fn kernels(
         );
     }
     Ok(())
+}
+
+/// One PCS commit (coset LDE x2, then the Merkle tree of the LDE) three ways: fused on the
+/// device (`GpuFriPcs`), through Plonky3's stock seams with the GPU DFT and MMCS (the LDE
+/// makes a round trip to the host between the two), and Plonky3 on the CPU.
+fn commit_row(gpu: &std::sync::Arc<Gpu>, log: u32, width: usize, reps: usize, rng: &mut SmallRng) {
+    use proofline_keccak::config::{Challenge, ChallengeMmcs, Challenger, Pcs};
+    use proofline_shaders::GpuDft;
+
+    let mmcs = GpuMmcs::new(Some(gpu.clone()), 0).with_threshold(0);
+    let cpu_mmcs = GpuMmcs::new(None, 0);
+    let fri = |mmcs: &GpuMmcs| p3_fri::FriParameters::new_benchmark(ChallengeMmcs::new(mmcs.clone()));
+    let fused = Pcs::new(GpuDft::on(gpu.clone()), mmcs.clone(), fri(&mmcs));
+    let stock = p3_fri::TwoAdicFriPcs::new(GpuDft::on(gpu.clone()), mmcs.clone(), fri(&mmcs));
+    let cpu = Pcs::new(GpuDft::cpu(), cpu_mmcs.clone(), fri(&cpu_mmcs));
+    let domain = p3_commit::Pcs::<Challenge, Challenger>::natural_domain_for_degree(&fused, 1 << log);
+    let values = random(width << log, rng);
+    let m = || [(domain, RowMajorMatrix::new(values.clone(), width))];
+    let fused_root = || p3_commit::Pcs::<Challenge, Challenger>::commit(&fused, m()).expect("commit").0;
+    let stock_root = || p3_commit::Pcs::<Challenge, Challenger>::commit(&stock, m()).expect("commit").0;
+    let cpu_root = || p3_commit::Pcs::<Challenge, Challenger>::commit(&cpu, m()).expect("commit").0;
+    let root = fused_root();
+    if root != stock_root() || root != cpu_root() {
+        println!("| PCS commit | 2^{log} x {width} | **roots differ: a bug** | | | | |");
+        return;
+    }
+    let t_fused = time(reps, || drop(fused_root()));
+    let t_stock = time(reps, || drop(stock_root()));
+    let t_cpu = time(reps.min(3), || drop(cpu_root()));
+    println!(
+        "| PCS commit, fused (LDE x2 + Merkle tree on the device) | 2^{log} x {width} | {:.2} ms | {:.2} ms | **{:.1}x** | | |",
+        t_fused * 1e3,
+        t_cpu * 1e3,
+        t_cpu / t_fused
+    );
+    println!(
+        "| PCS commit, stock seams (LDE to the host and back) | 2^{log} x {width} | {:.2} ms | {:.2} ms | **{:.1}x** | fused / stock: {:.2} | |",
+        t_stock * 1e3,
+        t_cpu * 1e3,
+        t_cpu / t_stock,
+        t_fused / t_stock
+    );
 }
 
 fn permute_all(p: &proofline_keccak::config::Perm, states: &mut [[BabyBear; 16]]) {
