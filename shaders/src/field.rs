@@ -43,6 +43,10 @@ fn ops(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) n:
 /// built on, exposed so it can be checked against Plonky3.
 pub fn mul_add_sub(gpu: &Gpu, a: &[BabyBear], b: &[BabyBear]) -> Result<[Vec<BabyBear>; 3], GpuError> {
     assert_eq!(a.len(), b.len(), "operands of equal length");
+    gpu.scoped("field arithmetic", || run_ops(gpu, a, b))
+}
+
+fn run_ops(gpu: &Gpu, a: &[BabyBear], b: &[BabyBear]) -> Result<[Vec<BabyBear>; 3], GpuError> {
     let n = a.len();
     let module = gpu.module("field-ops", OPS_KERNEL);
     let pipeline = gpu.pipeline(&module, "ops");

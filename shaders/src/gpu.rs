@@ -21,6 +21,9 @@ pub enum GpuError {
     /// The input does not fit the device's limits.
     #[error("{0}")]
     TooLarge(String),
+    /// The device refused the work: out of memory, or a validation or internal error.
+    #[error("GPU {what}: {reason}")]
+    Rejected { what: String, reason: String },
 }
 
 /// How 32x32 -> 64-bit products are computed in the kernels.
@@ -285,6 +288,30 @@ impl Gpu {
         Ok(words)
     }
 
+    /// Run `work` with the device's errors (out of memory, validation, internal) captured
+    /// and returned as [`GpuError::Rejected`]. Unscoped, they go to wgpu's default handler,
+    /// which panics; scoped, the seams fall back to the CPU instead (a GPU too small for a
+    /// matrix proves it on the CPU).
+    pub(crate) fn scoped<T>(
+        &self,
+        what: &str,
+        work: impl FnOnce() -> Result<T, GpuError>,
+    ) -> Result<T, GpuError> {
+        let scopes =
+            [wgpu::ErrorFilter::OutOfMemory, wgpu::ErrorFilter::Validation, wgpu::ErrorFilter::Internal]
+                .map(|filter| self.device.push_error_scope(filter));
+        let result = work();
+        // Scopes pop innermost first.
+        let mut caught = None;
+        for scope in scopes.into_iter().rev() {
+            caught = caught.or(pollster::block_on(scope.pop()));
+        }
+        match caught {
+            Some(e) => Err(GpuError::Rejected { what: what.into(), reason: e.to_string() }),
+            None => result,
+        }
+    }
+
     /// Record dispatches with `record` and submit them.
     pub(crate) fn submit(&self, record: impl FnOnce(&mut wgpu::CommandEncoder)) {
         let mut encoder = self.device.create_command_encoder(&Default::default());
@@ -348,5 +375,36 @@ impl Gpu {
         });
         self.wait()?;
         Ok(2.0 * size as f64 * reps as f64 / started.elapsed().as_secs_f64())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A device error inside a scope comes back as `Rejected` (wgpu would panic otherwise),
+    /// and the device keeps working afterwards.
+    #[test]
+    fn device_errors_in_a_scope_are_returned_not_panicked() {
+        let gpu = Gpu::first().expect("a Vulkan adapter (lavapipe in CI)");
+        let rejected = gpu.scoped("invalid buffer", || {
+            // MAP_READ may only be combined with COPY_DST: a validation error.
+            let buffer = gpu.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("invalid"),
+                size: 64,
+                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::STORAGE,
+                mapped_at_creation: false,
+            });
+            Ok(buffer.size())
+        });
+        match rejected {
+            Err(GpuError::Rejected { what, reason }) => {
+                assert_eq!(what, "invalid buffer");
+                assert!(!reason.is_empty());
+            }
+            other => panic!("expected a rejection, got {other:?}"),
+        }
+        let words = gpu.scoped("a valid round trip", || gpu.read(&gpu.storage("ok", &[1, 2, 3]), 3));
+        assert_eq!(words.unwrap(), [1, 2, 3]);
     }
 }

@@ -140,7 +140,15 @@ pub fn merkle_layers<M: Matrix<BabyBear>>(
 ) -> Result<Vec<Vec<Digest>>, GpuError> {
     let heights: Vec<usize> = leaves.iter().map(|m| m.height()).collect();
     assert!(heights_admissible(heights.iter().copied()), "matrix heights {heights:?} are not admissible");
-    let plan = Plan::new(&heights);
+    kernel.gpu().scoped("Merkle tree", || build_layers(kernel, leaves, &heights))
+}
+
+fn build_layers<M: Matrix<BabyBear>>(
+    kernel: &Poseidon2Kernel,
+    leaves: &[M],
+    heights: &[usize],
+) -> Result<Vec<Vec<Digest>>, GpuError> {
+    let plan = Plan::new(heights);
     let gpu = kernel.gpu();
     let tree = DeviceTree::new(kernel, &plan)?;
     let chunk_bytes = (tree.binding_limit as usize).min(STAGING_BYTES);
@@ -189,13 +197,15 @@ pub(crate) fn merkle_layers_of_device_rows(
     width: usize,
 ) -> Result<Vec<Vec<Digest>>, GpuError> {
     assert!(height > 0 && width > 0, "a non-empty matrix");
-    let plan = Plan::new(&[height]);
-    let tree = DeviceTree::new(kernel, &plan)?;
-    let mut encoder = kernel.gpu().device.create_command_encoder(&Default::default());
-    tree.hash_rows(&mut encoder, rows, height, width, 0);
-    tree.record_levels(&mut encoder, height, |_, _, _| unreachable!("one matrix injects nothing"))?;
-    kernel.gpu().queue.submit([encoder.finish()]);
-    tree.read_layers()
+    kernel.gpu().scoped("Merkle tree", || {
+        let plan = Plan::new(&[height]);
+        let tree = DeviceTree::new(kernel, &plan)?;
+        let mut encoder = kernel.gpu().device.create_command_encoder(&Default::default());
+        tree.hash_rows(&mut encoder, rows, height, width, 0);
+        tree.record_levels(&mut encoder, height, |_, _, _| unreachable!("one matrix injects nothing"))?;
+        kernel.gpu().queue.submit([encoder.finish()]);
+        tree.read_layers()
+    })
 }
 
 /// The digest buffer of one tree being built, and the dispatches that fill it.

@@ -156,10 +156,12 @@ impl Ntt {
             rows * width == values.len() && rows.is_power_of_two(),
             "{rows} rows of {width}: not a power of two"
         );
-        let plan = NttPlan::new(self, transform, rows.ilog2(), width)?;
-        plan.load(values);
-        plan.run();
-        plan.read()
+        self.gpu.scoped("NTT", || {
+            let plan = NttPlan::new(self, transform, rows.ilog2(), width)?;
+            plan.load(values);
+            plan.run();
+            plan.read()
+        })
     }
 
     /// The twiddle table of one direction serving sizes up to 2^log.

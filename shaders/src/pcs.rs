@@ -96,7 +96,7 @@ impl<FriMmcs> GpuFriPcs<FriMmcs> {
             let lde = RowMajorMatrix::new(plan.read()?, width);
             Ok((self.mmcs.cap(&layers), GpuMerkleData::Gpu { leaves: vec![lde], layers }))
         };
-        Some(run())
+        Some(ntt.gpu().scoped("commit", run))
     }
 }
 

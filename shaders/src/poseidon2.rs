@@ -174,9 +174,11 @@ impl Poseidon2Kernel {
         if states.is_empty() {
             return Ok(Vec::new());
         }
-        let device = self.upload(states);
-        self.permute_device(&device);
-        self.download(&device)
+        self.gpu.scoped("Poseidon2", || {
+            let device = self.upload(states);
+            self.permute_device(&device);
+            self.download(&device)
+        })
     }
 
     /// `PaddingFreeSponge<Perm, 16, 8, 8>` of each row of a row-major `width`-column matrix.
@@ -186,12 +188,14 @@ impl Poseidon2Kernel {
         if count == 0 {
             return Ok(Vec::new());
         }
-        let rows = self.gpu.storage("rows", as_words(values));
-        let digests = self.gpu.storage_empty("digests", count * DIGEST_ELEMS);
-        let params = self.gpu.uniform("hash-params", &[count as u32, 0, 0, 0, width as u32, 0, 0, 0]);
-        let bind = self.gpu.bind(&self.hash_rows, &[&self.constants, &params, &digests, &rows]);
-        self.gpu.submit(|enc| dispatch(enc, &self.hash_rows, &bind, (count as u32).div_ceil(WORKGROUP)));
-        Ok(digests_from_words(self.gpu.read(&digests, count * DIGEST_ELEMS)?))
+        self.gpu.scoped("Poseidon2 sponge", || {
+            let rows = self.gpu.storage("rows", as_words(values));
+            let digests = self.gpu.storage_empty("digests", count * DIGEST_ELEMS);
+            let params = self.gpu.uniform("hash-params", &[count as u32, 0, 0, 0, width as u32, 0, 0, 0]);
+            let bind = self.gpu.bind(&self.hash_rows, &[&self.constants, &params, &digests, &rows]);
+            self.gpu.submit(|enc| dispatch(enc, &self.hash_rows, &bind, (count as u32).div_ceil(WORKGROUP)));
+            Ok(digests_from_words(self.gpu.read(&digests, count * DIGEST_ELEMS)?))
+        })
     }
 
     /// `TruncatedPermutation<Perm, 2, 8, 16>` of each pair of digests.
@@ -200,16 +204,19 @@ impl Poseidon2Kernel {
         if n == 0 {
             return Ok(Vec::new());
         }
-        // Input pairs at digests [0, 2n), outputs at [2n, 3n).
-        let mut words = Vec::with_capacity(3 * n * DIGEST_ELEMS);
-        words.extend_from_slice(as_words(pairs.as_flattened().as_flattened()));
-        words.resize(3 * n * DIGEST_ELEMS, 0);
-        let digests = self.gpu.storage("digests", &words);
-        let params = self.gpu.uniform("compress-params", &[n as u32, n as u32, 0, 2 * n as u32, 0, 0, 0, 0]);
-        let bind = self.gpu.bind(&self.compress, &[&self.constants, &params, &digests]);
-        self.gpu.submit(|enc| dispatch(enc, &self.compress, &bind, (n as u32).div_ceil(WORKGROUP)));
-        let mut out = self.gpu.read(&digests, 3 * n * DIGEST_ELEMS)?;
-        Ok(digests_from_words(out.split_off(2 * n * DIGEST_ELEMS)))
+        self.gpu.scoped("Poseidon2 compression", || {
+            // Input pairs at digests [0, 2n), outputs at [2n, 3n).
+            let mut words = Vec::with_capacity(3 * n * DIGEST_ELEMS);
+            words.extend_from_slice(as_words(pairs.as_flattened().as_flattened()));
+            words.resize(3 * n * DIGEST_ELEMS, 0);
+            let digests = self.gpu.storage("digests", &words);
+            let params =
+                self.gpu.uniform("compress-params", &[n as u32, n as u32, 0, 2 * n as u32, 0, 0, 0, 0]);
+            let bind = self.gpu.bind(&self.compress, &[&self.constants, &params, &digests]);
+            self.gpu.submit(|enc| dispatch(enc, &self.compress, &bind, (n as u32).div_ceil(WORKGROUP)));
+            let mut out = self.gpu.read(&digests, 3 * n * DIGEST_ELEMS)?;
+            Ok(digests_from_words(out.split_off(2 * n * DIGEST_ELEMS)))
+        })
     }
 }
 

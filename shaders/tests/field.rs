@@ -1,18 +1,17 @@
 //! BabyBear arithmetic on the device equals Plonky3's, for both product variants.
 
+mod common;
+
+use common::{random, seed};
 use p3_baby_bear::BabyBear;
 use p3_field::PrimeCharacteristicRing;
 use proofline_shaders::{Gpu, Products, mul_add_sub};
-use rand::{Rng, SeedableRng, rngs::StdRng};
-
-fn random(rng: &mut StdRng, n: usize) -> Vec<BabyBear> {
-    (0..n).map(|_| BabyBear::new(rng.random_range(0..0x7800_0001))).collect()
-}
+use rand::{SeedableRng, rngs::StdRng};
 
 fn check(products: Products) {
     let gpu = Gpu::with_products(products).expect("a Vulkan adapter (lavapipe in CI)");
     // Fresh inputs every run; the seed is in every failure message.
-    let seed = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64;
+    let seed = seed();
     let mut rng = StdRng::seed_from_u64(seed);
     // Edge values first: 0, 1, p - 1 and their products hit every carry.
     let edges = [BabyBear::ZERO, BabyBear::ONE, BabyBear::NEG_ONE, BabyBear::TWO, -BabyBear::TWO];

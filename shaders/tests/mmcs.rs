@@ -2,9 +2,11 @@
 //! (the prover's `ValMmcs`), and the CPU verifier accepts its openings. Fails (does not skip)
 //! without an adapter.
 
-use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+mod common;
 
+use std::sync::Arc;
+
+use common::{matrix, seed};
 use p3_baby_bear::BabyBear;
 use p3_commit::{BatchOpeningRef, ExtensionMmcs, Mmcs};
 use p3_field::BasedVectorSpace;
@@ -13,17 +15,6 @@ use p3_matrix::Matrix;
 use p3_matrix::dense::RowMajorMatrix;
 use proofline_shaders::{Gpu, GpuMmcs, Products};
 use rand::{Rng, SeedableRng, rngs::StdRng};
-
-fn seed() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos() as u64
-}
-
-fn matrix(rng: &mut StdRng, height: usize, width: usize) -> RowMajorMatrix<BabyBear> {
-    RowMajorMatrix::new(
-        (0..height * width).map(|_| BabyBear::new(rng.random_range(0..0x7800_0001))).collect(),
-        width,
-    )
-}
 
 /// Commit `shapes` (height, width) on the GPU and on the CPU and compare everything.
 fn check(mmcs: &GpuMmcs, rng: &mut StdRng, seed: u64, shapes: &[(usize, usize)]) {

@@ -1,11 +1,14 @@
 //! The device DFT, inverse DFT and coset LDE equal Plonky3's `Radix2DitParallel` bit for
 //! bit, through the raw kernels and through the `TwoAdicSubgroupDft` seam, for both
 //! product variants. Inputs are fresh every run; the seed is in every failure message
-//! (set `NTT_TEST_SEED` to replay one).
+//! (set `SHADERS_TEST_SEED` to replay one).
+
+mod common;
 
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::Instant;
 
+use common::{random, seed};
 use p3_baby_bear::BabyBear;
 use p3_dft::{Radix2DitParallel, TwoAdicSubgroupDft};
 use p3_matrix::Matrix;
@@ -13,17 +16,6 @@ use p3_matrix::bitrev::BitReversibleMatrix;
 use p3_matrix::dense::RowMajorMatrix;
 use proofline_shaders::{Gpu, GpuDft, GpuError, Ntt, NttPlan, Products, Transform};
 use rand::{Rng, SeedableRng, rngs::StdRng};
-
-fn seed() -> u64 {
-    std::env::var("NTT_TEST_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or_else(|| SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos() as u64)
-}
-
-fn random(rng: &mut StdRng, len: usize) -> Vec<BabyBear> {
-    (0..len).map(|_| BabyBear::new(rng.random_range(0..0x7800_0001))).collect()
-}
 
 fn random_shift(rng: &mut StdRng) -> BabyBear {
     BabyBear::new(rng.random_range(1..0x7800_0001))

@@ -2,9 +2,11 @@
 //! CPU `TwoAdicFriPcs`: the same commitment, the same committed LDE, and an opening proof
 //! the CPU PCS verifies. Fails (does not skip) without an adapter.
 
-use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+mod common;
 
+use std::sync::Arc;
+
+use common::{matrix, seed};
 use p3_baby_bear::BabyBear;
 use p3_challenger::{CanObserve, DuplexChallenger, FieldChallenger};
 use p3_commit::{ExtensionMmcs, Mmcs, Pcs, PolynomialSpace};
@@ -12,22 +14,14 @@ use p3_dft::Radix2DitParallel;
 use p3_field::PrimeCharacteristicRing;
 use p3_field::extension::BinomialExtensionField;
 use p3_fri::{FriParameters, TwoAdicFriPcs};
-use p3_matrix::dense::RowMajorMatrix;
 use proofline_shaders::{CpuMmcs, Gpu, GpuDft, GpuFriPcs, GpuMerkleData, GpuMmcs, Products};
-use rand::{Rng, SeedableRng, rngs::StdRng};
+use rand::{SeedableRng, rngs::StdRng};
 
 type Val = BabyBear;
 type Challenge = BinomialExtensionField<Val, 4>;
 type Challenger = DuplexChallenger<Val, p3_baby_bear::Poseidon2BabyBear<16>, 16, 8>;
 type FusedPcs = GpuFriPcs<ExtensionMmcs<Val, Challenge, GpuMmcs>>;
 type CpuPcs = TwoAdicFriPcs<Val, Radix2DitParallel<Val>, CpuMmcs, ExtensionMmcs<Val, Challenge, CpuMmcs>>;
-
-fn matrix(rng: &mut StdRng, height: usize, width: usize) -> RowMajorMatrix<BabyBear> {
-    RowMajorMatrix::new(
-        (0..height * width).map(|_| BabyBear::new(rng.random_range(0..0x7800_0001))).collect(),
-        width,
-    )
-}
 
 fn pcs_pair(products: Products, log_blowup: usize) -> (FusedPcs, CpuPcs) {
     let gpu = Arc::new(Gpu::with_products(products).expect("a Vulkan adapter (lavapipe in CI)"));
@@ -45,7 +39,7 @@ fn pcs_pair(products: Products, log_blowup: usize) -> (FusedPcs, CpuPcs) {
 /// One matrix per commit (the fused path), on the natural domain and on a shifted coset,
 /// the smallest sizes included; then an opening the CPU PCS verifies.
 fn check(products: Products, log_blowup: usize) {
-    let seed = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos() as u64;
+    let seed = seed();
     let mut rng = StdRng::seed_from_u64(seed);
     let (fused, cpu) = pcs_pair(products, log_blowup);
     let challenger = Challenger::new(p3_baby_bear::default_babybear_poseidon2_16());
@@ -101,7 +95,7 @@ fn int64_fused_commits_match_plonky3() {
 /// Several matrices in one commit take Plonky3's own path, with the same result.
 #[test]
 fn multi_matrix_commits_take_the_stock_path() {
-    let seed = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos() as u64;
+    let seed = seed();
     let mut rng = StdRng::seed_from_u64(seed);
     let (fused, cpu) = pcs_pair(Products::Int64, 1);
     let polys: Vec<_> = [(6, 5), (4, 3)]

@@ -2,25 +2,19 @@
 //! permutation, the padding-free sponge and the truncated-permutation compression, on fresh
 //! random inputs, for both product variants. Fails (does not skip) without an adapter.
 
-use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+mod common;
 
+use std::sync::Arc;
+
+use common::{random, seed};
 use p3_baby_bear::{BabyBear, default_babybear_poseidon2_16};
 use p3_field::PrimeCharacteristicRing;
 use p3_symmetric::Permutation;
 use p3_symmetric::{CryptographicHasher, PaddingFreeSponge, PseudoCompressionFunction, TruncatedPermutation};
 use proofline_shaders::{Gpu, Poseidon2Kernel, Products};
-use rand::{Rng, SeedableRng, rngs::StdRng};
+use rand::{SeedableRng, rngs::StdRng};
 
 type Perm = p3_baby_bear::Poseidon2BabyBear<16>;
-
-fn seed() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos() as u64
-}
-
-fn random(rng: &mut StdRng, n: usize) -> Vec<BabyBear> {
-    (0..n).map(|_| BabyBear::new(rng.random_range(0..0x7800_0001))).collect()
-}
 
 fn kernel(products: Products) -> Poseidon2Kernel {
     let gpu = Gpu::with_products(products).expect("a Vulkan adapter (lavapipe in CI)");
