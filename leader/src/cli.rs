@@ -34,7 +34,7 @@ pub struct Common {
     /// Proof system to use.
     #[arg(long, global = true, env = "PROOFLINE_PLUGIN", default_value = "keccak")]
     pub plugin: String,
-    /// Lanes of the embedded worker (default: one per CPU).
+    /// CPU lanes of the embedded worker (default: one per CPU; 0: GPU lanes only).
     #[arg(long, global = true, env = "PROOFLINE_LANES")]
     pub lanes: Option<usize>,
     /// GPU lanes of the embedded worker: `auto` (one per hardware adapter), `off`, or

@@ -39,19 +39,33 @@ async fn start_cluster(
 ) -> Result<Cluster, Failure> {
     match common.runtime {
         RuntimeKind::InMemory => {
-            let lanes =
+            let cpu_lanes =
                 common.lanes.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
             let gpus = proofline_shaders::lane_adapters(common.gpu)
                 .map_err(|e| Failure::other(format!("--gpu {}: {e}", common.gpu)))?;
             for gpu in gpus {
                 tracing::info!("GPU lane on {}", gpu.describe());
             }
-            let worker = WorkerConfig::new("embedded", lanes)
-                .with_gpus(gpus.iter().map(|g| g.name().to_owned()).collect());
+            let gpu_names = gpus.iter().map(|g| g.name().to_owned()).collect();
+            let worker = match cpu_lanes {
+                0 if gpus.is_empty() => {
+                    return Err(Failure::bad_input(format!(
+                        "--lanes 0 (GPU lanes only) but --gpu {} gives no GPU lane",
+                        common.gpu
+                    )));
+                }
+                0 => WorkerConfig::gpu_only("embedded", gpu_names),
+                n => WorkerConfig::new("embedded", n).with_gpus(gpu_names),
+            };
             let embedded = Embedded::start(proofline_plugins::builtin(), store, worker, config)
                 .await
                 .map_err(|e| Failure::other(e.to_string()))?;
-            tracing::info!(runtime = "in-memory", lanes, "proving with an embedded worker");
+            tracing::info!(
+                runtime = "in-memory",
+                cpu_lanes,
+                gpu_lanes = gpus.len(),
+                "proving with an embedded worker"
+            );
             Ok(Cluster::Embedded(embedded))
         }
         RuntimeKind::Amqp => {
