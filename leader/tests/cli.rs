@@ -1,9 +1,10 @@
 //! The `proofline-leader` binary as a user runs it: exit codes, messages, and that
 //! nothing reaches stdout unless a whole proof does.
 
-use std::io::Write;
+mod common;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
 use serde_json::{Value, json};
 
@@ -12,18 +13,7 @@ fn fixtures() -> PathBuf {
 }
 
 fn leader(args: &[&str], stdin: &[u8]) -> Output {
-    let store = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_proofline-leader"))
-        .args(args)
-        .env("PROOFLINE_STORE", format!("fs:{}", store.path().display()))
-        .env("RUST_LOG", "warn")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(stdin).unwrap();
-    child.wait_with_output().unwrap()
+    common::leader_with(args, stdin, &[])
 }
 
 fn stderr(out: &Output) -> String {
@@ -45,8 +35,7 @@ fn canonical() -> Value {
 
 #[test]
 fn proves_the_example_block_and_verifies_it_and_refuses_tampered_copies() {
-    let example =
-        std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/example-block.json")).unwrap();
+    let example = common::example();
     let out = leader(&["stdio"], &example);
     assert_eq!(out.status.code(), Some(0), "stderr: {}", stderr(&out));
     let dir = tempfile::tempdir().unwrap();
@@ -137,27 +126,15 @@ fn a_wrong_bucket_or_unreachable_s3_endpoint_fails_fast_with_exit_1() {
     ];
     for (spec, endpoint, secret, needle) in cases {
         let started = std::time::Instant::now();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_proofline-leader"))
-            .args([
-                "--plugin",
-                "sim",
-                "--store",
-                spec,
-                "--s3-endpoint",
-                &endpoint,
-                "--s3-path-style",
-                "stdio",
-            ])
-            .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
-            .env("AWS_SECRET_ACCESS_KEY", secret)
-            .env("AWS_REGION", "us-east-1")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        child.stdin.take().unwrap().write_all(br#"{"tasks": 2, "cost": {"fixed": {"micros": 0}}}"#).unwrap();
-        let out = child.wait_with_output().unwrap();
+        let out = common::leader_with(
+            &["--plugin", "sim", "--store", spec, "--s3-endpoint", &endpoint, "--s3-path-style", "stdio"],
+            br#"{"tasks": 2, "cost": {"fixed": {"micros": 0}}}"#,
+            &[
+                ("AWS_ACCESS_KEY_ID", ACCESS_KEY),
+                ("AWS_SECRET_ACCESS_KEY", secret),
+                ("AWS_REGION", "us-east-1"),
+            ],
+        );
         let err = stderr(&out);
         assert_eq!(out.status.code(), Some(1), "{spec} at {endpoint}: {err}");
         assert!(started.elapsed() < std::time::Duration::from_secs(15), "took {:?}", started.elapsed());

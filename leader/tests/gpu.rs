@@ -1,28 +1,14 @@
 //! `proofline-leader --gpu`: a real block proven on a GPU lane of the embedded worker
 //! (lavapipe in CI), and the failures a user can hit with the flag.
 
-use std::io::Write;
-use std::path::Path;
-use std::process::{Command, Output, Stdio};
+mod common;
+
+use std::process::Output;
+
+use common::example;
 
 fn leader(args: &[&str], stdin: &[u8], envs: &[(&str, &str)]) -> Output {
-    let store = tempfile::tempdir().unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_proofline-leader"))
-        .args(args)
-        .env("PROOFLINE_STORE", format!("fs:{}", store.path().display()))
-        .env("RUST_LOG", "info")
-        .envs(envs.iter().copied())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(stdin).unwrap();
-    child.wait_with_output().unwrap()
-}
-
-fn example() -> Vec<u8> {
-    std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/example-block.json")).unwrap()
+    common::leader_with(args, stdin, &[&[("RUST_LOG", "info")], envs].concat())
 }
 
 /// Every segment on the GPU lane (`--lanes 0`), through `GpuFriPcs` on the device, and

@@ -13,7 +13,17 @@ fn journaled_segments(store: &Path, job: &str) -> HashSet<String> {
     let mut done = HashSet::new();
     let Ok(entries) = std::fs::read_dir(store.join(job).join("journal")) else { return done };
     for entry in entries {
-        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        let path = entry.unwrap().path();
+        // The store writes a temporary file and renames it into place: a temporary one
+        // may be half-written, or gone by the time it is read.
+        if path.extension().is_some_and(|ext| ext.to_string_lossy().starts_with("tmp-")) {
+            continue;
+        }
+        let text = match std::fs::read_to_string(&path) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+            Err(e) => panic!("{}: {e}", path.display()),
+        };
         let sealed: serde_json::Value = serde_json::from_str(&text).unwrap();
         for record in sealed["body"].as_array().unwrap() {
             let task = record["task"].as_str().unwrap();

@@ -80,6 +80,17 @@ impl S3Server {
         let dir = tempfile::tempdir().expect("temp dir for the S3 server");
         std::fs::create_dir_all(dir.path().join("data")).expect("data dir");
         let mut server = Self { kind, port: free_port(), child: None, dir };
+        // Another test may take the free port between our probe and the server's bind: then
+        // the server exits at once (address in use) and we try a fresh port.
+        for _ in 0..4 {
+            match server.try_start() {
+                Ok(()) => return server,
+                Err(e) => {
+                    eprintln!("{e}; retrying on another port");
+                    server.port = free_port();
+                }
+            }
+        }
         server.start();
         server
     }
@@ -105,8 +116,15 @@ impl S3Server {
 
     /// Start the server (again) on its port; returns once it accepts connections.
     pub fn start(&mut self) {
+        if let Err(e) = self.try_start() {
+            panic!("{e}");
+        }
+    }
+
+    /// [`start`](Self::start), or why the server did not come up.
+    fn try_start(&mut self) -> Result<(), String> {
         if self.child.is_some() {
-            return;
+            return Ok(());
         }
         let log_path = self.dir.path().join("server.log");
         let log = File::options().create(true).append(true).open(&log_path).expect("server log");
@@ -131,21 +149,27 @@ impl S3Server {
         let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, self.port));
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
+            // Listening, and still alive a moment later: the listener is ours, not another
+            // process's on a port we lost.
             if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
-                break;
+                std::thread::sleep(Duration::from_millis(100));
+                if matches!(child.try_wait(), Ok(None)) {
+                    break;
+                }
             }
             if let Ok(Some(status)) = child.try_wait() {
                 let log = std::fs::read_to_string(&log_path).unwrap_or_default();
-                panic!("{:?} exited ({status}) at startup:\n{log}", self.kind);
+                return Err(format!("{:?} exited ({status}) at startup on {addr}:\n{log}", self.kind));
             }
             if Instant::now() > deadline {
                 let _ = child.kill();
                 let _ = child.wait();
-                panic!("{:?} did not listen on {addr} within 30 s", self.kind);
+                return Err(format!("{:?} did not listen on {addr} within 30 s", self.kind));
             }
             std::thread::sleep(Duration::from_millis(50));
         }
         self.child = Some(child);
+        Ok(())
     }
 
     /// Kill the server (SIGKILL, like a crash). s3s-fs keeps its data for [`start`](Self::start).
@@ -183,10 +207,22 @@ impl S3Server {
         block_on(async move { f(config.sdk_client().await).await })
     }
 
-    /// Create `bucket`.
+    /// Create `bucket`, retrying for a few seconds while the fresh server warms up.
     pub fn create_bucket(&self, bucket: &str) {
-        self.with_client(|c| async move { c.create_bucket().bucket(bucket).send().await })
-            .unwrap_or_else(|e| panic!("create bucket {bucket} on {:?}: {e:?}", self.kind));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match self.with_client(|c| async move { c.create_bucket().bucket(bucket).send().await }) {
+                Ok(_) => return,
+                // Only a request that never reached the server is retried.
+                Err(e @ proofline_runtime::store::s3_sdk::error::SdkError::DispatchFailure(_))
+                    if Instant::now() < deadline =>
+                {
+                    eprintln!("create bucket {bucket} on {:?}: {e:?}; retrying", self.kind);
+                    std::thread::sleep(Duration::from_millis(200));
+                }
+                Err(e) => panic!("create bucket {bucket} on {:?}: {e:?}\n{}", self.kind, self.log()),
+            }
+        }
     }
 
     /// The server's log so far (for failure messages).

@@ -1,0 +1,28 @@
+//! Running the `proofline-leader` binary as a user does, with a fresh artifact store.
+#![allow(dead_code)] // each test file uses its own subset
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+/// `proofline-leader ARGS < stdin`, logging at `warn` unless `envs` sets `RUST_LOG`.
+pub fn leader_with(args: &[&str], stdin: &[u8], envs: &[(&str, &str)]) -> Output {
+    let store = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_proofline-leader"))
+        .args(args)
+        .env("PROOFLINE_STORE", format!("fs:{}", store.path().display()))
+        .env("RUST_LOG", "warn")
+        .envs(envs.iter().copied())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// The example block of the README's first command.
+pub fn example() -> Vec<u8> {
+    std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/example-block.json")).unwrap()
+}
