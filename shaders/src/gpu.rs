@@ -95,10 +95,14 @@ impl Gpu {
         Self::all().into_iter().next().ok_or(GpuError::NoAdapter)
     }
 
-    /// The process-wide default device, opened on first use; what the prover's GPU
-    /// DFT and Merkle tree run on. `Err` when the machine has no adapter.
+    /// The process-wide default device, opened on first use: the first hardware adapter,
+    /// as `--gpu auto` picks it (a CPU driver such as lavapipe is slower than Plonky3 on the
+    /// CPU). `Err` when the machine has none.
     pub fn shared() -> Result<Arc<Gpu>, GpuError> {
-        crate::select::adapters().first().cloned().ok_or(GpuError::NoAdapter)
+        crate::select::lane_adapters(crate::select::GpuMode::Auto)?
+            .first()
+            .cloned()
+            .ok_or(GpuError::NoAdapter)
     }
 
     /// The first adapter, forcing a product variant (tests compare both).
