@@ -6,10 +6,11 @@
 //! many stages as one tile holds (8 or 9 with the 32 KiB tiles lavapipe and NVIDIA offer,
 //! 7 or 8 with 16 KiB), so a 2^24-row transform takes three or four passes over memory.
 //! Tiles of strided passes hold neighbouring rows too, so every pass reads and writes runs
-//! of at least 128 bytes where the matrix is narrow. The coset LDE is an inverse DFT, one in-place pass that
-//! restores natural coefficient order while multiplying by `shift^j / n`, zero padding,
-//! and a forward DFT whose bit-reversed output is exactly what
-//! `coset_lde_batch(..).bit_reverse_rows()` stores.
+//! of at least 128 bytes where the matrix is narrow. The coset LDE is an inverse DFT in
+//! place in its input buffer, then a forward DFT into the output buffer whose first pass
+//! gathers its input from the inverse's bit-reversed output, multiplying row j by
+//! `shift^j / n` and reading zeros past n: no bit-reversal pass and no zero fill. Its
+//! bit-reversed output is exactly what `coset_lde_batch(..).bit_reverse_rows()` stores.
 //!
 //! Twiddles are computed on the host with Plonky3 and uploaded once: one table per
 //! direction, laid out so the table for 2^k rows serves every smaller size, and grown
@@ -81,6 +82,7 @@ struct Twiddles {
 pub struct Ntt {
     gpu: Arc<Gpu>,
     dif: wgpu::ComputePipeline,
+    gather: wgpu::ComputePipeline,
     bitrev: wgpu::ComputePipeline,
     tile_log: u32,
     forward: Mutex<Option<Twiddles>>,
@@ -109,8 +111,9 @@ impl Ntt {
         let source = include_str!("../wgsl/ntt.wgsl").replace("TILE_WORDS", &(1u32 << tile_log).to_string());
         let module = gpu.module("ntt", &source);
         let dif = gpu.pipeline(&module, "dif");
+        let gather = gpu.pipeline(&module, "dif_gather");
         let bitrev = gpu.pipeline(&module, "bitrev");
-        Ntt { gpu, dif, bitrev, tile_log, forward: Mutex::new(None), inverse: Mutex::new(None) }
+        Ntt { gpu, dif, gather, bitrev, tile_log, forward: Mutex::new(None), inverse: Mutex::new(None) }
     }
 
     /// The device the kernels run on.
@@ -178,6 +181,10 @@ impl Ntt {
             let root = if inverse { root.inverse() } else { root };
             table.extend(root.powers().take(1 << t));
         }
+        if table.is_empty() {
+            // One row has no stages, but a binding needs at least one word.
+            table.push(BabyBear::ONE);
+        }
         let label = if inverse { "ntt-inverse-twiddles" } else { "ntt-twiddles" };
         let buffer = self.gpu.storage(label, as_words(&table));
         *cache = Some(Twiddles { log, buffer: buffer.clone() });
@@ -185,22 +192,39 @@ impl Ntt {
     }
 }
 
-/// One pass of the plan: `dif` (tiles of stages) or `bitrev`.
+/// What one pass of a plan runs (entry points of `ntt.wgsl`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kernel {
+    /// Tiles of DIF stages, in place.
+    Dif,
+    /// The first forward pass of an LDE, loading the bit-reversed, scaled, zero-padded
+    /// coefficients straight from the inverse DFT's buffer.
+    Gather,
+    /// In-place bit reversal with per-row factors.
+    Bitrev,
+}
+
+/// One pass of the plan.
 struct Step {
-    dif: bool,
+    kernel: Kernel,
     bind: wgpu::BindGroup,
     groups: u32,
 }
 
-/// A transform of one shape, set up on the device to run repeatedly: a work buffer,
-/// the bind groups of every pass, and the twiddles. Load a matrix with [`load`](Self::load)
-/// (or write [`buffer`](Self::buffer) from another kernel), [`run`](Self::run), and
-/// [`read`](Self::read) the result or hand [`buffer`](Self::buffer) to the next kernel.
+/// A transform of one shape, set up on the device to run repeatedly: work buffers, the
+/// bind groups of every pass, and the twiddles. Load a matrix with [`load`](Self::load),
+/// [`run`](Self::run), and [`read`](Self::read) the result or hand [`buffer`](Self::buffer)
+/// to the next kernel.
 ///
-/// For a benchmark, `run` followed by [`Gpu::wait`] times the kernels alone: one zero
-/// fill (LDE), the copy-free in-place passes, no host transfer and no pipeline or twiddle
-/// setup. `run` transforms whatever the buffer holds, so repeated runs cost the same but
-/// only the first one after `load` computes the transform of the loaded matrix.
+/// A coset LDE has two buffers: the input, where the inverse DFT runs in place, and the
+/// output, which the first forward pass fills by gathering from the input (bit reversal,
+/// `shift^j / n` and the zero padding folded into its loads). A DFT or inverse DFT runs in
+/// place in one buffer.
+///
+/// For a benchmark, `run` followed by [`Gpu::wait`] times the kernels alone: no host
+/// transfer and no pipeline or twiddle setup. `run` transforms whatever the input holds, so
+/// repeated runs cost the same but only the first one after `load` computes the transform
+/// of the loaded matrix (a DFT or inverse DFT overwrites its input).
 ///
 /// ```no_run
 /// use p3_baby_bear::BabyBear;
@@ -222,8 +246,11 @@ pub struct NttPlan {
     transform: Transform,
     log_rows: u32,
     width: usize,
+    /// The LDE's input and inverse-DFT work space (`None`: the transform runs in `buffer`).
+    input: Option<wgpu::Buffer>,
     buffer: wgpu::Buffer,
     dif: wgpu::ComputePipeline,
+    gather: wgpu::ComputePipeline,
     bitrev: wgpu::ComputePipeline,
     steps: Vec<Step>,
 }
@@ -234,7 +261,7 @@ impl std::fmt::Debug for NttPlan {
             .field("transform", &self.transform)
             .field("log_rows", &self.log_rows)
             .field("width", &self.width)
-            .field("passes", &self.steps.len())
+            .field("passes", &self.passes())
             .finish()
     }
 }
@@ -255,27 +282,31 @@ impl NttPlan {
                 "NTT of 2^{log_out} rows x {width} columns exceeds the device's {max_bytes}-byte buffers"
             )));
         }
-        let buffer = gpu.storage_empty("ntt-data", width << log_out);
+        let lde = matches!(transform, Transform::CosetLde { .. });
         let mut plan = NttPlan {
             gpu: gpu.clone(),
             transform,
             log_rows,
             width,
-            buffer,
+            input: lde.then(|| gpu.storage_empty("ntt-input", width << log_rows)),
+            buffer: gpu.storage_empty("ntt-data", width << log_out),
             dif: ntt.dif.clone(),
+            gather: ntt.gather.clone(),
             bitrev: ntt.bitrev.clone(),
             steps: Vec::new(),
         };
+        let output = plan.buffer.clone();
         match transform {
-            Transform::Dft => plan.dif_passes(ntt, false, log_rows),
+            Transform::Dft => plan.dif_passes(ntt, false, log_rows, &output, None),
             Transform::Idft => {
-                plan.dif_passes(ntt, true, log_rows);
+                plan.dif_passes(ntt, true, log_rows, &output, None);
                 plan.bitrev_pass(log_rows, BabyBear::ONE)
             }
             Transform::CosetLde { shift, .. } => {
-                plan.dif_passes(ntt, true, log_rows);
-                plan.bitrev_pass(log_rows, shift);
-                plan.dif_passes(ntt, false, log_out);
+                let input = plan.input.clone().expect("an LDE has an input buffer");
+                plan.dif_passes(ntt, true, log_rows, &input, None);
+                let factors = gpu.storage("ntt-row-factors", as_words(&row_factors(log_rows, shift)));
+                plan.dif_passes(ntt, false, log_out, &output, Some((&input, &factors, log_rows)));
             }
         }
         Ok(plan)
@@ -286,13 +317,19 @@ impl NttPlan {
         (self.transform, self.log_rows, self.width)
     }
 
+    /// Passes over device memory one run makes: `(DIF tile passes, bit-reversal passes)`.
+    pub fn passes(&self) -> (usize, usize) {
+        let bitrev = self.steps.iter().filter(|s| s.kernel == Kernel::Bitrev).count();
+        (self.steps.len() - bitrev, bitrev)
+    }
+
     /// Number of output values: `width << (log_rows + added_bits)`.
     pub fn output_len(&self) -> usize {
         self.width << (self.log_rows + self.transform.added_bits())
     }
 
-    /// The device buffer holding the matrix: the input rows at its start before
-    /// [`run`](Self::run), the whole output after.
+    /// The device buffer holding the output after [`run`](Self::run) (and, for a DFT or an
+    /// inverse DFT, the input before it).
     pub fn buffer(&self) -> &wgpu::Buffer {
         &self.buffer
     }
@@ -300,19 +337,15 @@ impl NttPlan {
     /// Upload the input matrix (`width << log_rows` values, rows in natural order).
     pub fn load(&self, values: &[BabyBear]) {
         assert_eq!(values.len(), self.width << self.log_rows, "input of the planned shape");
-        self.gpu.queue.write_buffer(&self.buffer, 0, bytemuck::cast_slice(as_words(values)));
+        let target = self.input.as_ref().unwrap_or(&self.buffer);
+        self.gpu.queue.write_buffer(target, 0, bytemuck::cast_slice(as_words(values)));
     }
 
-    /// Submit the transform of the buffer's contents; returns without waiting.
+    /// Submit the transform of the input's contents; returns without waiting.
     pub fn run(&self) {
-        let input_bytes = ((self.width << self.log_rows) * 4) as u64;
         self.gpu.submit(|encoder| {
-            if self.output_len() << 2 > input_bytes as usize {
-                encoder.clear_buffer(&self.buffer, input_bytes, None);
-            }
             for step in &self.steps {
-                let pipeline = if step.dif { &self.dif } else { &self.bitrev };
-                dispatch(encoder, pipeline, &step.bind, step.groups);
+                dispatch(encoder, self.pipeline(step.kernel), &step.bind, step.groups);
             }
         });
     }
@@ -322,9 +355,26 @@ impl NttPlan {
         Ok(from_words(self.gpu.read(&self.buffer, self.output_len())?))
     }
 
-    /// Passes of up to one tile of DIF stages each over the first 2^`log_rows` rows.
-    fn dif_passes(&mut self, ntt: &Ntt, inverse: bool, log_rows: u32) {
-        if log_rows == 0 {
+    fn pipeline(&self, kernel: Kernel) -> &wgpu::ComputePipeline {
+        match kernel {
+            Kernel::Dif => &self.dif,
+            Kernel::Gather => &self.gather,
+            Kernel::Bitrev => &self.bitrev,
+        }
+    }
+
+    /// Passes of up to one tile of DIF stages each over the first 2^`log_rows` rows of
+    /// `data`. With `gather = (src, factors, src_log)` the first pass loads its input from
+    /// `src` (see `dif_gather` in `ntt.wgsl`), and there is a first pass even for one row.
+    fn dif_passes(
+        &mut self,
+        ntt: &Ntt,
+        inverse: bool,
+        log_rows: u32,
+        data: &wgpu::Buffer,
+        gather: Option<(&wgpu::Buffer, &wgpu::Buffer, u32)>,
+    ) {
+        if log_rows == 0 && gather.is_none() {
             return;
         }
         let twiddles = ntt.twiddles(inverse, log_rows);
@@ -337,7 +387,7 @@ impl NttPlan {
         let run_log =
             if full_rows { MIN_RUN_LOG.saturating_sub(log_c) } else { 0 }.min(ntt.tile_log - 1 - log_c);
         let per_pass = ntt.tile_log - log_c - run_log;
-        let passes = log_rows.div_ceil(per_pass);
+        let passes = log_rows.div_ceil(per_pass).max(1);
         let chunks = self.width.div_ceil(1 << log_c) as u32;
         let mut done = 0;
         for pass in 0..passes {
@@ -346,9 +396,15 @@ impl NttPlan {
             let lo = log_rows - done - stages;
             done += stages;
             let log_r = run_log.min(lo);
-            let params = [self.width as u32, log_rows, lo, stages, log_c, chunks, 0, log_r];
             let groups = (1u32 << (log_rows - stages - log_r)) * chunks;
-            self.push(true, &twiddles, &params, groups);
+            let mut params = [self.width as u32, log_rows, lo, stages, log_c, chunks, 0, log_r];
+            match gather.filter(|_| pass == 0) {
+                Some((src, factors, src_log)) => {
+                    params[6] = src_log;
+                    self.push(Kernel::Gather, &[data, &twiddles], &params, &[src, factors], groups);
+                }
+                None => self.push(Kernel::Dif, &[data, &twiddles], &params, &[], groups),
+            }
         }
     }
 
@@ -364,13 +420,29 @@ impl NttPlan {
         let table = self.gpu.storage("ntt-shift-powers", as_words(&powers));
         let params = [self.width as u32, log_rows, 0, 0, 0, 0, as_words(&[scale])[0], 0];
         let groups = ((self.width as u64) << log_rows).div_ceil(WG as u64) as u32;
-        self.push(false, &table, &params, groups);
+        let buffer = self.buffer.clone();
+        self.push(Kernel::Bitrev, &[&buffer, &table], &params, &[], groups);
     }
 
-    fn push(&mut self, dif: bool, table: &wgpu::Buffer, params: &[u32; 8], groups: u32) {
+    /// A pass binding `(data, table)`, the parameters, then `extra` (bindings 3..).
+    fn push(
+        &mut self,
+        kernel: Kernel,
+        [data, table]: &[&wgpu::Buffer; 2],
+        params: &[u32; 8],
+        extra: &[&wgpu::Buffer],
+        groups: u32,
+    ) {
         let uniform = self.gpu.uniform("ntt-params", params);
-        let pipeline = if dif { &self.dif } else { &self.bitrev };
-        let bind = self.gpu.bind(pipeline, &[&self.buffer, table, &uniform]);
-        self.steps.push(Step { dif, bind, groups });
+        let mut buffers = vec![*data, *table, &uniform];
+        buffers.extend_from_slice(extra);
+        let bind = self.gpu.bind(self.pipeline(kernel), &buffers);
+        self.steps.push(Step { kernel, bind, groups });
     }
+}
+
+/// `shift^j / 2^log_rows` for every row j: what the LDE's gather multiplies row j by.
+fn row_factors(log_rows: u32, shift: BabyBear) -> Vec<BabyBear> {
+    let scale = BabyBear::ONE.div_2exp_u64(log_rows as u64);
+    shift.powers().take(1 << log_rows).map(|p| p * scale).collect()
 }

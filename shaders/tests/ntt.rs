@@ -174,6 +174,10 @@ fn a_plan_reruns_and_oversized_inputs_are_refused() {
         assert!(plan.read().unwrap() == want, "plan rerun, seed {seed}");
     }
     assert_eq!(plan.output_len(), width << (log_rows + 2));
+    // The LDE's bit reversal and zero padding live in its first forward pass's loads.
+    assert_eq!(plan.passes(), (2, 0), "one tile pass per direction at this size, no bit-reversal pass");
+    assert_eq!(NttPlan::new(&ntt, Transform::Idft, log_rows, width).unwrap().passes(), (1, 1));
+    assert_eq!(NttPlan::new(&ntt, Transform::Dft, log_rows, width).unwrap().passes(), (1, 0));
     // Past BabyBear's two-adicity, and past any device's buffers.
     assert!(matches!(NttPlan::new(&ntt, Transform::Dft, 28, 1), Err(GpuError::TooLarge(_))));
     assert!(matches!(NttPlan::new(&ntt, Transform::Dft, 27, 1 << 12), Err(GpuError::TooLarge(_))));
