@@ -95,7 +95,9 @@ pub fn kernels(
         // Least traffic an LDE needs: read the input once, write the 2x output once.
         let bytes = (values.len() * 4 * 3) as f64;
         println!(
-            "| coset LDE x2 | 2^{log} x {width} | {:.2} ms | {:.2} ms | **{:.1}x** | {:.1} GB/s | {:.0} % |",
+            "| coset LDE x2 ({} tile passes, {} bit-reversal) | 2^{log} x {width} | {:.2} ms | {:.2} ms | **{:.1}x** | {:.1} GB/s | {:.0} % |",
+            plan.passes().0,
+            plan.passes().1,
             t_gpu * 1e3,
             t_cpu * 1e3,
             t_cpu / t_gpu,
