@@ -134,7 +134,7 @@ pub fn kernels(
         100.0 * (n * 64 * 2) as f64 / t_gpu / copy
     );
 
-    let gpu_mmcs = GpuMmcs::new(Some(gpu.clone()), 0).with_threshold(0);
+    let gpu_mmcs = GpuMmcs::on(gpu.clone());
     let cpu_mmcs = GpuMmcs::new(None, 0);
     for &log in log_sizes {
         let values = random(width << log, &mut rng);
@@ -190,7 +190,7 @@ fn commit_row(gpu: &std::sync::Arc<Gpu>, log: u32, width: usize, reps: usize, rn
     use proofline_keccak::config::{Challenge, ChallengeMmcs, Challenger, Pcs};
     use proofline_shaders::GpuDft;
 
-    let mmcs = GpuMmcs::new(Some(gpu.clone()), 0).with_threshold(0);
+    let mmcs = GpuMmcs::on(gpu.clone());
     let cpu_mmcs = GpuMmcs::new(None, 0);
     let fri = |mmcs: &GpuMmcs| p3_fri::FriParameters::new_benchmark(ChallengeMmcs::new(mmcs.clone()));
     let fused = Pcs::new(GpuDft::on(gpu.clone()), mmcs.clone(), fri(&mmcs));

@@ -47,16 +47,13 @@ async fn start_cluster(
                 tracing::info!("GPU lane on {}", gpu.describe());
             }
             let gpu_names = gpus.iter().map(|g| g.name().to_owned()).collect();
-            let worker = match cpu_lanes {
-                0 if gpus.is_empty() => {
-                    return Err(Failure::bad_input(format!(
-                        "--lanes 0 (GPU lanes only) but --gpu {} gives no GPU lane",
-                        common.gpu
-                    )));
-                }
-                0 => WorkerConfig::gpu_only("embedded", gpu_names),
-                n => WorkerConfig::new("embedded", n).with_gpus(gpu_names),
-            };
+            if cpu_lanes == 0 && gpus.is_empty() {
+                return Err(Failure::bad_input(format!(
+                    "--lanes 0 (GPU lanes only) but --gpu {} gives no GPU lane",
+                    common.gpu
+                )));
+            }
+            let worker = WorkerConfig::new("embedded", cpu_lanes).with_gpus(gpu_names);
             let embedded = Embedded::start(proofline_plugins::builtin(), store, worker, config)
                 .await
                 .map_err(|e| Failure::other(e.to_string()))?;

@@ -55,6 +55,22 @@ impl std::fmt::Debug for Gpu {
     }
 }
 
+/// The Vulkan adapters `WGPU_ADAPTER_NAME` admits, discrete GPUs first and CPU drivers last.
+fn candidates() -> Vec<wgpu::Adapter> {
+    let mut adapters = pollster::block_on(instance().enumerate_adapters(wgpu::Backends::VULKAN));
+    if let Ok(wanted) = std::env::var("WGPU_ADAPTER_NAME") {
+        let wanted = wanted.to_lowercase();
+        adapters.retain(|a| a.get_info().name.to_lowercase().contains(&wanted));
+    }
+    adapters.sort_by_key(|a| match a.get_info().device_type {
+        wgpu::DeviceType::DiscreteGpu => 0,
+        wgpu::DeviceType::IntegratedGpu => 1,
+        wgpu::DeviceType::VirtualGpu | wgpu::DeviceType::Other => 2,
+        wgpu::DeviceType::Cpu => 3,
+    });
+    adapters
+}
+
 fn instance() -> wgpu::Instance {
     let mut desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
     // Vulkan is the one backend built in; WGPU_BACKEND may still narrow it.
@@ -66,33 +82,15 @@ impl Gpu {
     /// Every usable adapter (GPUs first, then CPU drivers such as lavapipe), each opened
     /// with the fastest product variant it offers. `WGPU_ADAPTER_NAME` filters by name.
     pub fn all() -> Vec<Arc<Gpu>> {
-        let instance = instance();
-        let mut adapters = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::VULKAN));
-        if let Ok(wanted) = std::env::var("WGPU_ADAPTER_NAME") {
-            let wanted = wanted.to_lowercase();
-            adapters.retain(|a| a.get_info().name.to_lowercase().contains(&wanted));
-        }
-        adapters.sort_by_key(|a| match a.get_info().device_type {
-            wgpu::DeviceType::DiscreteGpu => 0,
-            wgpu::DeviceType::IntegratedGpu => 1,
-            wgpu::DeviceType::VirtualGpu | wgpu::DeviceType::Other => 2,
-            wgpu::DeviceType::Cpu => 3,
-        });
-        adapters
-            .into_iter()
-            .filter_map(|adapter| match Self::open(adapter, None) {
-                Ok(gpu) => Some(Arc::new(gpu)),
-                Err(e) => {
-                    tracing::warn!("skipping GPU adapter: {e}");
-                    None
-                }
-            })
-            .collect()
+        candidates().into_iter().filter_map(|adapter| Self::open_usable(adapter, None)).collect()
     }
 
-    /// The first (preferred) adapter.
+    /// The first (preferred) usable adapter.
     pub fn first() -> Result<Arc<Gpu>, GpuError> {
-        Self::all().into_iter().next().ok_or(GpuError::NoAdapter)
+        candidates()
+            .into_iter()
+            .find_map(|adapter| Self::open_usable(adapter, None))
+            .ok_or(GpuError::NoAdapter)
     }
 
     /// The process-wide default device, opened on first use: the first hardware adapter,
@@ -105,14 +103,18 @@ impl Gpu {
             .ok_or(GpuError::NoAdapter)
     }
 
-    /// The first adapter, forcing a product variant (tests compare both).
+    /// The preferred adapter, forcing a product variant (tests compare both).
     pub fn with_products(products: Products) -> Result<Gpu, GpuError> {
-        let adapter = pollster::block_on(instance().request_adapter(&wgpu::RequestAdapterOptions {
-            power_preference: wgpu::PowerPreference::HighPerformance,
-            ..Default::default()
-        }))
-        .map_err(|_| GpuError::NoAdapter)?;
+        let adapter = candidates().into_iter().next().ok_or(GpuError::NoAdapter)?;
         Self::open(adapter, Some(products))
+    }
+
+    /// [`open`](Self::open), or `None` with a warning naming why the adapter is left out.
+    fn open_usable(adapter: wgpu::Adapter, products: Option<Products>) -> Option<Arc<Gpu>> {
+        Self::open(adapter, products)
+            .map(Arc::new)
+            .inspect_err(|e| tracing::warn!("GPU adapter left out: {e}"))
+            .ok()
     }
 
     fn open(adapter: wgpu::Adapter, products: Option<Products>) -> Result<Gpu, GpuError> {
@@ -244,11 +246,20 @@ impl Gpu {
         pipeline: &wgpu::ComputePipeline,
         buffers: &[&wgpu::Buffer],
     ) -> wgpu::BindGroup {
+        let entries: Vec<_> = buffers.iter().enumerate().map(|(i, &b)| (i as u32, b)).collect();
+        self.bind_at(pipeline, &entries)
+    }
+
+    /// Bind each `(binding, buffer)` of group 0 of `pipeline`.
+    pub(crate) fn bind_at(
+        &self,
+        pipeline: &wgpu::ComputePipeline,
+        buffers: &[(u32, &wgpu::Buffer)],
+    ) -> wgpu::BindGroup {
         let layout = pipeline.get_bind_group_layout(0);
         let entries: Vec<_> = buffers
             .iter()
-            .enumerate()
-            .map(|(i, b)| wgpu::BindGroupEntry { binding: i as u32, resource: b.as_entire_binding() })
+            .map(|&(binding, b)| wgpu::BindGroupEntry { binding, resource: b.as_entire_binding() })
             .collect();
         self.device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: None,
@@ -333,7 +344,7 @@ impl Gpu {
 }
 
 /// `PROOFLINE_GPU_ZERO_INIT=1` restores WebGPU's zeroing of workgroup memory, to measure
-/// what skipping it saves (`proofline-bench kernels`).
+/// what leaving it out saves (`proofline-bench kernels`).
 fn zero_init_workgroup_memory() -> bool {
     std::env::var_os("PROOFLINE_GPU_ZERO_INIT").is_some_and(|v| v == "1")
 }

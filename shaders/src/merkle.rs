@@ -26,13 +26,11 @@ use p3_baby_bear::BabyBear;
 use p3_matrix::Matrix;
 
 use crate::field::as_words;
-use crate::gpu::{GpuError, dispatch};
-use crate::poseidon2::{DIGEST_ELEMS, Digest, Poseidon2Kernel, digests_from_words};
+use crate::gpu::GpuError;
+use crate::poseidon2::{CompressLevel, DIGEST_ELEMS, Digest, Poseidon2Kernel, digests_from_words};
 
 /// Most bytes of matrix rows gathered on the host before they are handed to the device.
 pub const STAGING_BYTES: usize = 32 << 20;
-
-const WORKGROUP: u32 = 64;
 
 /// Plonky3's `padded_len` for arity 2: even, except that 0 and 1 stay as they are.
 fn padded_len(len: usize) -> usize {
@@ -238,10 +236,7 @@ impl<'a> DeviceTree<'a> {
         width: usize,
         dst: usize,
     ) {
-        let (gpu, kernel) = (self.kernel.gpu(), self.kernel);
-        let params = gpu.uniform("hash-params", &[count as u32, 0, 0, dst as u32, width as u32, 0, 0, 0]);
-        let bind = gpu.bind(&kernel.hash_rows, &[kernel.constants(), &params, &self.digests, rows]);
-        dispatch(encoder, &kernel.hash_rows, &bind, (count as u32).div_ceil(WORKGROUP));
+        self.kernel.record_hash_rows(encoder, &self.digests, rows, count, width, dst);
     }
 
     /// Zero the leaf layer's padding, then record every compression level above the leaves
@@ -253,7 +248,7 @@ impl<'a> DeviceTree<'a> {
         max_height: usize,
         mut inject: impl FnMut(&mut wgpu::CommandEncoder, &[usize], usize) -> Result<(), GpuError>,
     ) -> Result<(), GpuError> {
-        let (gpu, kernel, plan) = (self.kernel.gpu(), self.kernel, self.plan);
+        let plan = self.plan;
         if plan.leaf_len > max_height {
             let bytes = ((plan.leaf_len - max_height) * DIGEST_ELEMS * 4) as u64;
             encoder.clear_buffer(&self.digests, (max_height * DIGEST_ELEMS * 4) as u64, Some(bytes));
@@ -261,27 +256,17 @@ impl<'a> DeviceTree<'a> {
         let mut scratch_at = plan.layer_digests;
         let mut src = 0;
         for level in &plan.levels {
-            let (inject_at, inject_len) = match &level.inject {
+            let inject = match &level.inject {
                 Some((group, rows)) => {
                     inject(encoder, group, scratch_at)?;
                     scratch_at += rows;
-                    (scratch_at - rows, *rows)
+                    Some((scratch_at - rows, *rows))
                 }
-                None => (0, 0),
+                None => None,
             };
-            let params = [
-                level.count as u32,
-                level.padded as u32,
-                src as u32,
-                level.offset as u32,
-                0,
-                inject_at as u32,
-                inject_len as u32,
-                level.inject.is_some() as u32,
-            ];
-            let params = gpu.uniform("compress-params", &params);
-            let bind = gpu.bind(&kernel.compress, &[kernel.constants(), &params, &self.digests]);
-            dispatch(encoder, &kernel.compress, &bind, (level.padded as u32).div_ceil(WORKGROUP));
+            let compress =
+                CompressLevel { count: level.count, padded: level.padded, src, dst: level.offset, inject };
+            self.kernel.record_compress(encoder, &self.digests, &compress);
             src = level.offset;
         }
         Ok(())

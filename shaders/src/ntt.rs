@@ -300,7 +300,7 @@ impl NttPlan {
             Transform::Dft => plan.dif_passes(ntt, false, log_rows, &output, None),
             Transform::Idft => {
                 plan.dif_passes(ntt, true, log_rows, &output, None);
-                plan.bitrev_pass(log_rows, BabyBear::ONE)
+                plan.bitrev_pass(log_rows)
             }
             Transform::CosetLde { shift, .. } => {
                 let input = plan.input.clone().expect("an LDE has an input buffer");
@@ -401,42 +401,29 @@ impl NttPlan {
             match gather.filter(|_| pass == 0) {
                 Some((src, factors, src_log)) => {
                     params[6] = src_log;
-                    self.push(Kernel::Gather, &[data, &twiddles], &params, &[src, factors], groups);
+                    let bindings = [(0, data), (1, &twiddles), (3, src), (4, factors)];
+                    self.push(Kernel::Gather, &bindings, &params, groups);
                 }
-                None => self.push(Kernel::Dif, &[data, &twiddles], &params, &[], groups),
+                None => self.push(Kernel::Dif, &[(0, data), (1, &twiddles)], &params, groups),
             }
         }
     }
 
-    /// The in-place bit reversal of the first 2^`log_rows` rows, scaled by `shift^x / n`.
-    fn bitrev_pass(&mut self, log_rows: u32, shift: BabyBear) {
-        let mut powers = [BabyBear::ZERO; 32];
-        let mut power = shift;
-        for p in powers.iter_mut().take(log_rows as usize) {
-            *p = power;
-            power = power.square();
-        }
+    /// The in-place bit reversal of the first 2^`log_rows` rows, scaled by 1/n.
+    fn bitrev_pass(&mut self, log_rows: u32) {
         let scale = BabyBear::ONE.div_2exp_u64(log_rows as u64);
-        let table = self.gpu.storage("ntt-shift-powers", as_words(&powers));
         let params = [self.width as u32, log_rows, 0, 0, 0, 0, as_words(&[scale])[0], 0];
         let groups = ((self.width as u64) << log_rows).div_ceil(WG as u64) as u32;
         let buffer = self.buffer.clone();
-        self.push(Kernel::Bitrev, &[&buffer, &table], &params, &[], groups);
+        self.push(Kernel::Bitrev, &[(0, &buffer)], &params, groups);
     }
 
-    /// A pass binding `(data, table)`, the parameters, then `extra` (bindings 3..).
-    fn push(
-        &mut self,
-        kernel: Kernel,
-        [data, table]: &[&wgpu::Buffer; 2],
-        params: &[u32; 8],
-        extra: &[&wgpu::Buffer],
-        groups: u32,
-    ) {
+    /// A pass binding `params` at 2 and each `(binding, buffer)`.
+    fn push(&mut self, kernel: Kernel, bindings: &[(u32, &wgpu::Buffer)], params: &[u32; 8], groups: u32) {
         let uniform = self.gpu.uniform("ntt-params", params);
-        let mut buffers = vec![*data, *table, &uniform];
-        buffers.extend_from_slice(extra);
-        let bind = self.gpu.bind(self.pipeline(kernel), &buffers);
+        let mut entries = bindings.to_vec();
+        entries.push((2, &uniform));
+        let bind = self.gpu.bind_at(self.pipeline(kernel), &entries);
         self.steps.push(Step { kernel, bind, groups });
     }
 }

@@ -113,8 +113,8 @@ pub struct Poseidon2Kernel {
     gpu: Arc<Gpu>,
     constants: wgpu::Buffer,
     permute: wgpu::ComputePipeline,
-    pub(crate) hash_rows: wgpu::ComputePipeline,
-    pub(crate) compress: wgpu::ComputePipeline,
+    hash_rows: wgpu::ComputePipeline,
+    compress: wgpu::ComputePipeline,
 }
 
 impl std::fmt::Debug for Poseidon2Kernel {
@@ -140,10 +140,6 @@ impl Poseidon2Kernel {
     /// The device the kernels run on.
     pub fn gpu(&self) -> &Arc<Gpu> {
         &self.gpu
-    }
-
-    pub(crate) fn constants(&self) -> &wgpu::Buffer {
-        &self.constants
     }
 
     /// Copy states to the device (for [`Self::permute_device`]).
@@ -191,9 +187,7 @@ impl Poseidon2Kernel {
         self.gpu.scoped("Poseidon2 sponge", || {
             let rows = self.gpu.storage("rows", as_words(values));
             let digests = self.gpu.storage_empty("digests", count * DIGEST_ELEMS);
-            let params = self.gpu.uniform("hash-params", &[count as u32, 0, 0, 0, width as u32, 0, 0, 0]);
-            let bind = self.gpu.bind(&self.hash_rows, &[&self.constants, &params, &digests, &rows]);
-            self.gpu.submit(|enc| dispatch(enc, &self.hash_rows, &bind, (count as u32).div_ceil(WORKGROUP)));
+            self.gpu.submit(|enc| self.record_hash_rows(enc, &digests, &rows, count, width, 0));
             Ok(digests_from_words(self.gpu.read(&digests, count * DIGEST_ELEMS)?))
         })
     }
@@ -210,14 +204,63 @@ impl Poseidon2Kernel {
             words.extend_from_slice(as_words(pairs.as_flattened().as_flattened()));
             words.resize(3 * n * DIGEST_ELEMS, 0);
             let digests = self.gpu.storage("digests", &words);
-            let params =
-                self.gpu.uniform("compress-params", &[n as u32, n as u32, 0, 2 * n as u32, 0, 0, 0, 0]);
-            let bind = self.gpu.bind(&self.compress, &[&self.constants, &params, &digests]);
-            self.gpu.submit(|enc| dispatch(enc, &self.compress, &bind, (n as u32).div_ceil(WORKGROUP)));
+            let level = CompressLevel { count: n, padded: n, src: 0, dst: 2 * n, inject: None };
+            self.gpu.submit(|enc| self.record_compress(enc, &digests, &level));
             let mut out = self.gpu.read(&digests, 3 * n * DIGEST_ELEMS)?;
             Ok(digests_from_words(out.split_off(2 * n * DIGEST_ELEMS)))
         })
     }
+
+    /// Record the sponge hash of `count` rows of `width` words (from `rows`) into digests
+    /// `dst..` of `digests` (`hash_rows` in merkle.wgsl).
+    pub(crate) fn record_hash_rows(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        digests: &wgpu::Buffer,
+        rows: &wgpu::Buffer,
+        count: usize,
+        width: usize,
+        dst: usize,
+    ) {
+        let params =
+            self.gpu.uniform("hash-params", &[count as u32, 0, 0, dst as u32, width as u32, 0, 0, 0]);
+        let bind = self.gpu.bind(&self.hash_rows, &[&self.constants, &params, digests, rows]);
+        dispatch(encoder, &self.hash_rows, &bind, (count as u32).div_ceil(WORKGROUP));
+    }
+
+    /// Record one level of 2-to-1 compression within `digests` (`compress` in merkle.wgsl).
+    pub(crate) fn record_compress(
+        &self,
+        encoder: &mut wgpu::CommandEncoder,
+        digests: &wgpu::Buffer,
+        level: &CompressLevel,
+    ) {
+        let (inject_at, inject_len) = level.inject.unwrap_or((0, 0));
+        let params = [
+            level.count as u32,
+            level.padded as u32,
+            level.src as u32,
+            level.dst as u32,
+            0,
+            inject_at as u32,
+            inject_len as u32,
+            level.inject.is_some() as u32,
+        ];
+        let params = self.gpu.uniform("compress-params", &params);
+        let bind = self.gpu.bind(&self.compress, &[&self.constants, &params, digests]);
+        dispatch(encoder, &self.compress, &bind, (level.padded as u32).div_ceil(WORKGROUP));
+    }
+}
+
+/// One compression level, in digests of the buffer it works in: `count` nodes from pairs at
+/// `src..` into `dst..`, zero up to `padded`, and with `inject = (at, len)` each node `i < len`
+/// compressed again with the digest at `at + i` (zero past `len`).
+pub(crate) struct CompressLevel {
+    pub count: usize,
+    pub padded: usize,
+    pub src: usize,
+    pub dst: usize,
+    pub inject: Option<(usize, usize)>,
 }
 
 /// Digests from the words a kernel wrote.

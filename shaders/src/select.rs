@@ -60,16 +60,12 @@ pub fn adapters() -> &'static [Arc<Gpu>] {
 /// }
 /// ```
 pub fn lane_adapters(mode: GpuMode) -> Result<&'static [Arc<Gpu>], GpuError> {
-    if mode == GpuMode::Off {
-        // Never touch the Vulkan loader when GPUs are off.
-        return Ok(&[]);
-    }
-    let all = adapters();
-    let hardware = all.iter().take_while(|g| g.is_hardware()).count();
+    // Off never touches the Vulkan loader.
+    let all = if mode == GpuMode::Off { &[] } else { adapters() };
+    let hardware = &all[..all.iter().take_while(|g| g.is_hardware()).count()];
     match mode {
-        GpuMode::Off => Ok(&[]),
-        GpuMode::Auto => Ok(&all[..hardware]),
-        GpuMode::Required if hardware > 0 => Ok(&all[..hardware]),
+        GpuMode::Off | GpuMode::Auto => Ok(hardware),
+        GpuMode::Required if !hardware.is_empty() => Ok(hardware),
         GpuMode::Required if !all.is_empty() => Ok(all),
         GpuMode::Required => Err(GpuError::NoAdapter),
     }

@@ -9,9 +9,8 @@
 // chunk of 2^log_c columns into a tile, runs the stages there, and writes it back.
 // Tile layout: index (j << (log_r + log_c)) | (l << log_c) | c.
 //
-// `bitrev` permutes rows into bit-reversed order in place and multiplies the row that
-// ends up at natural index x by scale * s^x, where tw[k] holds s^(2^k): the 1/n of the
-// inverse DFT and the coset shift of the LDE in one pass.
+// `bitrev` permutes rows into bit-reversed order in place and multiplies every element by
+// `scale`: the inverse DFT's 1/n.
 //
 // Twiddles: tw[m - 1 + k] = w_{2m}^k for every power of two m and k < m (Montgomery
 // form), so the table for a large size serves every smaller one.
@@ -29,7 +28,7 @@ struct Params {
     log_c: u32,
     // dif: column chunks per row group, ceil(width / 2^log_c); bitrev: unused.
     chunks: u32,
-    // bitrev: Montgomery form of the constant factor; dif_gather: log2 of the source rows.
+    // bitrev: Montgomery form of 1/n; dif_gather: log2 of the source rows.
     scale: u32,
     // dif: log2 of the neighbouring bases per tile (at most lo); bitrev: unused.
     log_r: u32,
@@ -53,6 +52,15 @@ struct TileSpot {
     rmask: u32,
     seg: u32,
     count: u32,
+}
+
+// This workgroup's tile number (the dispatch grid may hold spare groups past the last).
+fn tile_group(wg: vec3<u32>, nwg: vec3<u32>) -> u32 {
+    return wg.x + wg.y * nwg.x;
+}
+
+fn tile_groups() -> u32 {
+    return (1u << (p.log_rows - p.stages - p.log_r)) * p.chunks;
 }
 
 fn tile_spot(g: u32) -> TileSpot {
@@ -115,9 +123,9 @@ fn dif(
     @builtin(workgroup_id) wg: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
 ) {
-    let g = wg.x + wg.y * nwg.x;
+    let g = tile_group(wg, nwg);
     // Workgroup-uniform: the barriers below stay in uniform control flow.
-    if (g >= (1u << (p.log_rows - p.stages - p.log_r)) * p.chunks) {
+    if (g >= tile_groups()) {
         return;
     }
     let t = tile_spot(g);
@@ -146,8 +154,8 @@ fn dif_gather(
     @builtin(workgroup_id) wg: vec3<u32>,
     @builtin(num_workgroups) nwg: vec3<u32>,
 ) {
-    let g = wg.x + wg.y * nwg.x;
-    if (g >= (1u << (p.log_rows - p.stages - p.log_r)) * p.chunks) {
+    let g = tile_group(wg, nwg);
+    if (g >= tile_groups()) {
         return;
     }
     let t = tile_spot(g);
@@ -171,21 +179,6 @@ fn dif_gather(
     tile_store(lid, t);
 }
 
-// scale * s^x, with tw[k] = s^(2^k).
-fn row_factor(x: u32) -> u32 {
-    var acc = p.scale;
-    var rest = x;
-    var k = 0u;
-    while (rest != 0u) {
-        if ((rest & 1u) != 0u) {
-            acc = bb_mul(acc, tw[k]);
-        }
-        rest >>= 1u;
-        k += 1u;
-    }
-    return acc;
-}
-
 @compute @workgroup_size(256)
 fn bitrev(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>) {
     let t = id.x + id.y * nwg.x * WG;
@@ -202,10 +195,10 @@ fn bitrev(@builtin(global_invocation_id) id: vec3<u32>, @builtin(num_workgroups)
     }
     let a = data[i * p.width + c];
     if (i == j) {
-        data[i * p.width + c] = bb_mul(a, row_factor(i));
+        data[i * p.width + c] = bb_mul(a, p.scale);
         return;
     }
     let b = data[j * p.width + c];
-    data[j * p.width + c] = bb_mul(a, row_factor(j));
-    data[i * p.width + c] = bb_mul(b, row_factor(i));
+    data[j * p.width + c] = bb_mul(a, p.scale);
+    data[i * p.width + c] = bb_mul(b, p.scale);
 }

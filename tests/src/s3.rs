@@ -82,16 +82,16 @@ impl S3Server {
         let mut server = Self { kind, port: free_port(), child: None, dir };
         // Another test may take the free port between our probe and the server's bind: then
         // the server exits at once (address in use) and we try a fresh port.
-        for _ in 0..4 {
+        for attempt in 1.. {
             match server.try_start() {
-                Ok(()) => return server,
-                Err(e) => {
+                Ok(()) => break,
+                Err(e) if attempt < 5 => {
                     eprintln!("{e}; retrying on another port");
                     server.port = free_port();
                 }
+                Err(e) => panic!("{e}"),
             }
         }
-        server.start();
         server
     }
 

@@ -63,11 +63,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let gpus = proofline_shaders::lane_adapters(cli.gpu).with_context(|| format!("--gpu {}", cli.gpu))?;
     let name = cli.name.clone().unwrap_or_else(default_name);
     let gpu_names = gpus.iter().map(|g| g.name().to_owned()).collect();
-    let mut config = match lanes {
-        0 if gpus.is_empty() => anyhow::bail!("--lanes 0 (GPU lanes only) but no GPU lane: see --gpu"),
-        0 => WorkerConfig::gpu_only(name, gpu_names),
-        n => WorkerConfig::new(name, n).with_gpus(gpu_names),
-    };
+    if lanes == 0 && gpus.is_empty() {
+        anyhow::bail!("--lanes 0 (GPU lanes only) but no GPU lane: see --gpu");
+    }
+    let mut config = WorkerConfig::new(name, lanes).with_gpus(gpu_names);
     config.prefetch = cli.prefetch.unwrap_or(2 * config.lanes).max(1);
     config.share = !cli.no_share;
 

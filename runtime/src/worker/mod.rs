@@ -57,15 +57,6 @@ impl WorkerConfig {
         }
     }
 
-    /// A worker with GPU lanes only, one per adapter (named for logs).
-    pub fn gpu_only(name: impl Into<String>, gpus: Vec<String>) -> Self {
-        let n = gpus.len();
-        let mut config = Self::new(name, n).with_gpus(gpus);
-        config.lanes = n.max(1);
-        config.prefetch = 4 * config.lanes;
-        config
-    }
-
     /// Add one lane per GPU adapter (named for logs) after the CPU lanes.
     pub fn with_gpus(mut self, gpus: Vec<String>) -> Self {
         self.lanes += gpus.len();

@@ -99,7 +99,7 @@ where
     Failure { transient, status, code, message, gave_up: None }
 }
 
-/// `error: cause: cause...`, skipping causes whose text is already shown.
+/// `error: cause: cause...`, leaving out causes whose text is already shown.
 fn chain(err: &dyn std::error::Error) -> String {
     let mut text = err.to_string();
     let mut source = err.source();
