@@ -92,3 +92,27 @@ fn a_gpu_lane_proves_a_segment_of_the_example_block_identically() {
     let missing = KeccakPlugin.prove_segment(&mut on(LaneDevice::Gpu(99)), segment).unwrap_err();
     assert!(missing.to_string().contains("GPU adapter 99"), "{missing}");
 }
+
+/// A segment of a real mainnet block (#22615247, ZK-PIG prover input from
+/// `../shared/fixtures`) large enough for `Offload::DEFAULT` to put its LDE and Merkle
+/// trees on the device: the GPU lane's artifact equals the CPU lane's.
+#[test]
+fn a_gpu_lane_proves_a_mainnet_segment_on_the_device_identically() {
+    use proofline_keccak::KeccakPlugin;
+    use proofline_runtime::plugin::{ExecCx, LaneDevice, PlanOptions, ProofSystem};
+
+    assert!(!proofline_shaders::adapters().is_empty(), "a Vulkan adapter (lavapipe in CI)");
+    let block = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../../shared/fixtures/mainnet-22615247.zkpig.json"
+    ))
+    .expect("../shared/fixtures next to the checkout");
+    // 256 permutations: 6,144 trace rows, above the 2^12-row LDE threshold.
+    let plan = KeccakPlugin.plan(&block, &PlanOptions { segment_size: Some(256) }).unwrap();
+    assert!(plan.segments.len() > 1, "a real block spans several segments");
+    let segment = &plan.segments[0].payload;
+    let on = |device| ExecCx::new("seg-0", 0, Default::default()).on(device);
+    let gpu = KeccakPlugin.prove_segment(&mut on(LaneDevice::Gpu(0)), segment).unwrap();
+    let cpu = KeccakPlugin.prove_segment(&mut on(LaneDevice::Cpu), segment).unwrap();
+    assert!(gpu == cpu, "the mainnet segment proven on GPU lane 0 differs from the CPU lane's");
+}
