@@ -111,6 +111,28 @@ pub fn aggregate_task_id(start: u32, end: u32) -> String {
     format!("agg-{start}-{}", end - 1)
 }
 
+/// Whether `id` has the shape [`new_job_id`] makes: `job-<hex seconds>-<8 hex>`.
+/// Job ids name store prefixes, so anything else from the network is rejected.
+pub fn is_job_id(id: &str) -> bool {
+    let Some(rest) = id.strip_prefix("job-") else { return false };
+    let Some((secs, salt)) = rest.split_once('-') else { return false };
+    let hex = |s: &str| s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    (1..=16).contains(&secs.len()) && hex(secs) && salt.len() == 8 && hex(salt)
+}
+
+/// Whether `id` is a task id this runtime makes: `seg-N` or `agg-A-B` with `A <= B`.
+pub fn is_task_id(id: &str) -> bool {
+    let number = |s: &str| !s.is_empty() && s.len() <= 10 && s.bytes().all(|b| b.is_ascii_digit());
+    if let Some(n) = id.strip_prefix("seg-") {
+        return number(n) && n.parse::<u32>().is_ok();
+    }
+    let Some((a, b)) = id.strip_prefix("agg-").and_then(|r| r.split_once('-')) else { return false };
+    match (number(a).then(|| a.parse::<u32>()), number(b).then(|| b.parse::<u32>())) {
+        (Some(Ok(a)), Some(Ok(b))) => a <= b,
+        _ => false,
+    }
+}
+
 /// A fresh job id: time-ordered and unique enough for one cluster.
 pub fn new_job_id() -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
@@ -132,6 +154,25 @@ mod tests {
     fn task_ids_are_deterministic_and_readable() {
         assert_eq!(segment_task_id(17), "seg-17");
         assert_eq!(aggregate_task_id(16, 20), "agg-16-19");
-        assert_ne!(new_job_id(), "");
+    }
+
+    #[test]
+    fn fresh_job_ids_are_distinct_and_match_their_pattern() {
+        let (a, b) = (new_job_id(), new_job_id());
+        assert_ne!(a, b);
+        assert!(is_job_id(&a) && is_job_id(&b), "{a} {b}");
+        for bad in ["", "job-", "job-1-", "job-1-abcdefg", "job-1-ABCDEF12", "job-1-abcdef12/..", "../job-1-abcdef12", "docs"] {
+            assert!(!is_job_id(bad), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn task_ids_from_the_network_must_match_the_patterns() {
+        for good in ["seg-0", "seg-17", "agg-0-1", "agg-16-19"] {
+            assert!(is_task_id(good), "{good}");
+        }
+        for bad in ["", "seg-", "seg--1", "seg-1/../x", "agg-3-1", "agg-1", "agg-1-2-3", "seg-99999999999", "x"] {
+            assert!(!is_task_id(bad), "{bad:?} accepted");
+        }
     }
 }
