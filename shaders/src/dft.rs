@@ -79,7 +79,17 @@ impl GpuDft {
         (mat.width() > 0 && mat.height() >= 1 << self.min_log_rows.min(63)).then_some(ntt)
     }
 
-    fn fallback(what: &str, mat: &RowMajorMatrix<BabyBear>, e: &GpuError) {
+    /// [`device_for`](Self::device_for), counting a matrix kept on the CPU as skipped.
+    fn route(&self, mat: &RowMajorMatrix<BabyBear>) -> Option<&Ntt> {
+        let ntt = self.device_for(mat);
+        if let (None, Some(kept)) = (ntt, &self.ntt) {
+            kept.gpu().count().skipped();
+        }
+        ntt
+    }
+
+    fn fallback(ntt: &Ntt, what: &str, mat: &RowMajorMatrix<BabyBear>, e: &GpuError) {
+        ntt.gpu().count().fell_back();
         tracing::warn!("GPU {what} of {} x {} failed, using the CPU: {e}", mat.height(), mat.width());
     }
 }
@@ -88,20 +98,20 @@ impl TwoAdicSubgroupDft<BabyBear> for GpuDft {
     type Evaluations = BitReversedMatrixView<RowMajorMatrix<BabyBear>>;
 
     fn dft_batch(&self, mat: RowMajorMatrix<BabyBear>) -> Self::Evaluations {
-        if let Some(ntt) = self.device_for(&mat) {
+        if let Some(ntt) = self.route(&mat) {
             match ntt.dft_batch(&mat.values, mat.width()) {
                 Ok(values) => return RowMajorMatrix::new(values, mat.width()).bit_reverse_rows(),
-                Err(e) => Self::fallback("DFT", &mat, &e),
+                Err(e) => Self::fallback(ntt, "DFT", &mat, &e),
             }
         }
         self.cpu.dft_batch(mat)
     }
 
     fn idft_batch(&self, mat: RowMajorMatrix<BabyBear>) -> RowMajorMatrix<BabyBear> {
-        if let Some(ntt) = self.device_for(&mat) {
+        if let Some(ntt) = self.route(&mat) {
             match ntt.idft_batch(&mat.values, mat.width()) {
                 Ok(values) => return RowMajorMatrix::new(values, mat.width()),
-                Err(e) => Self::fallback("inverse DFT", &mat, &e),
+                Err(e) => Self::fallback(ntt, "inverse DFT", &mat, &e),
             }
         }
         self.cpu.idft_batch(mat)
@@ -113,10 +123,10 @@ impl TwoAdicSubgroupDft<BabyBear> for GpuDft {
         added_bits: usize,
         shift: BabyBear,
     ) -> Self::Evaluations {
-        if let Some(ntt) = self.device_for(&mat) {
+        if let Some(ntt) = self.route(&mat) {
             match ntt.coset_lde_batch(&mat.values, mat.width(), added_bits, shift) {
                 Ok(values) => return RowMajorMatrix::new(values, mat.width()).bit_reverse_rows(),
-                Err(e) => Self::fallback("coset LDE", &mat, &e),
+                Err(e) => Self::fallback(ntt, "coset LDE", &mat, &e),
             }
         }
         self.cpu.coset_lde_batch(mat, added_bits, shift)

@@ -5,6 +5,7 @@
 
 use p3_baby_bear::BabyBear;
 
+use crate::counters::Kind;
 use crate::gpu::{Gpu, GpuError, dispatch};
 
 /// The Montgomery-form words of a BabyBear slice.
@@ -54,6 +55,7 @@ fn run_ops(gpu: &Gpu, a: &[BabyBear], b: &[BabyBear]) -> Result<[Vec<BabyBear>; 
     let b_buf = gpu.storage("b", as_words(b));
     let out = gpu.storage_empty("out", 3 * n);
     let bind = gpu.bind(&pipeline, &[&a_buf, &b_buf, &out]);
+    gpu.count().launched(Kind::Field, 1);
     gpu.submit(|enc| dispatch(enc, &pipeline, &bind, (n as u32).div_ceil(64)));
     let mut words = gpu.read(&out, 3 * n)?;
     let sub = words.split_off(2 * n);

@@ -6,6 +6,8 @@ use std::sync::Arc;
 
 use wgpu::util::DeviceExt;
 
+use crate::counters::{Counters, GpuCounters};
+
 /// Why no GPU could be used.
 #[derive(Debug, thiserror::Error)]
 pub enum GpuError {
@@ -47,6 +49,10 @@ pub struct Gpu {
     info: wgpu::AdapterInfo,
     products: Products,
     int64_available: bool,
+    counters: Counters,
+    /// Tests: make the next [`Gpu::scoped`] call hit a real device error.
+    #[cfg(test)]
+    fail_next_scope: std::sync::atomic::AtomicBool,
 }
 
 impl std::fmt::Debug for Gpu {
@@ -138,7 +144,16 @@ impl Gpu {
             ..Default::default()
         }))
         .map_err(|e| GpuError::Device { adapter: info.name.clone(), reason: e.to_string() })?;
-        Ok(Gpu { device, queue, info, products, int64_available })
+        Ok(Gpu {
+            device,
+            queue,
+            info,
+            products,
+            int64_available,
+            counters: Counters::default(),
+            #[cfg(test)]
+            fail_next_scope: Default::default(),
+        })
     }
 
     /// "NAME (BACKEND, TYPE, products)", for start-up lines and benchmark reports.
@@ -178,6 +193,24 @@ impl Gpu {
     /// The device limits in force.
     pub fn limits(&self) -> wgpu::Limits {
         self.device.limits()
+    }
+
+    /// Kernel launches on this device so far, and the work its seams finished on the CPU
+    /// instead (see [`GpuCounters`]).
+    pub fn counters(&self) -> GpuCounters {
+        self.counters.snapshot()
+    }
+
+    /// The live counters, for the kernels and seams to record in.
+    pub(crate) fn count(&self) -> &Counters {
+        &self.counters
+    }
+
+    /// Tests: the next [`scoped`](Self::scoped) call creates an invalid buffer inside its
+    /// scope, so the device reports a validation error as a real failure would.
+    #[cfg(test)]
+    pub(crate) fn fail_next_scope(&self) {
+        self.fail_next_scope.store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Compile a kernel: the product variant, BabyBear arithmetic, then `kernel`.
@@ -315,6 +348,10 @@ impl Gpu {
         let scopes =
             [wgpu::ErrorFilter::OutOfMemory, wgpu::ErrorFilter::Validation, wgpu::ErrorFilter::Internal]
                 .map(|filter| self.device.push_error_scope(filter));
+        #[cfg(test)]
+        if self.fail_next_scope.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            self.create_invalid_buffer();
+        }
         let result = work();
         // Scopes pop innermost first.
         let mut caught = None;
@@ -325,6 +362,17 @@ impl Gpu {
             Some(e) => Err(GpuError::Rejected { what: what.into(), reason: e.to_string() }),
             None => result,
         }
+    }
+
+    /// A validation error: MAP_READ may only be combined with COPY_DST.
+    #[cfg(test)]
+    fn create_invalid_buffer(&self) {
+        let _ = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("invalid"),
+            size: 64,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::STORAGE,
+            mapped_at_creation: false,
+        });
     }
 
     /// Record dispatches with `record` and submit them.
@@ -403,14 +451,8 @@ mod tests {
     fn device_errors_in_a_scope_are_returned_not_panicked() {
         let gpu = Gpu::first().expect("a Vulkan adapter (lavapipe in CI)");
         let rejected = gpu.scoped("invalid buffer", || {
-            // MAP_READ may only be combined with COPY_DST: a validation error.
-            let buffer = gpu.device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some("invalid"),
-                size: 64,
-                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::STORAGE,
-                mapped_at_creation: false,
-            });
-            Ok(buffer.size())
+            gpu.create_invalid_buffer();
+            Ok(64)
         });
         match rejected {
             Err(GpuError::Rejected { what, reason }) => {

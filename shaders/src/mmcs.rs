@@ -143,6 +143,11 @@ impl GpuMmcs {
     }
 }
 
+fn gpu_fell_back(kernel: &Poseidon2Kernel, e: &crate::gpu::GpuError) {
+    kernel.gpu().count().fell_back();
+    tracing::warn!("GPU Merkle tree failed, committing on the CPU: {e}");
+}
+
 fn openings<M: Matrix<BabyBear>>(leaves: &[M], index: usize) -> Vec<Vec<BabyBear>> {
     let max_height = leaves.iter().map(|m| m.height()).max().expect("No committed matrices?");
     assert!(index < max_height, "index {index} out of bounds for height {max_height}");
@@ -192,13 +197,15 @@ impl Mmcs<BabyBear> for GpuMmcs {
     fn commit<M: Matrix<BabyBear>>(&self, inputs: Vec<M>) -> (Self::Commitment, Self::ProverData<M>) {
         let cells: usize = inputs.iter().map(|m| m.height() * m.width()).sum();
         // Inadmissible heights go to the CPU too, which panics with Plonky3's message.
-        if cells >= self.threshold
-            && heights_admissible(inputs.iter().map(|m| m.height()))
-            && let Some(kernel) = self.kernel()
+        let worth_it = cells >= self.threshold && heights_admissible(inputs.iter().map(|m| m.height()));
+        if let Some(gpu) = &self.gpu
+            && !worth_it
         {
+            gpu.count().skipped();
+        } else if worth_it && let Some(kernel) = self.kernel() {
             match merkle_layers(kernel, &inputs) {
                 Ok(layers) => return (self.cap(&layers), GpuMerkleData::Gpu { leaves: inputs, layers }),
-                Err(e) => tracing::warn!("GPU Merkle tree failed, committing on the CPU: {e}"),
+                Err(e) => gpu_fell_back(kernel, &e),
             }
         }
         let (cap, tree) = self.cpu.commit(inputs);

@@ -21,6 +21,7 @@ use std::sync::{Arc, Mutex};
 use p3_baby_bear::BabyBear;
 use p3_field::{Field, PrimeCharacteristicRing, TwoAdicField};
 
+use crate::counters::Kind;
 use crate::field::{as_words, from_words};
 use crate::gpu::{Gpu, GpuError, dispatch};
 
@@ -343,6 +344,7 @@ impl NttPlan {
 
     /// Submit the transform of the input's contents; returns without waiting.
     pub fn run(&self) {
+        self.gpu.count().launched(Kind::Ntt, self.steps.len());
         self.gpu.submit(|encoder| {
             for step in &self.steps {
                 dispatch(encoder, self.pipeline(step.kernel), &step.bind, step.groups);

@@ -126,11 +126,16 @@ where
         if let [(domain, evals)] = &evaluations[..] {
             match self.commit_on_device(domain, evals) {
                 Some(Ok(committed)) => return Ok(committed),
-                Some(Err(e)) => tracing::warn!(
-                    "GPU commit of {} x {} failed, committing on the CPU: {e}",
-                    evals.height(),
-                    evals.width()
-                ),
+                Some(Err(e)) => {
+                    if let Some(ntt) = self.dft.ntt() {
+                        ntt.gpu().count().fell_back();
+                    }
+                    tracing::warn!(
+                        "GPU commit of {} x {} failed, committing through the stock path: {e}",
+                        evals.height(),
+                        evals.width()
+                    )
+                }
                 None => {}
             }
         }

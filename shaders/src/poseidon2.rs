@@ -17,6 +17,7 @@ use p3_baby_bear::{
 use p3_field::PrimeCharacteristicRing;
 use p3_poseidon2::GenericPoseidon2LinearLayers;
 
+use crate::counters::Kind;
 use crate::field::{as_words, from_words};
 use crate::gpu::{Gpu, GpuError, dispatch};
 
@@ -162,6 +163,7 @@ impl Poseidon2Kernel {
         }
         let params = self.gpu.uniform("permute-params", &[states.count as u32, 0, 0, 0]);
         let bind = self.gpu.bind(&self.permute, &[&self.constants, &params, &states.buffer]);
+        self.gpu.count().launched(Kind::Poseidon2, 1);
         self.gpu.submit(|enc| dispatch(enc, &self.permute, &bind, (states.count as u32).div_ceil(WORKGROUP)));
     }
 
@@ -225,6 +227,7 @@ impl Poseidon2Kernel {
         let params =
             self.gpu.uniform("hash-params", &[count as u32, 0, 0, dst as u32, width as u32, 0, 0, 0]);
         let bind = self.gpu.bind(&self.hash_rows, &[&self.constants, &params, digests, rows]);
+        self.gpu.count().launched(Kind::Poseidon2, 1);
         dispatch(encoder, &self.hash_rows, &bind, (count as u32).div_ceil(WORKGROUP));
     }
 
@@ -248,6 +251,7 @@ impl Poseidon2Kernel {
         ];
         let params = self.gpu.uniform("compress-params", &params);
         let bind = self.gpu.bind(&self.compress, &[&self.constants, &params, digests]);
+        self.gpu.count().launched(Kind::Merkle, 1);
         dispatch(encoder, &self.compress, &bind, (level.padded as u32).div_ceil(WORKGROUP));
     }
 }

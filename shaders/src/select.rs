@@ -6,6 +6,7 @@
 use std::str::FromStr;
 use std::sync::{Arc, OnceLock};
 
+use crate::counters::GpuCounters;
 use crate::gpu::{Gpu, GpuError};
 
 /// The `--gpu` policy.
@@ -45,10 +46,18 @@ impl std::fmt::Display for GpuMode {
     }
 }
 
+static ADAPTERS: OnceLock<Vec<Arc<Gpu>>> = OnceLock::new();
+
 /// Every adapter of this process, hardware first (opened on first call).
 pub fn adapters() -> &'static [Arc<Gpu>] {
-    static ADAPTERS: OnceLock<Vec<Arc<Gpu>>> = OnceLock::new();
     ADAPTERS.get_or_init(Gpu::all)
+}
+
+/// The counters of every adapter [`adapters()`] opened, summed: what the process's GPU
+/// lanes ran and where they fell back to the CPU. `None` when no adapter was opened (never
+/// asked for, or none found); never opens one itself.
+pub fn opened_counters() -> Option<GpuCounters> {
+    ADAPTERS.get().filter(|all| !all.is_empty()).map(|all| all.iter().map(|g| g.counters()).sum())
 }
 
 /// The adapters to run lanes on under `mode`: always a prefix of [`adapters()`].

@@ -2,7 +2,7 @@
 
 mod common;
 
-use common::{random, seed};
+use common::{assert_ran, random, seed};
 use p3_baby_bear::BabyBear;
 use p3_field::PrimeCharacteristicRing;
 use proofline_shaders::{Gpu, Products, mul_add_sub};
@@ -20,6 +20,7 @@ fn check(products: Products) {
     a.extend(random(&mut rng, 70_000));
     b.extend(random(&mut rng, 70_000));
     let [mul, add, sub] = mul_add_sub(&gpu, &a, &b).unwrap();
+    assert_eq!(assert_ran(&gpu, &format!("{products:?}")).field, 1);
     for i in 0..a.len() {
         assert_eq!(mul[i], a[i] * b[i], "{products:?}, seed {seed}: {} * {}", a[i], b[i]);
         assert_eq!(add[i], a[i] + b[i], "{products:?}, seed {seed}: {} + {}", a[i], b[i]);

@@ -6,7 +6,7 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{matrix, seed};
+use common::{assert_ran, matrix, seed};
 use p3_baby_bear::BabyBear;
 use p3_commit::{BatchOpeningRef, ExtensionMmcs, Mmcs};
 use p3_field::BasedVectorSpace;
@@ -79,10 +79,12 @@ fn all_shapes(products: Products) {
     for shapes in SHAPES {
         check(&mmcs, &mut rng, seed, shapes);
     }
-    let capped = GpuMmcs::new(Some(gpu), 2).with_threshold(0);
+    let capped = GpuMmcs::new(Some(gpu.clone()), 2).with_threshold(0);
     for shapes in [&SHAPES[1], &SHAPES[9], &SHAPES[12], &SHAPES[5]] {
         check(&capped, &mut rng, seed, shapes);
     }
+    let ran = assert_ran(&gpu, &format!("{products:?}, seed {seed}"));
+    assert!(ran.poseidon2 > 0 && ran.merkle > 0 && ran.skipped == 0, "{ran}");
 }
 
 #[test]
@@ -99,7 +101,7 @@ fn portable_commitments_match_cpu() {
 fn small_matrices_and_no_gpu_fall_back_to_cpu() {
     let mut rng = StdRng::seed_from_u64(seed());
     let gpu = Arc::new(Gpu::with_products(Products::Int64).expect("a Vulkan adapter (lavapipe in CI)"));
-    for mmcs in [GpuMmcs::new(None, 0), GpuMmcs::new(Some(gpu), 0).with_threshold(1 << 20)] {
+    for mmcs in [GpuMmcs::new(None, 0), GpuMmcs::new(Some(gpu.clone()), 0).with_threshold(1 << 20)] {
         let m = matrix(&mut rng, 64, 8);
         let (root, data) = mmcs.commit(vec![m.clone()]);
         assert!(!data.on_gpu());
@@ -108,6 +110,8 @@ fn small_matrices_and_no_gpu_fall_back_to_cpu() {
         mmcs.verify_batch(&root, &[data_dims(&mmcs, &data)], 3, BatchOpeningRef::new(&values, &proof))
             .unwrap();
     }
+    let kept = gpu.counters();
+    assert!(kept.launches() == 0 && kept.fallbacks == 0 && kept.skipped == 1, "{kept}");
 }
 
 fn data_dims(
@@ -122,7 +126,7 @@ fn extension_mmcs_over_gpu_matches_cpu() {
     type Challenge = BinomialExtensionField<BabyBear, 4>;
     let mut rng = StdRng::seed_from_u64(seed());
     let gpu = Arc::new(Gpu::with_products(Products::Int64).expect("a Vulkan adapter (lavapipe in CI)"));
-    let mmcs = GpuMmcs::on(gpu);
+    let mmcs = GpuMmcs::on(gpu.clone());
     let gpu_ext = ExtensionMmcs::<BabyBear, Challenge, _>::new(mmcs.clone());
     let cpu_ext = ExtensionMmcs::<BabyBear, Challenge, _>::new(mmcs.cpu().clone());
     let values: Vec<Challenge> = (0..512 * 3)
@@ -136,6 +140,7 @@ fn extension_mmcs_over_gpu_matches_cpu() {
     assert_eq!((values.clone(), proof.clone()), cpu_ext.open_batch(77, &cpu_data).unpack());
     let dims = [p3_matrix::Dimensions { width: 3, height: 512 }];
     cpu_ext.verify_batch(&root, &dims, 77, BatchOpeningRef::new(&values, &proof)).unwrap();
+    assert_ran(&gpu, "extension MMCS");
 }
 
 /// The whole FRI PCS with `GpuMmcs` in both MMCS slots: same commitments as with the CPU
@@ -158,7 +163,7 @@ fn fri_pcs_with_gpu_mmcs_verifies_on_cpu() {
     let seed = seed();
     let mut rng = StdRng::seed_from_u64(seed);
     let gpu = Arc::new(Gpu::with_products(Products::Int64).expect("a Vulkan adapter (lavapipe in CI)"));
-    let mmcs = GpuMmcs::on(gpu);
+    let mmcs = GpuMmcs::on(gpu.clone());
     let gpu_pcs = GpuPcs::new(
         Radix2DitParallel::default(),
         mmcs.clone(),
@@ -202,4 +207,5 @@ fn fri_pcs_with_gpu_mmcs_verifies_on_cpu() {
     cpu_pcs
         .verify(vec![(commit, claims).into()], &cpu_proof, &mut v_challenger)
         .unwrap_or_else(|e| panic!("seed {seed}: CPU PCS rejects the GPU proof: {e:?}"));
+    assert_ran(&gpu, &format!("FRI PCS, seed {seed}"));
 }

@@ -8,7 +8,7 @@ mod common;
 use std::sync::Arc;
 use std::time::Instant;
 
-use common::{random, seed};
+use common::{assert_ran, random, seed};
 use p3_baby_bear::BabyBear;
 use p3_dft::{Radix2DitParallel, TwoAdicSubgroupDft};
 use p3_matrix::Matrix;
@@ -83,6 +83,7 @@ fn check_kernels(products: Products, tile_words: Option<u32>) {
         }
         eprintln!("{what}: all transforms in {:?} (lavapipe: correctness only)", start.elapsed());
     }
+    assert_ran(ntt.gpu(), &format!("{products:?}, tiles {tile_words:?}, seed {seed}"));
 }
 
 #[test]
@@ -105,7 +106,7 @@ fn int64_kernels_match_plonky3() {
 /// The seam returns what `Radix2DitParallel` returns, as the same bit-reversed view.
 fn check_seam(products: Products) {
     let gpu = Arc::new(Gpu::with_products(products).expect("a Vulkan adapter (lavapipe in CI)"));
-    let dft = GpuDft::on(gpu);
+    let dft = GpuDft::on(gpu.clone());
     let cpu = Radix2DitParallel::<BabyBear>::default();
     let seed = seed();
     let mut rng = StdRng::seed_from_u64(seed);
@@ -139,6 +140,8 @@ fn check_seam(products: Products) {
         );
         assert!(dft.coset_idft_batch(mat.clone(), shift) == cpu.coset_idft_batch(mat, shift), "{what}");
     }
+    let ran = assert_ran(&gpu, &format!("{products:?}, seed {seed}"));
+    assert!(ran.ntt > 0 && ran.skipped == 0, "threshold 0: every matrix on the device: {ran}");
 }
 
 #[test]
@@ -185,8 +188,12 @@ fn a_plan_reruns_and_oversized_inputs_are_refused() {
     // Below the threshold the seam stays on the CPU, with the same result.
     let seam = GpuDft::on(ntt.gpu().clone()).with_min_log_rows(10);
     let mat = RowMajorMatrix::new(values, width);
+    let before = ntt.gpu().counters();
     let got = seam.coset_lde_batch(mat.clone(), 1, shift).to_row_major_matrix();
     assert!(got == Radix2DitParallel::default().coset_lde_batch(mat, 1, shift).to_row_major_matrix());
+    let kept = ntt.gpu().counters().since(&before);
+    assert!(kept.launches() == 0 && kept.skipped == 1, "counted as skipped: {kept}");
+    assert_ran(ntt.gpu(), &format!("plan reruns, seed {seed}"));
 }
 
 /// Sizes where the dispatch grid goes 2-D (over 65535 workgroups) and an LDE reaching
@@ -210,5 +217,6 @@ fn large_transforms_match_plonky3() {
         let got = ntt.coset_lde_batch(&tall.values, 1, 1, shift).unwrap();
         assert!(got == want_tall, "{products:?}: coset LDE 2^23 -> 2^24, seed {seed}");
         eprintln!("{products:?}: large transforms in {:?} (lavapipe: correctness only)", start.elapsed());
+        assert_ran(ntt.gpu(), &format!("{products:?}, seed {seed}"));
     }
 }

@@ -6,7 +6,7 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{matrix, seed};
+use common::{assert_ran, matrix, seed};
 use p3_baby_bear::BabyBear;
 use p3_challenger::{CanObserve, DuplexChallenger, FieldChallenger};
 use p3_commit::{ExtensionMmcs, Mmcs, Pcs, PolynomialSpace};
@@ -23,17 +23,18 @@ type Challenger = DuplexChallenger<Val, p3_baby_bear::Poseidon2BabyBear<16>, 16,
 type FusedPcs = GpuFriPcs<ExtensionMmcs<Val, Challenge, GpuMmcs>>;
 type CpuPcs = TwoAdicFriPcs<Val, Radix2DitParallel<Val>, CpuMmcs, ExtensionMmcs<Val, Challenge, CpuMmcs>>;
 
-fn pcs_pair(products: Products, log_blowup: usize) -> (FusedPcs, CpuPcs) {
+/// The fused PCS on a fresh device, the CPU PCS, and the device.
+fn pcs_pair(products: Products, log_blowup: usize) -> (FusedPcs, CpuPcs, Arc<Gpu>) {
     let gpu = Arc::new(Gpu::with_products(products).expect("a Vulkan adapter (lavapipe in CI)"));
     let mmcs = GpuMmcs::on(gpu.clone());
     let fri = |m| FriParameters { log_blowup, ..FriParameters::new_testing(m, 0) };
-    let fused = FusedPcs::new(GpuDft::on(gpu), mmcs.clone(), fri(ExtensionMmcs::new(mmcs.clone())));
+    let fused = FusedPcs::new(GpuDft::on(gpu.clone()), mmcs.clone(), fri(ExtensionMmcs::new(mmcs.clone())));
     let cpu = CpuPcs::new(
         Radix2DitParallel::default(),
         mmcs.cpu().clone(),
         FriParameters { log_blowup, ..FriParameters::new_testing(ExtensionMmcs::new(mmcs.cpu().clone()), 0) },
     );
-    (fused, cpu)
+    (fused, cpu, gpu)
 }
 
 /// One matrix per commit (the fused path), on the natural domain and on a shifted coset,
@@ -41,7 +42,7 @@ fn pcs_pair(products: Products, log_blowup: usize) -> (FusedPcs, CpuPcs) {
 fn check(products: Products, log_blowup: usize) {
     let seed = seed();
     let mut rng = StdRng::seed_from_u64(seed);
-    let (fused, cpu) = pcs_pair(products, log_blowup);
+    let (fused, cpu, gpu) = pcs_pair(products, log_blowup);
     let challenger = Challenger::new(p3_baby_bear::default_babybear_poseidon2_16());
     for (log_n, width, shifted) in
         [(0, 1, false), (1, 3, false), (5, 17, true), (9, 8, false), (11, 40, true)]
@@ -79,6 +80,8 @@ fn check(products: Products, log_blowup: usize) {
         cpu.verify(vec![(commit, claims).into()], &proof, &mut v_challenger)
             .unwrap_or_else(|e| panic!("CPU PCS rejects the fused commit's opening: {e:?}: {what}"));
     }
+    let ran = assert_ran(&gpu, &format!("{products:?}, blowup 2^{log_blowup}, seed {seed}"));
+    assert!(ran.ntt > 0 && ran.poseidon2 > 0 && ran.merkle > 0, "{ran}");
 }
 
 #[test]
@@ -97,7 +100,7 @@ fn int64_fused_commits_match_plonky3() {
 fn multi_matrix_commits_take_the_stock_path() {
     let seed = seed();
     let mut rng = StdRng::seed_from_u64(seed);
-    let (fused, cpu) = pcs_pair(Products::Int64, 1);
+    let (fused, cpu, gpu) = pcs_pair(Products::Int64, 1);
     let polys: Vec<_> = [(6, 5), (4, 3)]
         .iter()
         .map(|&(log_n, width)| {
@@ -108,4 +111,6 @@ fn multi_matrix_commits_take_the_stock_path() {
     let (commit, _) = <FusedPcs as Pcs<Challenge, Challenger>>::commit(&fused, polys.clone()).unwrap();
     let (cpu_commit, _) = <CpuPcs as Pcs<Challenge, Challenger>>::commit(&cpu, polys).unwrap();
     assert_eq!(commit, cpu_commit, "seed {seed}");
+    let ran = assert_ran(&gpu, &format!("seed {seed}"));
+    assert!(ran.ntt > 0 && ran.merkle > 0, "the stock path still runs the seams on the device: {ran}");
 }

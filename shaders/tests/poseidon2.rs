@@ -6,7 +6,7 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{random, seed};
+use common::{assert_ran, random, seed};
 use p3_baby_bear::{BabyBear, default_babybear_poseidon2_16};
 use p3_field::PrimeCharacteristicRing;
 use p3_symmetric::Permutation;
@@ -31,6 +31,7 @@ fn permutation(products: Products) {
     let values = random(&mut rng, 16 * 3000);
     states.extend(values.chunks_exact(16).map(|c| <[BabyBear; 16]>::try_from(c).unwrap()));
     let gpu = kernel.permute(&states).unwrap();
+    assert_eq!(assert_ran(kernel.gpu(), &format!("{products:?}, seed {seed}")).poseidon2, 1);
     for (i, (state, out)) in states.iter().zip(&gpu).enumerate() {
         assert_eq!(*out, perm.permute(*state), "{products:?}, seed {seed}: permutation of state {i}");
     }
@@ -56,6 +57,7 @@ fn sponge(products: Products) {
             );
         }
     }
+    assert_eq!(assert_ran(kernel.gpu(), &format!("{products:?}, seed {seed}")).poseidon2, 9, "one per width");
 }
 
 fn compression(products: Products) {
@@ -67,6 +69,7 @@ fn compression(products: Products) {
     let pairs: Vec<[[BabyBear; 8]; 2]> =
         values.chunks_exact(16).map(|c| [c[..8].try_into().unwrap(), c[8..].try_into().unwrap()]).collect();
     let gpu = kernel.compress(&pairs).unwrap();
+    assert_eq!(assert_ran(kernel.gpu(), &format!("{products:?}, seed {seed}")).merkle, 1);
     for (i, (pair, digest)) in pairs.iter().zip(&gpu).enumerate() {
         assert_eq!(*digest, compress.compress(*pair), "{products:?}, seed {seed}: compression {i}");
     }
@@ -113,6 +116,7 @@ fn permute_device_keeps_data_on_device() {
     kernel.permute_device(&device);
     kernel.gpu().wait().unwrap();
     let twice = kernel.download(&device).unwrap();
+    assert_eq!(assert_ran(kernel.gpu(), "permute_device").poseidon2, 2);
     for (state, out) in states.iter().zip(&twice) {
         assert_eq!(*out, perm.permute(perm.permute(*state)));
     }
