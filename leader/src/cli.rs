@@ -1,4 +1,8 @@
 //! Command-line interface of `proofline-leader`. Every flag also reads `PROOFLINE_*`.
+//!
+//! Flags that can carry credentials (`--amqp-uri`, `--s3-endpoint`) hide their
+//! environment values in `--help`. Sizes and ages are parsed with checked arithmetic:
+//! a value that would overflow is bad input (exit 2), never a silently wrapped number.
 
 use std::path::PathBuf;
 
@@ -23,8 +27,14 @@ pub struct Common {
     /// `amqp` sends them to `proofline-worker` processes through RabbitMQ.
     #[arg(long, global = true, env = "PROOFLINE_RUNTIME", value_enum, default_value = "in-memory")]
     pub runtime: RuntimeKind,
-    /// RabbitMQ to use with `--runtime amqp`.
-    #[arg(long, global = true, env = "PROOFLINE_AMQP_URI", default_value = "amqp://127.0.0.1:5672/%2f")]
+    /// RabbitMQ to use with `--runtime amqp` (its password is never printed).
+    #[arg(
+        long,
+        global = true,
+        env = "PROOFLINE_AMQP_URI",
+        hide_env_values = true,
+        default_value = "amqp://127.0.0.1:5672/%2f"
+    )]
     pub amqp_uri: String,
     /// Artifact store: `fs:DIR`, `s3://BUCKET/PREFIX` or `mem:`.
     #[arg(long, global = true, env = "PROOFLINE_STORE", default_value = proofline_runtime::store::DEFAULT_STORE)]
@@ -50,7 +60,7 @@ pub struct Common {
 #[derive(Args, Debug, Clone)]
 pub struct S3Args {
     /// S3 endpoint URL, for MinIO and other S3-compatible servers.
-    #[arg(long, global = true, env = "PROOFLINE_S3_ENDPOINT")]
+    #[arg(long, global = true, env = "PROOFLINE_S3_ENDPOINT", hide_env_values = true)]
     pub s3_endpoint: Option<String>,
     /// Path-style addressing (`endpoint/bucket/key`), which most non-AWS servers need.
     #[arg(long, global = true, env = "PROOFLINE_S3_PATH_STYLE")]
@@ -59,7 +69,7 @@ pub struct S3Args {
     #[arg(long, global = true, env = "PROOFLINE_S3_REGION")]
     pub s3_region: Option<String>,
     /// Local cache in front of a remote store, in MiB (0: none).
-    #[arg(long, global = true, env = "PROOFLINE_CACHE_MIB", default_value_t = 512)]
+    #[arg(long, global = true, env = "PROOFLINE_CACHE_MIB", default_value_t = 512, value_parser = parse_mib)]
     pub cache_mib: u64,
 }
 
@@ -75,7 +85,7 @@ impl S3Args {
             s3_endpoint: self.s3_endpoint.clone(),
             s3_path_style: self.s3_path_style,
             s3_region: self.s3_region.clone(),
-            cache_bytes: self.cache_mib << 20,
+            cache_bytes: mib_to_bytes(self.cache_mib).unwrap_or(u64::MAX),
         };
         proofline_runtime::store::open_store_with(spec, &opts)
     }
@@ -89,6 +99,10 @@ pub enum Mode {
     Verify {
         /// The proof file (`-` for stdin).
         file: PathBuf,
+        /// Largest proof file read, in MiB: a larger one is bad input (exit 2) and is
+        /// never read whole into memory.
+        #[arg(long, env = "PROOFLINE_MAX_PROOF_MIB", default_value_t = DEFAULT_MAX_PROOF_MIB, value_parser = parse_mib)]
+        max_proof_mib: u64,
     },
     /// Delete the artifacts of jobs older than a given age (leftovers of failed or
     /// abandoned jobs; proven jobs clean up after themselves).
@@ -102,16 +116,42 @@ pub enum Mode {
     },
 }
 
-fn parse_age(text: &str) -> Result<std::time::Duration, String> {
+/// Default `--max-input-mib`: a mainnet block with its witness is a few MiB.
+pub const DEFAULT_MAX_INPUT_MIB: u64 = 512;
+/// Default `--max-proof-mib`: a final proof carries its leaves (~1.5 MB per segment).
+pub const DEFAULT_MAX_PROOF_MIB: u64 = 1024;
+
+/// `MiB * 2^20`, or `None` when it does not fit in a `u64`.
+pub fn mib_to_bytes(mib: u64) -> Option<u64> {
+    mib.checked_mul(1 << 20)
+}
+
+/// A size in MiB whose byte count fits in a `u64` (and in memory addresses).
+fn parse_mib(text: &str) -> Result<u64, String> {
+    let n: u64 = text.parse().map_err(|_| format!("{text:?}: expected a whole number of MiB"))?;
+    match mib_to_bytes(n).and_then(|b| usize::try_from(b).ok()) {
+        Some(_) => Ok(n),
+        None => Err(format!("{n} MiB is too large (at most {} MiB)", (usize::MAX as u64) >> 20)),
+    }
+}
+
+/// `90s`, `30m`, `24h`, `7d` (or plain seconds); a value whose seconds overflow is an error.
+pub fn parse_age(text: &str) -> Result<std::time::Duration, String> {
     let (number, unit) = text.split_at(text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len()));
-    let n: u64 = number.parse().map_err(|_| format!("{text:?}: expected a number then s, m, h or d"))?;
-    let secs = match unit {
-        "s" | "" => n,
-        "m" => n * 60,
-        "h" => n * 3600,
-        "d" => n * 86400,
+    let unit_secs: u64 = match unit {
+        "s" | "" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86400,
         _ => return Err(format!("{text:?}: unit must be s, m, h or d")),
     };
+    let too_large = || format!("{text:?} is too large (at most {} seconds)", u64::MAX);
+    let n: u64 = match number.parse() {
+        Ok(n) => n,
+        Err(_) if !number.is_empty() => return Err(too_large()),
+        Err(_) => return Err(format!("{text:?}: expected a number then s, m, h or d")),
+    };
+    let secs = n.checked_mul(unit_secs).ok_or_else(too_large)?;
     Ok(std::time::Duration::from_secs(secs))
 }
 
@@ -136,6 +176,10 @@ pub struct ProveArgs {
     /// read from stdin, and finished segments are not proven again.
     #[arg(long, value_name = "JOB_ID")]
     pub resume: Option<String>,
+    /// Largest block (with its witness) read from stdin, in MiB: a larger one is bad
+    /// input (exit 2), rejected before it is read whole into memory.
+    #[arg(long, env = "PROOFLINE_MAX_INPUT_MIB", default_value_t = DEFAULT_MAX_INPUT_MIB, value_parser = parse_mib)]
+    pub max_input_mib: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -148,4 +192,36 @@ pub enum RuntimeKind {
 pub enum LogFormat {
     Text,
     Json,
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn ages_parse_with_checked_arithmetic() {
+        assert_eq!(parse_age("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_age("7d"), Ok(Duration::from_secs(7 * 86400)));
+        assert_eq!(parse_age("15"), Ok(Duration::from_secs(15)));
+        // u64::MAX / 86400 + 1 days overflow the seconds; 20 digits overflow the number.
+        for bad in ["213503982334602d", "99999999999999999999d", "18446744073709551616"] {
+            assert!(parse_age(bad).unwrap_err().contains("too large"), "{bad}");
+        }
+        for bad in ["", "d", "7w", "-1d", "1.5h"] {
+            assert!(parse_age(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn sizes_parse_with_checked_arithmetic() {
+        assert_eq!(parse_mib("512"), Ok(512));
+        assert_eq!(mib_to_bytes(512), Some(512 << 20));
+        assert_eq!(mib_to_bytes(u64::MAX >> 20), Some((u64::MAX >> 20) << 20));
+        assert_eq!(mib_to_bytes((u64::MAX >> 20) + 1), None);
+        assert!(parse_mib("18446744073709551615").unwrap_err().contains("too large"));
+        assert!(parse_mib("17592186044416").is_err()); // 2^44 MiB = 2^64 bytes
+        assert!(parse_mib("-1").is_err());
+    }
 }

@@ -42,7 +42,7 @@ fn main() -> ExitCode {
     let outcome = runtime.block_on(async {
         match &cli.mode {
             Mode::Stdio(args) => prove::prove_stdio(&cli.common, args).await,
-            Mode::Verify { file } => verify::verify(file),
+            Mode::Verify { file, max_proof_mib } => verify::verify(file, *max_proof_mib),
             Mode::Gc { older_than, dry_run } => gc::gc(&cli.common, *older_than, *dry_run),
         }
     });

@@ -1,6 +1,6 @@
 //! `stdio` mode: a block on stdin, its proof on stdout.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -127,8 +127,17 @@ fn read_and_plan(
     registry: &proofline_runtime::plugin::PluginRegistry,
 ) -> Result<Plan, Failure> {
     let plugin = crate::plugin_named(registry, &common.plugin)?;
-    let mut input = Vec::new();
-    std::io::stdin().read_to_end(&mut input).map_err(|e| Failure::other(format!("reading stdin: {e}")))?;
+    // Bounded read: an over-limit input is bad input before it is all in memory.
+    let limit = crate::cli::mib_to_bytes(args.max_input_mib).unwrap_or(u64::MAX);
+    let read = crate::verify::read_limited(std::io::stdin().lock(), limit)
+        .map_err(|e| Failure::other(format!("reading stdin: {e}")))?;
+    let crate::verify::Limited::Within(input) = read else {
+        return Err(Failure::bad_input(format!(
+            "the input on stdin is larger than {} MiB, the most a block with its witness may be \
+             (raise it with --max-input-mib)",
+            args.max_input_mib
+        )));
+    };
     if input.iter().all(u8::is_ascii_whitespace) {
         return Err(Failure::bad_input("no input on stdin: pipe a block with its execution witness in"));
     }

@@ -1,4 +1,7 @@
 //! Command-line interface of `proofline-worker`. Every flag also reads `PROOFLINE_*`.
+//!
+//! Flags that can carry credentials (`--amqp-uri`, `--s3-endpoint`) hide their
+//! environment values in `--help`; `--cache-mib` rejects sizes whose bytes overflow.
 
 use std::net::SocketAddr;
 
@@ -7,14 +10,19 @@ use clap::{Parser, ValueEnum};
 #[derive(Parser, Debug)]
 #[command(name = "proofline-worker", version, about = "Join a Proofline cluster and prove tasks")]
 pub struct Cli {
-    /// RabbitMQ to take tasks from.
-    #[arg(long, env = "PROOFLINE_AMQP_URI", default_value = "amqp://127.0.0.1:5672/%2f")]
+    /// RabbitMQ to take tasks from (its password is never printed).
+    #[arg(
+        long,
+        env = "PROOFLINE_AMQP_URI",
+        hide_env_values = true,
+        default_value = "amqp://127.0.0.1:5672/%2f"
+    )]
     pub amqp_uri: String,
     /// Artifact store shared with the leader: `s3://BUCKET/PREFIX`, or `fs:DIR` on a shared volume.
     #[arg(long, env = "PROOFLINE_STORE", default_value = proofline_runtime::store::DEFAULT_STORE)]
     pub store: String,
     /// S3 endpoint URL, for MinIO and other S3-compatible servers.
-    #[arg(long, env = "PROOFLINE_S3_ENDPOINT")]
+    #[arg(long, env = "PROOFLINE_S3_ENDPOINT", hide_env_values = true)]
     pub s3_endpoint: Option<String>,
     /// Path-style addressing, which most non-AWS S3 servers need.
     #[arg(long, env = "PROOFLINE_S3_PATH_STYLE")]
@@ -24,7 +32,7 @@ pub struct Cli {
     pub s3_region: Option<String>,
     /// Local artifact cache in front of a remote store, in MiB (0: none): a worker that
     /// made a child proof does not download it again to aggregate it.
-    #[arg(long, env = "PROOFLINE_CACHE_MIB", default_value_t = 1024)]
+    #[arg(long, env = "PROOFLINE_CACHE_MIB", default_value_t = 1024, value_parser = parse_mib)]
     pub cache_mib: u64,
     /// CPU lanes (tasks run at once on the CPU; default one per CPU; 0: GPU lanes only).
     #[arg(long, env = "PROOFLINE_LANES")]
@@ -58,4 +66,27 @@ pub struct Cli {
 pub enum LogFormat {
     Text,
     Json,
+}
+
+/// A size in MiB whose byte count (`MiB << 20`) fits in a `u64`.
+fn parse_mib(text: &str) -> Result<u64, String> {
+    let n: u64 = text.parse().map_err(|_| format!("{text:?}: expected a whole number of MiB"))?;
+    match n.checked_mul(1 << 20).and_then(|b| usize::try_from(b).ok()) {
+        Some(_) => Ok(n),
+        None => Err(format!("{n} MiB is too large (at most {} MiB)", (usize::MAX as u64) >> 20)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cache_sizes_never_wrap() {
+        assert_eq!(parse_mib("1024"), Ok(1024));
+        assert_eq!(parse_mib("17592186044415"), Ok(u64::MAX >> 20));
+        for bad in ["18446744073709551615", "17592186044416", "-1", "1.5", ""] {
+            assert!(parse_mib(bad).is_err(), "{bad}");
+        }
+    }
 }

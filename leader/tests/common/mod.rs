@@ -26,3 +26,26 @@ pub fn leader_with(args: &[&str], stdin: &[u8], envs: &[(&str, &str)]) -> Output
 pub fn example() -> Vec<u8> {
     std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/example-block.json")).unwrap()
 }
+
+/// Like [`leader_with`], but stdin is fed from a thread and a child that stops
+/// reading early (an over-limit input) is no test failure.
+pub fn leader_fed(args: &[&str], stdin: Vec<u8>, envs: &[(&str, &str)]) -> Output {
+    let store = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_proofline-leader"))
+        .args(args)
+        .env("PROOFLINE_STORE", format!("fs:{}", store.path().display()))
+        .env("RUST_LOG", "warn")
+        .envs(envs.iter().copied())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut pipe = child.stdin.take().unwrap();
+    let feeder = std::thread::spawn(move || {
+        let _ = pipe.write_all(&stdin); // a broken pipe is the child saying "enough"
+    });
+    let out = child.wait_with_output().unwrap();
+    feeder.join().unwrap();
+    out
+}

@@ -62,6 +62,10 @@ pub enum WitnessError {
     #[error("{path} is {found}, but {other_path} is {expected}")]
     Inconsistent { path: String, found: String, other_path: String, expected: String },
 
+    /// The input is over one of the documented [limits](super::limits).
+    #[error("too many {what}: {count}, at most {max} are accepted")]
+    TooLarge { what: &'static str, count: String, max: usize },
+
     /// No node of the state witness hashes to the parent's state root.
     #[error(
         "parent state root {root} (from {path}) is not the keccak of any of the {nodes} nodes in witness.state"

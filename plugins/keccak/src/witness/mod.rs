@@ -4,12 +4,15 @@
 //! ZK-PIG prover input, or Proofline's canonical form), detects which one it is, fills a
 //! [`BlockWitness`] and [`validates`](BlockWitness::validate) it. Headers given as JSON are
 //! rebuilt as alloy `Header`s and RLP-encoded; errors name the failing JSON path.
+//! Inputs over the [`limits`] (item and JSON value counts) are rejected before their
+//! items are decoded.
 
 mod canonical;
 mod error;
 mod ethrex;
 mod header;
 mod json;
+pub mod limits;
 mod validate;
 mod zkpig;
 
@@ -93,8 +96,11 @@ pub fn parse_block_witness(input: &[u8]) -> Result<BlockWitness, WitnessError> {
     if input.trim_ascii().is_empty() {
         return Err(WitnessError::EmptyInput);
     }
+    limits::check_json_values(input)?;
     let doc: Value = serde_json::from_slice(input).map_err(|e| WitnessError::from_json(&e))?;
-    let witness = match detect(&doc)? {
+    let format = detect(&doc)?;
+    limits::check_items(&item_list_lens(&doc))?;
+    let witness = match format {
         WitnessFormat::EthrexReplay => ethrex::parse(&doc)?,
         WitnessFormat::Zkpig => zkpig::parse(&doc)?,
         WitnessFormat::Canonical => canonical::parse(&doc)?,
@@ -129,6 +135,13 @@ fn detect(doc: &Value) -> Result<WitnessFormat, WitnessError> {
          {{block, parentStateRoot, witness}}; top-level fields here: [{}]",
         fields.join(", ")
     )))
+}
+
+/// Lengths of the item lists under `witness` (every format keeps them there).
+fn item_list_lens(doc: &Value) -> Vec<usize> {
+    let lists = ["state", "codes", "keys", "headers", "ancestors"];
+    let witness = doc.get("witness");
+    lists.iter().filter_map(|k| witness?.get(k)?.as_array().map(Vec::len)).collect()
 }
 
 /// The single block of a `blocks` list (ethrex and ZK-PIG).

@@ -1,4 +1,8 @@
 //! Configuration of an [`S3Store`](super::S3Store) and construction of its SDK client.
+//!
+//! An endpoint URL may arrive with `user:password@` in it (copied from a MinIO console,
+//! say). S3 requests are signed with AWS credentials, never with URL userinfo, so it is
+//! removed before the SDK sees the URL and never shown in logs or errors.
 
 use std::fmt;
 use std::time::Duration;
@@ -40,7 +44,7 @@ impl fmt::Debug for S3Credentials {
 /// config.path_style = true;
 /// assert_eq!(config.describe(), "s3://proofs/cluster-a (http://127.0.0.1:9000)");
 /// ```
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct S3Config {
     /// Bucket name.
     pub bucket: String,
@@ -73,6 +77,27 @@ pub struct S3Config {
     pub part_size: usize,
     /// Parts uploaded at once by one multipart upload.
     pub part_concurrency: usize,
+}
+
+/// Like a derived `Debug`, with the endpoint's userinfo removed.
+impl fmt::Debug for S3Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("S3Config")
+            .field("bucket", &self.bucket)
+            .field("prefix", &self.prefix)
+            .field("endpoint", &self.endpoint.as_deref().map(|e| without_userinfo(e).0))
+            .field("path_style", &self.path_style)
+            .field("region", &self.region)
+            .field("credentials", &self.credentials)
+            .field("retry_budget", &self.retry_budget)
+            .field("probe_budget", &self.probe_budget)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("attempt_timeout", &self.attempt_timeout)
+            .field("multipart_threshold", &self.multipart_threshold)
+            .field("part_size", &self.part_size)
+            .field("part_concurrency", &self.part_concurrency)
+            .finish()
+    }
 }
 
 impl S3Config {
@@ -123,7 +148,7 @@ impl S3Config {
                 .find_map(|v| std::env::var(v).ok().filter(|e| !e.is_empty()))
         };
         let endpoint = match self.endpoint.clone().or_else(from_env) {
-            Some(e) => e,
+            Some(e) => without_userinfo(&e).0,
             None => match &self.region {
                 Some(r) => format!("aws {r}"),
                 None => "aws".into(),
@@ -166,11 +191,33 @@ impl S3Config {
             ));
         }
         if let Some(endpoint) = &self.endpoint {
-            loader = loader.endpoint_url(endpoint.clone());
+            let (endpoint, had_userinfo) = without_userinfo(endpoint);
+            if had_userinfo {
+                tracing::warn!(
+                    endpoint = %endpoint,
+                    "the S3 endpoint's user:password@ is ignored: S3 requests are signed with \
+                     AWS credentials (AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, profile, web identity)"
+                );
+            }
+            loader = loader.endpoint_url(endpoint);
         }
         let shared = loader.load().await;
         let config = aws_sdk_s3::config::Builder::from(&shared).force_path_style(self.path_style).build();
         aws_sdk_s3::Client::from_conf(config)
+    }
+}
+
+/// `url` without the `user:password@` of its authority, and whether it had one. Like
+/// the AMQP redaction, userinfo runs to the *last* `@`: a password may hold `/` or `@`.
+pub(crate) fn without_userinfo(url: &str) -> (String, bool) {
+    let Some((before, after)) = url.rsplit_once('@') else {
+        return (url.to_owned(), false);
+    };
+    match before.split_once("://") {
+        Some((scheme, _)) if !scheme.is_empty() && scheme.chars().all(|c| c.is_ascii_alphanumeric()) => {
+            (format!("{scheme}://{after}"), true)
+        }
+        _ => (after.to_owned(), true),
     }
 }
 
@@ -189,6 +236,23 @@ mod tests {
             assert!(S3Config::from_spec(bad).is_err(), "{bad}");
         }
         assert!(S3Config::from_spec("s3://ab").is_err());
+    }
+
+    #[test]
+    fn endpoint_userinfo_is_removed() {
+        let cases = [
+            ("http://127.0.0.1:9000", "http://127.0.0.1:9000", false),
+            ("http://key:hunter2@127.0.0.1:9000", "http://127.0.0.1:9000", true),
+            ("https://key:hun/ter@2@minio.local/base", "https://minio.local/base", true),
+            ("key:hunter2@minio.local", "minio.local", true),
+        ];
+        for (url, shown, had) in cases {
+            assert_eq!(without_userinfo(url), (shown.to_owned(), had), "{url}");
+        }
+        let mut c = S3Config::new("bucket", "runs");
+        c.endpoint = Some("http://key:hunter2@127.0.0.1:9000".into());
+        assert_eq!(c.describe(), "s3://bucket/runs (http://127.0.0.1:9000)");
+        assert!(!format!("{c:?}").contains("hunter2"));
     }
 
     #[test]

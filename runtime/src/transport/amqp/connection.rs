@@ -66,9 +66,7 @@ impl Shared {
     pub(super) async fn connect(config: AmqpConfig) -> Result<Self, TransportError> {
         let handle = Handle::try_current()
             .map_err(|_| TransportError::Broker("AmqpTransport::connect needs a tokio runtime".into()))?;
-        let redacted = redact_uri(&config.uri);
-        let mut uri = AMQPUri::from_str(&config.uri)
-            .map_err(|e| TransportError::Broker(format!("invalid AMQP URI {redacted}: {e}")))?;
+        let mut uri = parse_uri(&config.uri).map_err(|e| TransportError::Broker(e.to_string()))?;
         if uri.query.heartbeat.is_none() {
             uri.query.heartbeat = Some(u16::try_from(config.heartbeat.as_secs()).unwrap_or(60));
         }
@@ -358,14 +356,57 @@ pub(super) fn backoff(attempt: u32) -> Duration {
     base.mul_f64(factor)
 }
 
-/// `uri` with any `user:password@` removed, for logs (also used for URIs that
-/// do not parse).
+/// `uri` with any `user:password@` removed, for logs (also used for URIs that do not
+/// parse).
+///
+/// Everything before the *last* `@` is userinfo: a password may hold `/`, `?`, `#`, `:`
+/// or `@` unescaped, so the authority's end cannot be trusted to find it. A URI whose
+/// path or query holds an `@` is shown from that `@` on: over-redacting beats leaking.
 pub(super) fn redact_uri(uri: &str) -> String {
-    let (scheme, rest) = uri.split_once("://").unwrap_or(("", uri));
-    let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(authority_end);
-    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    if scheme.is_empty() { format!("{host}{tail}") } else { format!("{scheme}://{host}{tail}") }
+    let Some((before, after)) = uri.rsplit_once('@') else {
+        return uri.to_owned();
+    };
+    match before.split_once("://") {
+        Some((scheme, _)) if is_scheme(scheme) => format!("{scheme}://{after}"),
+        _ => after.to_owned(),
+    }
+}
+
+/// RFC 3986 scheme: a letter, then letters, digits, `+`, `-`, `.`.
+fn is_scheme(text: &str) -> bool {
+    text.starts_with(|c: char| c.is_ascii_alphabetic())
+        && text.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+}
+
+/// An AMQP URI that does not parse. Shows only the redacted URI: the parser's own
+/// message may quote the raw one, credentials included.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid AMQP URI {redacted}: {reason}")]
+pub(super) struct InvalidUri {
+    redacted: String,
+    reason: String,
+}
+
+/// Parse `raw`, wrapping the parser's error in [`InvalidUri`].
+pub(super) fn parse_uri(raw: &str) -> Result<AMQPUri, InvalidUri> {
+    AMQPUri::from_str(raw)
+        .map_err(|reason| InvalidUri { redacted: redact_uri(raw), reason: scrub(&reason, raw) })
+}
+
+/// `message` with `raw`, its userinfo and its password replaced (those of 3+ characters:
+/// shorter ones would mangle ordinary words and are no secret anyway).
+fn scrub(message: &str, raw: &str) -> String {
+    let mut text = message.replace(raw, &redact_uri(raw));
+    if let Some((before, _)) = raw.rsplit_once('@') {
+        let userinfo = before.split_once("://").map_or(before, |(_, u)| u);
+        let password = userinfo.split_once(':').map_or("", |(_, p)| p);
+        for secret in [userinfo, password] {
+            if secret.len() >= 3 {
+                text = text.replace(secret, "***");
+            }
+        }
+    }
+    text
 }
 
 fn encode_vhost(vhost: &str) -> String {
@@ -382,6 +423,50 @@ mod tests {
         assert_eq!(redact_uri("amqp://rabbit"), "amqp://rabbit");
         assert_eq!(redact_uri("amqp://u:p@w@h?x=1"), "amqp://h?x=1");
         assert_eq!(redact_uri("garbage:pw@x"), "x");
+    }
+
+    /// Passwords with the characters that end an authority, escapes, or no scheme.
+    #[test]
+    fn redacts_nasty_passwords() {
+        let cases = [
+            ("amqp://u:hun/ter2@h:5672/%2f", "amqp://h:5672/%2f"),
+            ("amqp://u:hun?ter2@h/%2f", "amqp://h/%2f"),
+            ("amqp://u:hun#ter2@h/%2f", "amqp://h/%2f"),
+            ("amqp://u:hu:nt@er2@h/%2f", "amqp://h/%2f"),
+            ("amqps://u:hun%2Fter%40%3A2@h/v", "amqps://h/v"),
+            ("amqp://u:a/b@c/d@h/%2f", "amqp://h/%2f"),
+            ("amqp:u:hunter2@h", "h"),
+            ("u:hunter2@h://x", "h://x"),
+            ("//u:hunter2@h/%2f", "h/%2f"),
+        ];
+        for (uri, shown) in cases {
+            let redacted = redact_uri(uri);
+            assert_eq!(redacted, shown, "{uri}");
+            assert!(!redacted.contains("hun") && !redacted.contains("er2"), "{uri} -> {redacted}");
+        }
+    }
+
+    /// The parser quotes some malformed URIs whole; our error never does.
+    #[test]
+    fn parse_errors_never_show_the_password() {
+        let malformed = [
+            "amqp:u:hunter2@h",
+            "amqp://u:hun/ter2@h:5672/%2f",
+            "amqp://u:hunter2@h:notaport/%2f",
+            "http://u:hunter2@h/%2f",
+            "amqp://u:hunter2@h/%2f?heartbeat=x",
+            "u:hunter2@h",
+            "amqp://u:hunter2@[::1/%2f",
+        ];
+        for uri in malformed {
+            let raw = AMQPUri::from_str(uri).expect_err(uri);
+            let ours = parse_uri(uri).expect_err(uri).to_string();
+            assert!(!ours.contains("hunter2") && !ours.contains("hun/ter2"), "{uri}: {ours} (parser: {raw})");
+            assert!(ours.starts_with("invalid AMQP URI "), "{ours}");
+        }
+        // The parser itself leaks here, so the wrapper is what keeps the secret out.
+        assert!(AMQPUri::from_str("amqp:u:hunter2@h").unwrap_err().contains("hunter2"));
+        assert_eq!(scrub("Invalid URL: 'amqp:u:hunter2@h'", "amqp:u:hunter2@h"), "Invalid URL: 'h'");
     }
 
     #[test]
