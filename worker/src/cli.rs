@@ -57,6 +57,11 @@ pub struct Cli {
     /// On SIGTERM, seconds running tasks get to finish before they are requeued.
     #[arg(long, env = "PROOFLINE_SHUTDOWN_GRACE_SECS", default_value_t = 30)]
     pub shutdown_grace_secs: u64,
+    /// Seconds the broker may stay unreachable before the worker exits 1 (for its
+    /// supervisor to restart it); shorter outages are ridden out by reconnecting.
+    #[arg(long, env = "PROOFLINE_BROKER_GIVE_UP_SECS", default_value_t = 300,
+        value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub broker_give_up_secs: u64,
     /// Log format on stderr.
     #[arg(long, env = "PROOFLINE_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,

@@ -2,14 +2,19 @@
 //!
 //! On SIGTERM (or Ctrl-C) it stops taking work, hands unstarted tasks back to the
 //! broker, lets running tasks finish within the grace period (then requeues them),
-//! and exits 0: a pod can be scaled down without losing work.
+//! and exits 0 within the grace period plus a few seconds, whatever the broker does:
+//! a pod can be scaled down without losing work.
+//!
+//! It exits 1, saying why, when the broker stays unreachable longer than
+//! `--broker-give-up-secs` or when the worker actor dies: never a half-alive process
+//! that a supervisor would not restart. `/livez` turns 503 in both cases.
 
 mod cli;
 mod health;
 
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -30,13 +35,24 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match runtime.block_on(run(cli)) {
+    let outcome = runtime.block_on(run(cli));
+    // Do not wait for background work (a lane's plugin, a blocked store call): every
+    // delivery not acked is requeued by the broker when the connection goes.
+    runtime.shutdown_timeout(Duration::from_millis(500));
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("proofline-worker: error: {e:#}");
             ExitCode::from(1)
         }
     }
+}
+
+/// Why the worker stops.
+enum End {
+    Signal,
+    BrokerLost(String),
+    ActorDied,
 }
 
 fn init_logs(format: LogFormat) {
@@ -77,16 +93,20 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         cache_bytes: cli.cache_mib << 20,
     };
     let store = open_store_with(&cli.store, &opts).context("opening the artifact store")?;
-    let transport =
-        AmqpTransport::connect(AmqpConfig::new(&cli.amqp_uri)).await.context("connecting to the broker")?;
-    let broker = transport.describe();
-    let transport: Arc<dyn Transport> = Arc::new(transport);
+    let mut amqp_config = AmqpConfig::new(&cli.amqp_uri);
+    amqp_config.reconnect_give_up = Duration::from_secs(cli.broker_give_up_secs);
+    let amqp = AmqpTransport::connect(amqp_config).await.context("connecting to the broker")?;
+    let broker = amqp.describe();
+    let transport: Arc<dyn Transport> = Arc::new(amqp.clone());
     let plugins = proofline_plugins::builtin();
     let names: Vec<String> =
         plugins.names().iter().filter_map(|n| plugins.get(n)).map(|p| p.id().to_string()).collect();
 
     let ready = Arc::new(AtomicBool::new(false));
-    let health = health::serve(cli.health_addr, ready.clone())
+    let liveness = Arc::new(OnceLock::new());
+    let probes =
+        health::Probes { live: health::worker_check(amqp.clone(), liveness.clone()), ready: ready.clone() };
+    let health = health::serve(cli.health_addr, probes, health::Limits::default())
         .await
         .with_context(|| format!("binding the health endpoints on {}", cli.health_addr))?;
     let name = config.name.clone();
@@ -94,6 +114,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let worker = Worker::start(WorkerArgs { config, transport, store: store.clone(), plugins })
         .await
         .map_err(|e| anyhow::anyhow!("starting the worker: {e}"))?;
+    let _ = liveness.set(worker.liveness());
     ready.store(true, Ordering::Relaxed);
     let gpu_lanes = if gpus.is_empty() {
         format!("no GPU lanes (--gpu {})", cli.gpu)
@@ -107,8 +128,25 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         names.join(", ")
     );
 
-    shutdown_signal().await;
+    let alive = worker.liveness();
+    let end = tokio::select! {
+        () = shutdown_signal() => End::Signal,
+        reason = amqp.lost() => End::BrokerLost(reason),
+        () = alive.stopped() => End::ActorDied,
+    };
     ready.store(false, Ordering::Relaxed);
+    match end {
+        End::Signal => {}
+        End::BrokerLost(reason) => {
+            tracing::error!("{reason}; exiting so that the supervisor restarts this worker");
+            // Results cannot be sent: hand everything back (the broker requeues it anyway).
+            worker.shutdown(Duration::ZERO).await;
+            anyhow::bail!("{reason} (--broker-give-up-secs {})", cli.broker_give_up_secs);
+        }
+        End::ActorDied => {
+            anyhow::bail!("the worker actor stopped unexpectedly (see the log above); exiting")
+        }
+    }
     let grace = Duration::from_secs(cli.shutdown_grace_secs);
     tracing::info!(
         grace_s = grace.as_secs(),

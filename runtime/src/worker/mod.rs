@@ -8,6 +8,27 @@
 //! Across workers, idle workers broadcast [`Control::Hungry`](crate::task::Control);
 //! a worker holding prefetched but unstarted tasks then pauses its subscription and
 //! hands them back to the broker, which delivers them to the hungry peer.
+//!
+//! # Shutdown
+//!
+//! [`Worker::shutdown`] drains in numbered steps. Every wait has its own timeout, so it
+//! returns within `grace` + [`ABANDON_WAIT`] + [`STOP_WAIT`] (plus one [`STATS_TIMEOUT`])
+//! whatever the broker does, even when the actor is stuck retrying a publish during an
+//! outage and answers nothing:
+//!
+//! 1. **Drain.** [`WorkerMsg::Drain`] is cast (never awaited): the pump stops taking
+//!    deliveries, unstarted tasks go back to the broker, lanes stop after their
+//!    current task.
+//! 2. **Grace.** Running tasks get `grace` to finish. Progress is polled with `Stats`
+//!    calls, each bounded by [`STATS_TIMEOUT`]; an unanswered poll counts as "still
+//!    running", and the deadline holds all the same.
+//! 3. **Abandon.** Tasks still running are cancelled ([`WorkerMsg::Abandon`]); the
+//!    lanes get [`ABANDON_WAIT`] to let go of them.
+//! 4. **Stop.** The actor is stopped; its `post_stop` sends the results already
+//!    computed and acks them. It gets [`STOP_WAIT`].
+//! 5. **Kill.** An actor still alive then (blocked in a publish that retries through a
+//!    broker outage) is killed. Nothing is lost: every delivery not acked goes back to
+//!    the queue when the connection closes, and its task runs again elsewhere.
 
 mod actor;
 mod exec;
@@ -17,6 +38,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use ractor::{ActorRef, RpcReplyPort, call};
+use tokio::sync::watch;
 
 use crate::plugin::{LaneDevice, PluginRegistry};
 use crate::store::ArtifactStore;
@@ -126,41 +148,129 @@ pub struct WorkerArgs {
     pub plugins: PluginRegistry,
 }
 
+/// Shutdown step 2: the longest wait for one `Stats` answer.
+pub const STATS_TIMEOUT: Duration = Duration::from_secs(1);
+/// Shutdown step 3: how long abandoned lanes get to let go of their tasks.
+pub const ABANDON_WAIT: Duration = Duration::from_secs(2);
+/// Shutdown step 4: how long the actor gets to send finished results and stop.
+pub const STOP_WAIT: Duration = Duration::from_secs(3);
+
 /// A started worker: the actor plus the shutdown sequence.
 pub struct Worker {
     pub actor: ActorRef<WorkerMsg>,
+    /// True until the actor has stopped, for whatever reason.
+    alive: watch::Receiver<bool>,
 }
 
 impl Worker {
     pub async fn start(args: WorkerArgs) -> Result<Self, ractor::SpawnErr> {
-        let (actor, _) = ractor::Actor::spawn(None, WorkerActor, args).await?;
-        Ok(Self { actor })
+        let (actor, handle) = ractor::Actor::spawn(None, WorkerActor, args).await?;
+        let (alive_tx, alive) = watch::channel(true);
+        tokio::spawn(async move {
+            let _ = handle.await;
+            alive_tx.send_replace(false);
+        });
+        Ok(Self { actor, alive })
+    }
+
+    /// True while the actor runs: false once it stopped or crashed. For liveness probes.
+    pub fn is_alive(&self) -> bool {
+        self.liveness().is_alive()
+    }
+
+    /// A handle that reports [`is_alive`](Self::is_alive) and can wait for the end.
+    pub fn liveness(&self) -> Liveness {
+        Liveness { actor: self.actor.get_cell(), alive: self.alive.clone() }
     }
 
     pub async fn stats(&self) -> WorkerStats {
         call!(self.actor, WorkerMsg::Stats).unwrap_or_default()
     }
 
-    /// Graceful stop: take no more work, requeue what has not started, give running
-    /// tasks `grace` to finish, then requeue those too. Returns the final stats.
+    /// `Stats`, or `None` if the actor does not answer within [`STATS_TIMEOUT`].
+    async fn stats_within(&self) -> Option<WorkerStats> {
+        tokio::time::timeout(STATS_TIMEOUT, async { call!(self.actor, WorkerMsg::Stats) }).await.ok()?.ok()
+    }
+
+    /// Graceful stop in bounded time (see the [module documentation](self#shutdown)):
+    /// take no more work, requeue what has not started, give running tasks `grace` to
+    /// finish, then requeue those too. Returns the last stats the actor gave.
     pub async fn shutdown(self, grace: Duration) -> WorkerStats {
+        // 1. Drain.
         let _ = self.actor.cast(WorkerMsg::Drain);
+        // 2. Grace.
         let deadline = tokio::time::Instant::now() + grace;
+        let mut last = None;
         loop {
-            let stats = self.stats().await;
-            if stats.running == 0 && stats.queued == 0 {
-                break;
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            let polled = tokio::time::timeout(left, self.stats_within()).await.ok().flatten();
+            if let Some(stats) = polled {
+                let done = stats.running == 0 && stats.queued == 0;
+                last = Some(stats);
+                if done {
+                    break;
+                }
             }
             if tokio::time::Instant::now() >= deadline {
-                tracing::warn!(running = stats.running, "grace period over; requeueing running tasks");
+                // 3. Abandon.
+                let running = last.as_ref().map(|s| s.running);
+                tracing::warn!(?running, "grace period over; requeueing running tasks");
                 let _ = self.actor.cast(WorkerMsg::Abandon);
-                tokio::time::sleep(Duration::from_millis(200)).await;
+                let until = tokio::time::Instant::now() + ABANDON_WAIT;
+                while tokio::time::Instant::now() < until {
+                    let left = until.saturating_duration_since(tokio::time::Instant::now());
+                    match tokio::time::timeout(left, self.stats_within()).await {
+                        Ok(Some(stats)) if stats.running == 0 => {
+                            last = Some(stats);
+                            break;
+                        }
+                        Ok(Some(stats)) => last = Some(stats),
+                        _ => {}
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
                 break;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
-        let stats = self.stats().await;
+        let stats = match self.stats_within().await {
+            Some(stats) => stats,
+            None => last.unwrap_or_default(),
+        };
+        // 4. Stop.
         self.actor.stop(None);
+        let mut alive = self.alive.clone();
+        let stopped = tokio::time::timeout(STOP_WAIT, alive.wait_for(|a| !*a)).await.is_ok();
+        if !stopped {
+            // 5. Kill.
+            tracing::warn!(
+                wait_s = STOP_WAIT.as_secs(),
+                "the worker actor did not stop in time (broker unreachable?); killing it: \
+                 unsent results are recomputed elsewhere"
+            );
+            self.actor.kill();
+            let _ = tokio::time::timeout(Duration::from_millis(500), alive.wait_for(|a| !*a)).await;
+        }
         stats
+    }
+}
+
+/// Whether a [`Worker`]'s actor still runs; cheap to clone and to ask.
+#[derive(Clone)]
+pub struct Liveness {
+    actor: ractor::ActorCell,
+    alive: watch::Receiver<bool>,
+}
+
+impl Liveness {
+    /// True while the actor runs.
+    pub fn is_alive(&self) -> bool {
+        *self.alive.borrow() && ractor::ACTIVE_STATES.contains(&self.actor.get_status())
+    }
+
+    /// Resolves once the actor has stopped (or crashed).
+    pub async fn stopped(&self) {
+        let mut alive = self.alive.clone();
+        let _ = alive.wait_for(|a| !*a).await;
     }
 }

@@ -4,6 +4,12 @@
 //! One [`Shared`] per [`AmqpTransport`](super::AmqpTransport) (and its clones). The
 //! connection is replaced lazily: whoever needs it and finds it dead reconnects,
 //! one attempt at a time across all users, with a shared backoff schedule.
+//!
+//! An outage is timed from the moment a user first finds the connection dead. Once it
+//! has lasted [`AmqpConfig::reconnect_give_up`] the transport is *lost* for good: every
+//! later call fails at once with the same error and [`Shared::lost`] resolves, so a
+//! process stops as a whole (its supervisor restarts it) instead of living on with
+//! some streams ended and others retrying.
 
 use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
@@ -17,7 +23,7 @@ use lapin::types::FieldTable;
 use lapin::uri::AMQPUri;
 use lapin::{BasicProperties, Channel, Confirmation, Connection, ConnectionProperties};
 use tokio::runtime::Handle;
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, watch};
 use tokio::time::Instant;
 
 use super::AmqpConfig;
@@ -49,6 +55,8 @@ pub(crate) struct Shared {
     password: String,
     slot: Mutex<Slot>,
     publisher: Mutex<Option<Channel>>,
+    /// `Some(why)` once the broker was given up (terminal).
+    lost: watch::Sender<Option<String>>,
 }
 
 #[derive(Default)]
@@ -58,6 +66,15 @@ struct Slot {
     failures: u32,
     next_attempt: Option<Instant>,
     closed: bool,
+    /// When the current outage began (a user first found the connection dead).
+    down_since: Option<Instant>,
+    /// The last reconnect error, for the give-up message (credentials scrubbed).
+    last_error: Option<String>,
+}
+
+/// Whether an outage that began at `down_since` has lasted the give-up time by `now`.
+pub(super) fn outage_exceeded(down_since: Instant, now: Instant, give_up: Duration) -> bool {
+    now.saturating_duration_since(down_since) >= give_up
 }
 
 impl Shared {
@@ -84,7 +101,8 @@ impl Shared {
             uri.authority.port,
             encode_vhost(&uri.vhost)
         );
-        let topology = Topology::new(&config.prefix, config.delivery_limit, config.result_queue_expiry);
+        let topology = Topology::new(&config.prefix, config.delivery_limit, config.result_queue_expiry)
+            .with_dead_limits(config.dead_letter_max_length, config.dead_letter_ttl);
         let password = uri.authority.userinfo.password.clone();
         let shared = Self {
             config,
@@ -95,6 +113,7 @@ impl Shared {
             password,
             slot: Mutex::default(),
             publisher: Mutex::default(),
+            lost: watch::Sender::new(None),
         };
         let conn = shared.open_once().await?;
         shared.slot.lock().await.current = Some(conn);
@@ -115,9 +134,7 @@ impl Shared {
         // Spawned on the transport's runtime so lapin's I/O runs there, whoever asks.
         let attempt = self.handle.spawn(async move {
             let conn = Connection::connect_uri(uri, props).await?;
-            let channel = conn.create_channel().await?;
-            topology.declare(&channel).await?;
-            let _ = channel.close(200, "topology declared".into()).await;
+            topology.declare(&conn).await?;
             Ok::<_, lapin::Error>(conn)
         });
         let abort = attempt.abort_handle();
@@ -146,13 +163,54 @@ impl Shared {
         TransportError::Broker(text)
     }
 
-    /// The live connection, reconnecting (with backoff) until `deadline`.
+    /// Why the broker was given up, once it was (then every call fails with it).
+    pub(super) fn lost_reason(&self) -> Option<String> {
+        self.lost.borrow().clone()
+    }
+
+    /// Resolves with the reason once the broker is given up (never if it is not).
+    pub(super) async fn lost(&self) -> String {
+        let mut rx = self.lost.subscribe();
+        match rx.wait_for(Option::is_some).await {
+            Ok(reason) => reason.clone().unwrap_or_default(),
+            // The sender lives as long as `self`: unreachable while we borrow it.
+            Err(_) => std::future::pending().await,
+        }
+    }
+
+    /// Mark the transport lost for good with `reason` (the first reason wins); returns
+    /// the terminal error every later call gets.
+    pub(super) fn lose(&self, reason: String) -> TransportError {
+        self.lost.send_if_modified(|lost| {
+            if lost.is_some() {
+                return false;
+            }
+            tracing::error!(broker = %self.redacted, "{reason}");
+            *lost = Some(reason.clone());
+            true
+        });
+        TransportError::Broker(self.lost_reason().unwrap_or(reason))
+    }
+
+    fn give_up(&self, slot: &Slot) -> TransportError {
+        let last = slot.last_error.as_deref().map(|e| format!(" (last error: {e})")).unwrap_or_default();
+        self.lose(format!(
+            "broker {} unreachable for {:?} (the reconnect give-up time): gave up{last}",
+            self.redacted, self.config.reconnect_give_up
+        ))
+    }
+
+    /// The live connection, reconnecting (with backoff) until `deadline`, or until the
+    /// outage has lasted the give-up time (then the transport is lost for good).
     pub(super) async fn connection(&self, deadline: Instant) -> Result<Arc<Connection>, TransportError> {
         loop {
             let wake_at = {
                 let mut slot = self.slot.lock().await;
                 if slot.closed {
                     return Err(TransportError::Closed);
+                }
+                if let Some(reason) = self.lost_reason() {
+                    return Err(TransportError::Broker(reason));
                 }
                 if let Some(conn) = &slot.current {
                     if conn.status().connected() {
@@ -162,6 +220,7 @@ impl Shared {
                     slot.current = None;
                 }
                 let now = Instant::now();
+                let down_since = *slot.down_since.get_or_insert(now);
                 if slot.next_attempt.is_none_or(|at| at <= now) {
                     slot.failures += 1;
                     let attempt = slot.failures;
@@ -170,6 +229,8 @@ impl Shared {
                             tracing::warn!(broker = %self.redacted, attempt, "AMQP reconnected");
                             slot.failures = 0;
                             slot.next_attempt = None;
+                            slot.down_since = None;
+                            slot.last_error = None;
                             slot.current = Some(conn.clone());
                             return Ok(conn);
                         }
@@ -181,11 +242,17 @@ impl Shared {
                                 error = %e,
                                 "AMQP reconnect failed"
                             );
+                            slot.last_error = Some(e.to_string());
                             slot.next_attempt = Some(Instant::now() + delay);
                         }
                     }
                 }
-                slot.next_attempt.unwrap_or(now)
+                let give_up = self.config.reconnect_give_up;
+                if outage_exceeded(down_since, Instant::now(), give_up) {
+                    return Err(self.give_up(&slot));
+                }
+                // Wake for the next attempt, or in time to give up.
+                slot.next_attempt.unwrap_or(now).min(down_since + give_up)
             };
             if wake_at > deadline {
                 return Err(TransportError::Broker(format!(

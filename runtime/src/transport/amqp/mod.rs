@@ -10,7 +10,7 @@
 //! |------|------|-----------|
 //! | `P.tasks` | durable **quorum** queue | `x-queue-type: quorum`, `x-delivery-limit: N` ([`AmqpConfig::delivery_limit`], default 20), `x-dead-letter-exchange: P.dlx` |
 //! | `P.dlx` | durable fanout exchange | |
-//! | `P.dead` | durable classic queue bound to `P.dlx` | |
+//! | `P.dead` | durable classic queue bound to `P.dlx` | `x-max-length` ([`AmqpConfig::dead_letter_max_length`], default 100 000; the oldest go first), `x-message-ttl` ([`AmqpConfig::dead_letter_ttl`], default 7 days) |
 //! | `P.control` | durable fanout exchange | each subscriber binds its own server-named, exclusive, auto-delete queue |
 //! | `P.results.LEADER` (any name a leader passes to `open_results`) | durable classic queue | `x-expires` ([`AmqpConfig::result_queue_expiry`], default 1 h), `x-dead-letter-exchange: P.dlx` |
 //!
@@ -42,13 +42,22 @@
 //! Durable queues and exchanges, persistent messages and quorum queues survive a
 //! broker restart: tasks published (confirmed) before it are delivered after it.
 //! When the connection drops (see `connection.rs`), publishers retry (re-sending only the
-//! messages that were not confirmed) until reconnected, for at most
-//! [`AmqpConfig::reconnect_give_up`] (default 5 min), then fail. Task streams,
-//! result streams and control streams re-subscribe by themselves after a reconnect;
-//! reconnect attempts back off from 100 ms to 5 s (jittered) and are logged at warn
-//! level with their attempt number. Deliveries held when the connection died were
-//! requeued by the broker (`redelivered = true`), and settling them is silently
-//! ignored: the leader keeps the first result of a task, duplicates are harmless.
+//! messages that were not confirmed) until reconnected. Task streams, result streams
+//! and control streams re-subscribe by themselves after a reconnect; reconnect
+//! attempts back off from 100 ms to 5 s (jittered) and are logged at warn level with
+//! their attempt number.
+//!
+//! An outage that lasts [`AmqpConfig::reconnect_give_up`] (default 5 min) makes the
+//! transport *lost*, for good and as a whole: [`AmqpTransport::lost`] resolves with
+//! the reason (naming the broker), result and control streams end, and every call
+//! (publish, reply, a task stream's `next_batch`) fails at once with that reason.
+//! There is no half-alive state where some streams ended and others retry: the
+//! `proofline-worker` process exits 1 and a leader fails its jobs (resumable), and a
+//! supervisor restarts them against the broker once it is back.
+//!
+//! Deliveries held when the connection died were requeued by the broker
+//! (`redelivered = true`), and settling them is silently ignored: the leader keeps
+//! the first result of a task, duplicates are harmless.
 //! Control broadcasts sent while a subscriber was disconnected are lost (they are
 //! hints: cancellations are also enforced by the leader ignoring stale results).
 //! AMQP heartbeats ([`AmqpConfig::heartbeat`], default 10 s) detect dead peers.
@@ -93,6 +102,10 @@ pub struct AmqpConfig {
     pub delivery_limit: u32,
     /// `x-expires` of result queues: an unused result queue is deleted after this.
     pub result_queue_expiry: Duration,
+    /// `x-max-length` of `P.dead`: beyond it the oldest dead letters are dropped.
+    pub dead_letter_max_length: u32,
+    /// `x-message-ttl` of `P.dead`: dead letters older than this are dropped.
+    pub dead_letter_ttl: Duration,
 }
 
 impl AmqpConfig {
@@ -108,6 +121,8 @@ impl AmqpConfig {
             reconnect_give_up: Duration::from_secs(300),
             delivery_limit: 20,
             result_queue_expiry: Duration::from_secs(3600),
+            dead_letter_max_length: topology::DEAD_MAX_LENGTH,
+            dead_letter_ttl: topology::DEAD_TTL,
         }
     }
 
@@ -136,6 +151,8 @@ impl std::fmt::Debug for AmqpConfig {
             .field("reconnect_give_up", &self.reconnect_give_up)
             .field("delivery_limit", &self.delivery_limit)
             .field("result_queue_expiry", &self.result_queue_expiry)
+            .field("dead_letter_max_length", &self.dead_letter_max_length)
+            .field("dead_letter_ttl", &self.dead_letter_ttl)
             .finish()
     }
 }
@@ -173,6 +190,18 @@ impl AmqpTransport {
     /// messages are not counted). An error if the queue does not exist.
     pub async fn queue_depth(&self, queue: &str) -> Result<u32, TransportError> {
         self.shared.queue_depth(queue).await
+    }
+
+    /// Resolves with the reason (naming the broker, never credentials) once the broker
+    /// has been unreachable for [`AmqpConfig::reconnect_give_up`]: from then on every
+    /// call fails at once. Never resolves while the broker comes back in time.
+    pub async fn lost(&self) -> String {
+        self.shared.lost().await
+    }
+
+    /// The reason the broker was given up, if it was (see [`lost`](Self::lost)).
+    pub fn lost_reason(&self) -> Option<String> {
+        self.shared.lost_reason()
     }
 
     /// Close the connection (background consumers end; unsettled deliveries are

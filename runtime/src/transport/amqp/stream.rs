@@ -170,9 +170,15 @@ impl AmqpTaskStream {
         deadline: tokio::time::Instant,
         attempt: u32,
     ) -> Result<(), TransportError> {
-        if !super::connection::retryable(error) || tokio::time::Instant::now() >= deadline {
-            let what = format!("consuming {} on", self.shared.topology.tasks());
+        let what = format!("consuming {} on", self.shared.topology.tasks());
+        if !super::connection::retryable(error) {
             return Err(self.shared.error(&what, error));
+        }
+        if tokio::time::Instant::now() >= deadline {
+            // Like a result or control stream: a subscription never fails alone.
+            let error = self.shared.error(&what, error);
+            let give_up = self.shared.config.reconnect_give_up;
+            return Err(self.shared.lose(format!("cannot re-subscribe within {give_up:?}: {error}")));
         }
         tracing::warn!(consumer = %self.name, attempt, error = %error, "task subscription failed; retrying");
         tokio::time::sleep(super::connection::backoff(attempt)).await;

@@ -1,6 +1,7 @@
 //! Background consumers that feed an mpsc: a leader's result queue and a control
 //! subscription. Both re-subscribe after reconnects and stop when their receiver
-//! is dropped (or when the broker stays unreachable past the give-up time).
+//! is dropped, or when the transport is lost (the broker stayed unreachable past the
+//! give-up time, see `connection.rs`): the receiver then sees a closed channel.
 
 use std::sync::Arc;
 
@@ -119,9 +120,10 @@ async fn pump_results(
     }
 }
 
-/// Retry `subscribe` with backoff until it works, the receiver is dropped, the
-/// transport is closed, or the give-up time passes (then the stream ends, which its
-/// receiver sees as a closed channel).
+/// Retry `subscribe` with backoff until it works, the receiver is dropped, or the
+/// transport is closed or lost. A stream never ends alone: if it cannot be restored
+/// within the give-up time (the broker is up but keeps refusing), the whole transport
+/// is declared lost. Either way the receiver then sees a closed channel.
 async fn resubscribe<T, P, F, Fut>(shared: &Shared, tx: &mpsc::UnboundedSender<T>, subscribe: F) -> Option<P>
 where
     F: Fn(Instant) -> Fut,
@@ -133,13 +135,25 @@ where
         if tx.is_closed() || shared.is_closed().await {
             return None;
         }
+        if let Some(reason) = shared.lost_reason() {
+            tracing::error!("subscription ended: {reason}");
+            return None;
+        }
         match subscribe(deadline).await {
             Ok(pair) => return Some(pair),
+            Err(TransportError::Closed) => return None,
             Err(e) => {
                 attempt += 1;
                 let delay = backoff(attempt);
-                if matches!(e, TransportError::Closed) || Instant::now() + delay > deadline {
-                    tracing::error!(error = %e, "subscription ended: cannot re-subscribe");
+                if shared.lost_reason().is_some() {
+                    continue;
+                }
+                if Instant::now() + delay > deadline {
+                    let reason = format!(
+                        "cannot re-subscribe within {:?} (the reconnect give-up time): {e}",
+                        shared.config.reconnect_give_up
+                    );
+                    tracing::error!("subscription ended: {}", shared.lose(reason));
                     return None;
                 }
                 tracing::warn!(attempt, error = %e, "re-subscription failed; retrying");

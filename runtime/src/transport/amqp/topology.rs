@@ -1,12 +1,18 @@
 //! Queue and exchange names, their arguments, and their (idempotent) declaration.
 //!
 //! See the [module documentation](super) for the table of what exists and why.
+//!
+//! RabbitMQ refuses to re-declare a queue with other arguments (`PRECONDITION_FAILED`).
+//! The one queue whose arguments changed between releases is `P.dead` (it gained a
+//! length limit and a TTL): found with its old arguments, it is used as it is, with a
+//! warning that says how to get the limits (delete it while it is empty).
 
 use std::time::Duration;
 
 use lapin::options::{ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions};
+use lapin::protocol::{AMQPErrorKind, AMQPSoftError};
 use lapin::types::{AMQPValue, FieldTable, LongString, ShortString};
-use lapin::{Channel, ExchangeKind};
+use lapin::{Channel, Connection, ErrorKind, ExchangeKind};
 
 use crate::transport::TransportError;
 
@@ -16,11 +22,31 @@ pub struct Topology {
     prefix: String,
     delivery_limit: u32,
     result_expiry: Duration,
+    dead_max_length: u32,
+    dead_ttl: Duration,
 }
+
+/// Default `x-max-length` of the dead-letter queue: the oldest are dropped beyond it.
+pub const DEAD_MAX_LENGTH: u32 = 100_000;
+/// Default `x-message-ttl` of the dead-letter queue: 7 days.
+pub const DEAD_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 
 impl Topology {
     pub(super) fn new(prefix: &str, delivery_limit: u32, result_expiry: Duration) -> Self {
-        Self { prefix: prefix.to_owned(), delivery_limit, result_expiry }
+        Self {
+            prefix: prefix.to_owned(),
+            delivery_limit,
+            result_expiry,
+            dead_max_length: DEAD_MAX_LENGTH,
+            dead_ttl: DEAD_TTL,
+        }
+    }
+
+    /// Same names with other dead-letter queue limits.
+    pub(super) fn with_dead_limits(mut self, max_length: u32, ttl: Duration) -> Self {
+        self.dead_max_length = max_length;
+        self.dead_ttl = ttl;
+        self
     }
 
     /// The shared task queue: `{prefix}.tasks` (quorum).
@@ -57,6 +83,15 @@ impl Topology {
         args
     }
 
+    /// Arguments of the dead-letter queue: bounded in length (oldest dropped first) and age.
+    pub fn dead_queue_args(&self) -> FieldTable {
+        let mut args = FieldTable::default();
+        args.insert("x-max-length".into(), AMQPValue::LongLongInt(i64::from(self.dead_max_length)));
+        let ttl = i64::try_from(self.dead_ttl.as_millis()).unwrap_or(i64::MAX);
+        args.insert("x-message-ttl".into(), AMQPValue::LongLongInt(ttl));
+        args
+    }
+
     /// Arguments of a result queue.
     pub fn result_queue_args(&self) -> FieldTable {
         let mut args = FieldTable::default();
@@ -66,9 +101,11 @@ impl Topology {
         args
     }
 
-    /// Declare the shared topology (everything but result and subscriber queues).
-    pub(super) async fn declare(&self, channel: &Channel) -> Result<(), lapin::Error> {
+    /// Declare the shared topology (everything but result and subscriber queues), on
+    /// channels of its own (a refused declaration closes its channel).
+    pub(super) async fn declare(&self, conn: &Connection) -> Result<(), lapin::Error> {
         let durable_exchange = ExchangeDeclareOptions { durable: true, ..ExchangeDeclareOptions::default() };
+        let mut channel = conn.create_channel().await?;
         channel
             .exchange_declare(
                 self.dlx().into(),
@@ -77,9 +114,23 @@ impl Topology {
                 FieldTable::default(),
             )
             .await?;
-        channel
-            .queue_declare(self.dead().into(), QueueDeclareOptions::durable(), FieldTable::default())
-            .await?;
+        let declared = channel
+            .queue_declare(self.dead().into(), QueueDeclareOptions::durable(), self.dead_queue_args())
+            .await;
+        if let Err(e) = declared {
+            if !is_precondition_failed(&e) {
+                return Err(e);
+            }
+            tracing::warn!(
+                queue = %self.dead(),
+                "the dead-letter queue exists with other arguments (declared by an older \
+                 Proofline, without a length limit or TTL): using it as it is; delete it \
+                 while it is empty to get the limits"
+            );
+            channel = conn.create_channel().await?;
+            let passive = QueueDeclareOptions { passive: true, ..QueueDeclareOptions::default() };
+            channel.queue_declare(self.dead().into(), passive, FieldTable::default()).await?;
+        }
         channel
             .queue_bind(
                 self.dead().into(),
@@ -100,6 +151,7 @@ impl Topology {
                 FieldTable::default(),
             )
             .await?;
+        let _ = channel.close(200, "topology declared".into()).await;
         Ok(())
     }
 
@@ -110,6 +162,13 @@ impl Topology {
             .await
             .map(drop)
     }
+}
+
+/// Whether the broker refused a declaration because the entity exists with other
+/// arguments (`406 PRECONDITION_FAILED`).
+fn is_precondition_failed(error: &lapin::Error) -> bool {
+    matches!(error.kind(), ErrorKind::ProtocolError(e)
+        if matches!(e.kind(), AMQPErrorKind::Soft(AMQPSoftError::PRECONDITIONFAILED)))
 }
 
 fn long_string(s: &str) -> AMQPValue {
@@ -147,6 +206,12 @@ mod tests {
         assert_eq!(inner.get("x-delivery-limit"), Some(&AMQPValue::LongLongInt(7)));
         let args = t.result_queue_args();
         assert_eq!(args.inner().get("x-expires"), Some(&AMQPValue::LongLongInt(60_000)));
+        let args = t.dead_queue_args();
+        assert_eq!(args.inner().get("x-max-length"), Some(&AMQPValue::LongLongInt(100_000)));
+        assert_eq!(args.inner().get("x-message-ttl"), Some(&AMQPValue::LongLongInt(604_800_000)));
+        let args = t.with_dead_limits(5, Duration::from_secs(2)).dead_queue_args();
+        assert_eq!(args.inner().get("x-max-length"), Some(&AMQPValue::LongLongInt(5)));
+        assert_eq!(args.inner().get("x-message-ttl"), Some(&AMQPValue::LongLongInt(2000)));
         assert!(check_queue_name("pl.results.l1").is_ok());
         assert!(check_queue_name("").is_err());
         assert!(check_queue_name("amq.foo").is_err());
