@@ -174,6 +174,7 @@ impl Leader {
             transport.open_results(&results_queue).await.map_err(|e| JobError::Transport(e.to_string()))?;
         let routes: Routes = Arc::default();
         let table = routes.clone();
+        let broker = transport.describe();
         let router = tokio::spawn(async move {
             let mut batch = Vec::new();
             while results.recv_many(&mut batch, 1024).await > 0 {
@@ -193,6 +194,17 @@ impl Leader {
                         None => tracing::debug!(%job, "results of a finished job dropped"),
                     }
                 }
+            }
+            // The stream ends only when the transport is lost (the broker stayed away past
+            // its give-up time) or closed: no result can come, so fail every job now
+            // (their artifacts stay, for `--resume`) instead of leaving them waiting.
+            let orphans: Vec<_> = table.lock().expect("routes lock").drain().collect();
+            for (job, (actor, _)) in orphans {
+                tracing::error!(%job, %broker, "result stream ended; failing the job");
+                let _ = actor.cast(JobMsg::Cancel(format!(
+                    "transport: the result stream from broker {broker} ended (unreachable past the \
+                     reconnect give-up time); resume with --resume {job}"
+                )));
             }
         });
         Ok(Self { transport, store, config, results_queue, routes, router })
@@ -223,7 +235,6 @@ impl Leader {
             ))
         })?;
         let store = self.store.clone();
-        let broker = transport.describe();
         let meta_ref = manifest.meta.clone();
         let meta = tokio::task::spawn_blocking(move || store.get(&meta_ref))
             .await
@@ -244,17 +255,6 @@ impl Leader {
         let args = JobArgs {
             job: job.clone(),
             plugin,
-            // The stream ends only when the transport is lost (the broker stayed away past
-            // its give-up time) or closed: no result can come, so fail every job now
-            // (their artifacts stay, for `--resume`) instead of leaving them waiting.
-            let orphans: Vec<_> = table.lock().expect("routes lock").drain().collect();
-            for (job, (actor, _)) in orphans {
-                tracing::error!(%job, %broker, "result stream ended; failing the job");
-                let _ = actor.cast(JobMsg::Cancel(format!(
-                    "transport: the result stream from broker {broker} ended (unreachable past the \
-                     reconnect give-up time); resume with --resume {job}"
-                )));
-            }
             start,
             config: self.config.clone(),
             reply_to: self.results_queue.clone(),
