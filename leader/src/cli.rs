@@ -105,12 +105,14 @@ pub enum Mode {
         max_proof_mib: u64,
     },
     /// Delete the artifacts of jobs older than a given age (leftovers of failed or
-    /// abandoned jobs; proven jobs clean up after themselves).
+    /// abandoned jobs; proven jobs clean up after themselves). Only prefixes named like
+    /// a job id (`job-<hex>-<8 hex>`) are touched, never other data in the store, and a
+    /// job whose lease a leader still refreshes is kept.
     Gc {
-        /// Age, e.g. `90s`, `30m`, `24h`, `7d`.
+        /// Age of a job's newest artifact, e.g. `90s`, `30m`, `24h`, `7d`.
         #[arg(long, value_parser = parse_age)]
         older_than: std::time::Duration,
-        /// Only list what would be deleted.
+        /// Delete nothing: list exactly what would be deleted, and what is skipped and why.
         #[arg(long)]
         dry_run: bool,
     },

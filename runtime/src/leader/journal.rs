@@ -5,6 +5,17 @@
 //! segment payload references and the wrap metadata. `{job}/journal/{seq}` entries are
 //! appended as results arrive, one per handled batch, each listing the tasks that
 //! finished and their artifacts. Both carry a BLAKE3 checksum of their own content.
+//!
+//! Reading the journal back ([`replay`]) stops at the first missing entry. A damaged
+//! entry is handled by where it is:
+//!
+//! * the **last** entry (nothing follows it) is a torn write: the leader died while
+//!   writing it, on a store whose writes are not atomic. The journal ends before it
+//!   (a warning is logged); its tasks are simply run again, and the next append
+//!   overwrites it.
+//! * an entry **followed by valid ones** cannot come from a crash (entries are
+//!   written one after another): the store was damaged, and resuming is refused
+//!   ([`JournalError::Corrupt`]) rather than silently forgetting work in the middle.
 
 use std::sync::Arc;
 
@@ -42,6 +53,10 @@ pub struct Record {
     pub end: u32,
     pub depth: u32,
     pub artifact: ArtifactRef,
+    /// The task's inputs, so a resumed leader can run it again if its artifact is lost
+    /// (absent in journals written before they were recorded).
+    #[serde(default)]
+    pub inputs: Vec<ArtifactRef>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -119,14 +134,21 @@ impl Journal {
         let key = format!("{job}/manifest");
         let bytes = store.get_raw(&key)?.ok_or_else(|| JournalError::NoManifest { job: job.to_owned() })?;
         let manifest: Manifest = unseal(&key, &bytes)?;
-        let mut records = Vec::new();
-        let mut seq = 0;
-        while let Some(bytes) = store.get_raw(&Self::entry_key(job, seq))? {
-            let entry: Vec<Record> = unseal(&Self::entry_key(job, seq), &bytes)?;
-            records.extend(entry);
-            seq += 1;
+        let mut entries = Vec::new();
+        while let Some(bytes) = store.get_raw(&Self::entry_key(job, entries.len() as u64))? {
+            entries.push((Self::entry_key(job, entries.len() as u64), bytes));
         }
-        Ok((Self { store, job: job.to_owned(), next_seq: seq }, manifest, records))
+        let replayed = replay(&entries)?;
+        if let Some(torn) = &replayed.torn {
+            tracing::warn!(
+                job,
+                entry = %torn.key,
+                reason = %torn.reason,
+                "the job journal's last entry is torn (the leader died writing it): the journal ends before it, its tasks run again"
+            );
+        }
+        let journal = Self { store, job: job.to_owned(), next_seq: replayed.next_seq };
+        Ok((journal, manifest, replayed.records))
     }
 
     fn entry_key(job: &str, seq: u64) -> String {
@@ -141,6 +163,48 @@ impl Journal {
         self.next_seq += 1;
         Ok(())
     }
+}
+
+/// What the journal's entries say, read in order.
+#[derive(Debug)]
+pub struct Replayed {
+    pub records: Vec<Record>,
+    /// Sequence number of the next entry to write (overwrites a torn last entry).
+    pub next_seq: u64,
+    /// The torn last entry that was dropped, if any.
+    pub torn: Option<Torn>,
+}
+
+/// A last journal entry that could not be read.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Torn {
+    pub key: String,
+    pub reason: String,
+}
+
+/// Decode the entries `(key, bytes)` in sequence order: a damaged last entry ends the
+/// journal; a damaged entry before a valid one is [`JournalError::Corrupt`].
+pub fn replay(entries: &[(String, Vec<u8>)]) -> Result<Replayed, JournalError> {
+    let mut records = Vec::new();
+    for (i, (key, bytes)) in entries.iter().enumerate() {
+        match unseal::<Vec<Record>>(key, bytes) {
+            Ok(entry) => records.extend(entry),
+            Err(JournalError::Corrupt { key, reason }) if i + 1 == entries.len() => {
+                return Ok(Replayed { records, next_seq: i as u64, torn: Some(Torn { key, reason }) });
+            }
+            Err(JournalError::Corrupt { key, reason }) => {
+                let reason = format!(
+                    "{reason}; {} valid entr{} follow it, so this is damage, not a torn last write \
+                     (restore the entry or start the job again)",
+                    entries.len() - i - 1,
+                    if entries.len() - i - 1 == 1 { "y" } else { "ies" }
+                );
+                return Err(JournalError::Corrupt { key, reason });
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(Replayed { records, next_seq: entries.len() as u64, torn: None })
 }
 
 /// The finished ranges no other finished range contains: what a resumed fold starts from.
@@ -166,7 +230,7 @@ mod tests {
 
     fn record(task: &str, start: u32, end: u32) -> Record {
         let artifact = ArtifactRef { uri: format!("mem:j/{task}"), blake3: [0; 32], len: 0 };
-        Record { task: task.into(), start, end, depth: 0, artifact }
+        Record { task: task.into(), start, end, depth: 0, artifact, inputs: Vec::new() }
     }
 
     #[test]
@@ -188,8 +252,55 @@ mod tests {
         assert_eq!(manifest.segments.len(), 2);
         assert_eq!(records.len(), 3);
         assert!(matches!(Journal::open(store.clone(), "nope"), Err(JournalError::NoManifest { .. })));
-        store.put("j/journal/0000000001", b"{\"body\": [], \"blake3\": \"00\"}").unwrap();
+        store.put("j/manifest", b"{\"body\": [], \"blake3\": \"00\"}").unwrap();
         assert!(matches!(Journal::open(store, "j"), Err(JournalError::Corrupt { .. })));
+    }
+
+    fn entry(seq: u64, records: &[Record]) -> (String, Vec<u8>) {
+        (Journal::entry_key("j", seq), seal(records))
+    }
+
+    #[test]
+    fn a_torn_last_entry_ends_the_journal_and_is_overwritten_by_the_next_append() {
+        let store: Arc<dyn ArtifactStore> = Arc::new(MemStore::default());
+        let plan = Plan { segments: vec![], meta: b"m".to_vec(), summary: "s".into() };
+        let (mut journal, _) = Journal::create(store.clone(), "j", "sim@1", plan).unwrap();
+        journal.append(&[record("seg-0", 0, 1)]).unwrap();
+        let mut torn = seal([record("seg-1", 1, 2)]);
+        torn.truncate(torn.len() / 2);
+        store.put("j/journal/0000000001", &torn).unwrap();
+
+        let (mut journal, _, records) = Journal::open(store.clone(), "j").unwrap();
+        assert_eq!(records, [record("seg-0", 0, 1)]);
+        journal.append(&[record("seg-2", 2, 3)]).unwrap();
+        let (_, _, records) = Journal::open(store, "j").unwrap();
+        let tasks: Vec<_> = records.iter().map(|r| r.task.as_str()).collect();
+        assert_eq!(tasks, ["seg-0", "seg-2"], "the torn entry was overwritten, not kept in the middle");
+    }
+
+    #[test]
+    fn replay_drops_only_a_damaged_last_entry() {
+        let good = [entry(0, &[record("seg-0", 0, 1)]), entry(1, &[record("seg-1", 1, 2)])];
+        let replayed = replay(&good).unwrap();
+        assert_eq!((replayed.records.len(), replayed.next_seq, replayed.torn), (2, 2, None));
+
+        for damage in [b"{\"body\": [], \"blake3\": \"00\"}".to_vec(), b"{\"body\": [{\"ta".to_vec(), vec![]]
+        {
+            let torn = [good[0].clone(), (Journal::entry_key("j", 1), damage.clone())];
+            let replayed = replay(&torn).unwrap();
+            assert_eq!((replayed.records.len(), replayed.next_seq), (1, 1));
+            assert_eq!(replayed.torn.unwrap().key, "j/journal/0000000001");
+
+            let middle =
+                [good[0].clone(), (Journal::entry_key("j", 1), damage), entry(2, &[record("seg-2", 2, 3)])];
+            match replay(&middle) {
+                Err(JournalError::Corrupt { key, reason }) => {
+                    assert_eq!(key, "j/journal/0000000001");
+                    assert!(reason.contains("1 valid entry follow"), "{reason}");
+                }
+                other => panic!("a damaged middle entry must fail the resume: {other:?}"),
+            }
+        }
     }
 
     #[test]

@@ -4,6 +4,7 @@
 
 mod job;
 mod journal;
+mod lease;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -18,6 +19,9 @@ use crate::task::new_job_id;
 use crate::transport::Transport;
 use job::{JobActor, JobArgs, JobMsg, JobStart};
 pub use journal::{JournalError, Manifest};
+pub use lease::{
+    Lease, LeaseDecision, LeaseError, LeaseRecord, decide as decide_lease, lease_is_live, new_holder_id,
+};
 
 /// Policies of a job.
 #[derive(Clone, Debug)]

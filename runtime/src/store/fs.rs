@@ -1,31 +1,52 @@
 //! `fs:DIR` — artifacts as files under a directory (the default store).
 //!
-//! Writes go to a temporary file that is renamed into place, so a crash never leaves
-//! a half-written artifact under its final name.
+//! A write is durable once `put` returns, and a crash never leaves a half-written
+//! artifact under its final name:
+//!
+//! 1. the bytes go to `{name}.tmp-{16 hex}` next to the final name (host name, pid,
+//!    time and OS randomness hashed: containers sharing a volume all run as PID 1, so
+//!    the pid alone collides);
+//! 2. the temporary file is fsync'd, then renamed onto the final name;
+//! 3. the directory is fsync'd, so the rename itself survives a power cut (and so are
+//!    the directories `put` created, up to the store's root).
+//!
+//! Temporary files are not artifacts: [`ArtifactStore::list_jobs`] does not count them,
+//! and keys containing `.tmp-` are refused so that none can be mistaken for one.
 
+use std::fs::File;
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
 
-use super::{ArtifactStore, JobArtifacts, StoreError, check, reference};
+use super::{ArtifactStore, JobArtifacts, StoreError, check, reference, unique_hex};
 use crate::task::ArtifactRef;
+
+/// The marker of temporary files (`{name}.tmp-{16 hex}`).
+const TMP_MARKER: &str = ".tmp-";
 
 /// Artifacts stored as `DIR/job/task` files.
 pub struct FsStore {
     root: PathBuf,
-    tmp_counter: AtomicU64,
+}
+
+/// Whether a file name is a temporary file of [`FsStore::put`] (this version's or an
+/// older one's `.tmp-{pid}-{n}`), not an artifact.
+pub(crate) fn is_temp_name(name: &str) -> bool {
+    name.contains(TMP_MARKER)
 }
 
 impl FsStore {
     pub fn open(dir: &str) -> Result<Self, StoreError> {
         let root = PathBuf::from(dir);
         std::fs::create_dir_all(&root).map_err(|source| io(&root, source))?;
-        Ok(Self { root, tmp_counter: AtomicU64::new(0) })
+        Ok(Self { root })
     }
 
     fn path_of(&self, key: &str) -> Result<PathBuf, StoreError> {
-        let safe =
-            !key.is_empty() && key.split('/').all(|part| !part.is_empty() && part != "." && part != "..");
+        let safe = !key.is_empty()
+            && key
+                .split('/')
+                .all(|part| !part.is_empty() && part != "." && part != ".." && !is_temp_name(part));
         if !safe {
             return Err(StoreError::InvalidSpec {
                 spec: key.into(),
@@ -34,10 +55,45 @@ impl FsStore {
         }
         Ok(self.root.join(key))
     }
+
+    /// Create `dir` if needed; a directory created here is fsync'd into its parent,
+    /// up to the root.
+    fn ensure_dir(&self, dir: &Path) -> Result<(), StoreError> {
+        if dir.is_dir() {
+            return Ok(());
+        }
+        std::fs::create_dir_all(dir).map_err(|e| io(dir, e))?;
+        let mut parent = dir.parent();
+        while let Some(p) = parent {
+            sync_dir(p)?;
+            if p == self.root {
+                break;
+            }
+            parent = p.parent();
+        }
+        Ok(())
+    }
 }
 
-/// Add the files under `dir` (recursively) to `job`'s totals.
-fn walk(dir: &Path, job: &mut JobArtifacts) -> Result<(), StoreError> {
+/// Write `bytes` to a fresh file at `path` and fsync it.
+fn write_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut file = File::options().write(true).create_new(true).open(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()
+}
+
+/// fsync a directory, so that entries created or renamed in it are durable. File systems
+/// that cannot fsync a directory (EINVAL) are let be.
+fn sync_dir(dir: &Path) -> Result<(), StoreError> {
+    match File::open(dir).and_then(|d| d.sync_all()) {
+        Err(e) if e.kind() != std::io::ErrorKind::InvalidInput => Err(io(dir, e)),
+        _ => Ok(()),
+    }
+}
+
+/// Add the files under `dir` (recursively) to `job`'s totals; `files` counts every
+/// file, temporary ones included.
+fn walk(dir: &Path, job: &mut JobArtifacts, files: &mut u64) -> Result<(), StoreError> {
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
         // Deleted while we looked (a job ending): nothing to count.
@@ -48,9 +104,13 @@ fn walk(dir: &Path, job: &mut JobArtifacts) -> Result<(), StoreError> {
         let entry = entry.map_err(|e| io(dir, e))?;
         let Ok(meta) = entry.metadata() else { continue };
         if meta.is_dir() {
-            walk(&entry.path(), job)?;
-        } else {
-            job.newest = job.newest.max(meta.modified().unwrap_or(SystemTime::UNIX_EPOCH));
+            walk(&entry.path(), job, files)?;
+            continue;
+        }
+        *files += 1;
+        // A write in progress keeps the job young, but its temporary file is no artifact.
+        job.newest = job.newest.max(meta.modified().unwrap_or(SystemTime::UNIX_EPOCH));
+        if !is_temp_name(&entry.file_name().to_string_lossy()) {
             job.objects += 1;
             job.bytes += meta.len();
         }
@@ -69,13 +129,18 @@ impl ArtifactStore for FsStore {
 
     fn put(&self, key: &str, bytes: &[u8]) -> Result<ArtifactRef, StoreError> {
         let path = self.path_of(key)?;
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| io(parent, e))?;
+        let parent = path.parent().unwrap_or(&self.root);
+        self.ensure_dir(parent)?;
+        let mut tmp = path.clone().into_os_string();
+        tmp.push(format!("{TMP_MARKER}{}", unique_hex()));
+        let tmp = PathBuf::from(tmp);
+        let written = write_synced(&tmp, bytes).map_err(|e| io(&tmp, e));
+        let renamed = written.and_then(|()| std::fs::rename(&tmp, &path).map_err(|e| io(&path, e)));
+        if let Err(e) = renamed {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
         }
-        let n = self.tmp_counter.fetch_add(1, Ordering::Relaxed);
-        let tmp = path.with_extension(format!("tmp-{}-{n}", std::process::id()));
-        std::fs::write(&tmp, bytes).map_err(|e| io(&tmp, e))?;
-        std::fs::rename(&tmp, &path).map_err(|e| io(&path, e))?;
+        sync_dir(parent)?;
         Ok(reference(format!("fs:{key}"), bytes))
     }
 
@@ -125,12 +190,58 @@ impl ArtifactStore for FsStore {
                 objects: 0,
                 bytes: 0,
             };
-            walk(&entry.path(), &mut job)?;
-            if job.objects > 0 {
+            // A job with only a dead writer's temporary files is listed: gc removes them.
+            let mut files = 0;
+            walk(&entry.path(), &mut job, &mut files)?;
+            if files > 0 {
                 jobs.push(job);
             }
         }
         jobs.sort_by(|a, b| a.job.cmp(&b.job));
         Ok(jobs)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store() -> (tempfile::TempDir, FsStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FsStore::open(dir.path().to_str().unwrap()).unwrap();
+        (dir, store)
+    }
+
+    #[test]
+    fn put_leaves_no_temporary_file_and_temp_names_are_refused_as_keys() {
+        let (dir, store) = store();
+        store.put("job-1/seg-0.in", b"a").unwrap();
+        store.put("job-1/seg-0", b"b").unwrap();
+        let names: Vec<String> = std::fs::read_dir(dir.path().join("job-1"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names.len(), 2, "{names:?}");
+        assert!(names.iter().all(|n| !is_temp_name(n)), "{names:?}");
+        assert!(matches!(store.put("job-1/x.tmp-1-0", b"c"), Err(StoreError::InvalidSpec { .. })));
+    }
+
+    #[test]
+    fn temporary_names_do_not_repeat_even_with_the_same_pid() {
+        let names: std::collections::HashSet<String> = (0..10_000).map(|_| unique_hex()).collect();
+        assert_eq!(names.len(), 10_000);
+        assert!(names.iter().all(|n| n.len() == 16 && n.bytes().all(|b| b.is_ascii_hexdigit())));
+    }
+
+    #[test]
+    fn list_jobs_does_not_count_temporary_files_but_lists_their_jobs() {
+        let (dir, store) = store();
+        store.put("job-1/seg-0", b"four").unwrap();
+        std::fs::write(dir.path().join("job-1/seg-1.tmp-0123456789abcdef"), b"half-written").unwrap();
+        std::fs::create_dir(dir.path().join("job-2")).unwrap();
+        std::fs::write(dir.path().join("job-2/seg-0.tmp-1-0"), b"dead writer").unwrap();
+        let jobs = store.list_jobs().unwrap();
+        let summary: Vec<_> = jobs.iter().map(|j| (j.job.as_str(), j.objects, j.bytes)).collect();
+        assert_eq!(summary, [("job-1", 1, 4), ("job-2", 0, 0)]);
     }
 }

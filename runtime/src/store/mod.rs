@@ -21,6 +21,7 @@ mod mem;
 mod s3;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
 
 pub use cache::{CacheStats, CachedStore};
@@ -167,6 +168,35 @@ pub fn open_store_with(spec: &str, opts: &StoreOptions) -> Result<Arc<dyn Artifa
         spec: spec.into(),
         reason: "expected mem:, fs:DIR or s3://bucket/prefix".into(),
     })
+}
+
+/// This machine's host name (`/proc/sys/kernel/hostname`, else `$HOSTNAME`), for names
+/// that must differ between containers that share a volume but all run as PID 1.
+pub fn hostname() -> String {
+    let name = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_default();
+    let name: String =
+        name.trim().chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '.').collect();
+    if name.is_empty() { "unknown-host".into() } else { name }
+}
+
+/// 16 hex digits unlikely to repeat across calls, processes and hosts: host name, pid,
+/// time, a counter and the OS-seeded keys of std's `RandomState`, hashed.
+pub(crate) fn unique_hex() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    static HOST: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let mut random = std::collections::hash_map::RandomState::new().build_hasher();
+    random.write_u64(COUNTER.fetch_add(1, Ordering::Relaxed));
+    let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+    let mut h = blake3::Hasher::new();
+    h.update(HOST.get_or_init(hostname).as_bytes());
+    h.update(&std::process::id().to_le_bytes());
+    h.update(&now.as_nanos().to_le_bytes());
+    h.update(&random.finish().to_le_bytes());
+    h.finalize().to_hex()[..16].to_owned()
 }
 
 /// Build the reference of `bytes` stored under `uri`.
