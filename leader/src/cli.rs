@@ -118,10 +118,23 @@ pub enum Mode {
     },
 }
 
+/// The smallest `--task-deadline-secs`: three heartbeat intervals of a worker. A
+/// shorter deadline would re-dispatch running tasks between their heartbeats.
+pub const MIN_TASK_DEADLINE_SECS: u64 = 6;
+
 /// Default `--max-input-mib`: a mainnet block with its witness is a few MiB.
 pub const DEFAULT_MAX_INPUT_MIB: u64 = 512;
 /// Default `--max-proof-mib`: a final proof carries its leaves (~1.5 MB per segment).
 pub const DEFAULT_MAX_PROOF_MIB: u64 = 1024;
+
+/// A job id as the leader prints them (`job-<hex>-<8 hex>`): it names a store prefix.
+fn parse_job_id(text: &str) -> Result<String, String> {
+    if proofline_runtime::task::is_job_id(text) {
+        Ok(text.to_owned())
+    } else {
+        Err(format!("{text:?} is not a job id (like job-6752c1f0-1a2b3c4d, printed when the job started)"))
+    }
+}
 
 /// `MiB * 2^20`, or `None` when it does not fit in a `u64`.
 pub fn mib_to_bytes(mib: u64) -> Option<u64> {
@@ -168,15 +181,26 @@ pub struct ProveArgs {
     /// Dispatches of one task before the job fails.
     #[arg(long, env = "PROOFLINE_MAX_ATTEMPTS", default_value_t = 3)]
     pub max_attempts: u32,
-    /// Seconds to wait for a task's result before dispatching it again.
-    #[arg(long, env = "PROOFLINE_TASK_DEADLINE_SECS", default_value_t = 600)]
+    /// Seconds without a result or a heartbeat from a task before it is dispatched
+    /// again (workers send heartbeats every 2 s, so at least 6).
+    #[arg(long, env = "PROOFLINE_TASK_DEADLINE_SECS", default_value_t = 600,
+          value_parser = clap::value_parser!(u64).range(MIN_TASK_DEADLINE_SECS..))]
     pub task_deadline_secs: u64,
+    /// Seconds one attempt of a task may run (heartbeats or not) before it is
+    /// cancelled on its worker and dispatched again. Default: the plugin's estimate
+    /// from the task's cost (keccak: 2 min + 50 ms per permutation).
+    #[arg(long, env = "PROOFLINE_TASK_TIMEOUT_SECS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub task_timeout_secs: Option<u64>,
+    /// Seconds the job's lease in the store outlives this leader's last refresh:
+    /// after a crash, `--resume` waits at most this long for it to lapse.
+    #[arg(long, env = "PROOFLINE_LEASE_SECS", default_value_t = 15, value_parser = clap::value_parser!(u64).range(3..=3600))]
+    pub lease_secs: u64,
     /// Keep intermediate artifacts in the store after the job.
     #[arg(long, env = "PROOFLINE_KEEP_ARTIFACTS")]
     pub keep_artifacts: bool,
     /// Resume job JOB_ID (printed when it started) after its leader died: nothing is
     /// read from stdin, and finished segments are not proven again.
-    #[arg(long, value_name = "JOB_ID")]
+    #[arg(long, value_name = "JOB_ID", value_parser = parse_job_id)]
     pub resume: Option<String>,
     /// Largest block (with its witness) read from stdin, in MiB: a larger one is bad
     /// input (exit 2), rejected before it is read whole into memory.

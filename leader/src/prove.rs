@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use proofline_runtime::embedded::Embedded;
-use proofline_runtime::leader::{JobHandle, Leader, LeaderConfig};
+use proofline_runtime::leader::{JobError, JobHandle, Leader, LeaderConfig};
 use proofline_runtime::plugin::{Plan, PlanOptions, PluginError};
 use proofline_runtime::proof_file::ProofFile;
 use proofline_runtime::store::{ArtifactStore, StoreError};
@@ -56,7 +56,7 @@ async fn start_cluster(
             let worker = WorkerConfig::new("embedded", cpu_lanes).with_gpus(gpu_names);
             let embedded = Embedded::start(proofline_plugins::builtin(), store, worker, config)
                 .await
-                .map_err(|e| Failure::other(e.to_string()))?;
+                .map_err(|e| Failure::other(chain(&e)))?;
             tracing::info!(
                 runtime = "in-memory",
                 cpu_lanes,
@@ -72,7 +72,7 @@ async fn start_cluster(
             tracing::info!(runtime = "amqp", broker = %transport.describe(), "proving on the cluster's workers");
             let transport: Arc<dyn Transport> = Arc::new(transport);
             let leader =
-                Leader::start(transport, store, config).await.map_err(|e| Failure::other(e.to_string()))?;
+                Leader::start(transport, store, config).await.map_err(|e| Failure::other(chain(&e)))?;
             Ok(Cluster::Remote(leader))
         }
     }
@@ -82,18 +82,19 @@ pub async fn prove_stdio(common: &Common, args: &ProveArgs) -> Result<(), Failur
     let registry = proofline_plugins::builtin();
     let config = LeaderConfig {
         max_attempts: args.max_attempts.max(1),
-        task_deadline: Duration::from_secs(args.task_deadline_secs.max(1)),
+        task_deadline: Duration::from_secs(args.task_deadline_secs),
+        task_timeout: args.task_timeout_secs.map(Duration::from_secs),
         keep_artifacts: args.keep_artifacts,
+        lease_ttl: Duration::from_secs(args.lease_secs),
     };
     let job = match &args.resume {
         Some(job_id) => {
             let store = open(common)?;
             let cluster = start_cluster(common, store, config).await?;
-            let job = cluster
-                .leader()
-                .resume(job_id, &registry)
-                .await
-                .map_err(|e| Failure::bad_input(e.to_string()))?;
+            let job = cluster.leader().resume(job_id, &registry).await.map_err(|e| match e {
+                JobError::Resume { .. } | JobError::MissingPlugin { .. } => Failure::bad_input(chain(&e)),
+                other => Failure::other(chain(&other)),
+            })?;
             (cluster, job)
         }
         None => {
@@ -101,14 +102,25 @@ pub async fn prove_stdio(common: &Common, args: &ProveArgs) -> Result<(), Failur
             let store = open(common)?;
             let cluster = start_cluster(common, store, config).await?;
             let plugin = crate::plugin_named(&registry, &common.plugin)?;
-            let job =
-                cluster.leader().submit(plugin, plan).await.map_err(|e| Failure::other(e.to_string()))?;
+            let job = cluster.leader().submit(plugin, plan).await.map_err(|e| Failure::other(chain(&e)))?;
             (cluster, job)
         }
     };
-    let (_cluster, job) = job;
+    let (cluster, job) = job;
     tracing::info!(job = %job.job, "job started (after a crash: --resume {})", job.job);
-    run_job(job, args).await
+    run_job(cluster.leader(), job, args).await
+}
+
+/// An error and its sources, on one line.
+fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(e) = source {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        source = e.source();
+    }
+    text
 }
 
 fn open(common: &Common) -> Result<Arc<dyn ArtifactStore>, Failure> {
@@ -151,31 +163,57 @@ fn read_and_plan(
     Ok(plan)
 }
 
-async fn run_job(job: JobHandle, args: &ProveArgs) -> Result<(), Failure> {
+/// Wait for the proof, write it durably, and only then delete the job's artifacts.
+async fn run_job(leader: &Leader, job: JobHandle, args: &ProveArgs) -> Result<(), Failure> {
     let renderer = tokio::spawn(progress::render(job.progress.clone()));
     let job_id = job.job.clone();
     let canceller = job.canceller();
+    let waiting = job.wait();
+    tokio::pin!(waiting);
     let outcome = tokio::select! {
-        out = job.wait() => out,
+        out = &mut waiting => out,
         _ = tokio::signal::ctrl_c() => {
-            // Stop the job everywhere (workers drop its tasks), then give up.
+            // Stop this run everywhere (workers drop its tasks); its finished work stays.
             canceller.cancel("interrupted (Ctrl-C)");
-            tokio::time::sleep(Duration::from_millis(300)).await;
-            return Err(Failure::other(format!("interrupted; job {job_id} cancelled")));
+            let _ = tokio::time::timeout(Duration::from_secs(5), &mut waiting).await;
+            return Err(Failure::other(format!(
+                "interrupted; job {job_id} stopped, its finished work is kept: continue it with --resume {job_id}"
+            )));
         }
     };
     let _ = renderer.await;
-    let output = outcome.map_err(|e| Failure::other(format!("job {job_id} failed: {e}")))?;
+    let output = outcome.map_err(|e| {
+        Failure::other(format!(
+            "job {job_id} failed: {}; its finished work is kept: retry it with --resume {job_id}",
+            chain(&e)
+        ))
+    })?;
     let s = &output.stats;
     tracing::info!(job = %output.job, segments = s.segments, aggregations = s.aggregations,
-        retries = s.retries, redispatches = s.redispatches, duplicates = s.duplicates,
+        retries = s.retries, redispatches = s.redispatches, timeouts = s.timeouts, repairs = s.repairs,
+        duplicates = s.duplicates,
         resumed_segments = s.resumed_segments,
         elapsed_s = s.elapsed.as_secs_f64(), "proved");
+    if let Some(gpu) = proofline_shaders::opened_counters() {
+        tracing::info!("gpu kernels: {gpu}");
+    }
     let file = ProofFile { plugin: output.plugin.to_string(), body: output.proof }.encode();
-    write_proof(args.out.as_deref(), &file)
+    write_proof(args.out.as_deref(), &file).map_err(|e| {
+        Failure::other(format!(
+            "{}; the job is kept in the store: write its proof again with --resume {job_id}",
+            e.message
+        ))
+    })?;
+    // The proof is durable: the job's artifacts may go.
+    if let Err(e) = leader.discard(&job_id).await {
+        tracing::warn!(job = %job_id, error = %chain(&e), "proof written, but the job's artifacts were not deleted (gc removes them)");
+    }
+    Ok(())
 }
 
-/// Write the whole proof or nothing: a file appears only complete (temp + rename).
+/// Write the whole proof durably or fail: a file appears only complete and synced
+/// (temp file, fsync, rename, fsync of the directory); stdout is flushed and, when it
+/// is a file, synced too.
 fn write_proof(out: Option<&Path>, bytes: &[u8]) -> Result<(), Failure> {
     match out {
         None => {
@@ -183,15 +221,38 @@ fn write_proof(out: Option<&Path>, bytes: &[u8]) -> Result<(), Failure> {
             stdout
                 .write_all(bytes)
                 .and_then(|()| stdout.flush())
+                .and_then(|()| sync_stdout())
                 .map_err(|e| Failure::other(format!("writing the proof to stdout: {e}")))
         }
         Some(path) => {
-            let tmp = path.with_extension("proof.partial");
-            std::fs::write(&tmp, bytes)
-                .and_then(|()| std::fs::rename(&tmp, path))
+            write_file_durably(path, bytes)
                 .map_err(|e| Failure::other(format!("writing the proof to {}: {e}", path.display())))?;
             tracing::info!(path = %path.display(), bytes = bytes.len(), "proof written");
             Ok(())
         }
     }
+}
+
+fn write_file_durably(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension("proof.partial");
+    let written = (|| {
+        let mut file = std::fs::File::create(&tmp)?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        std::fs::rename(&tmp, path)
+    })();
+    if written.is_err() {
+        let _ = std::fs::remove_file(&tmp);
+    }
+    written?;
+    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::File::open(dir)?.sync_all()
+}
+
+/// fsync stdout when it is a regular file; pipes and terminals cannot be synced.
+fn sync_stdout() -> std::io::Result<()> {
+    use std::os::fd::AsFd;
+    let fd = std::io::stdout().as_fd().try_clone_to_owned()?;
+    let file = std::fs::File::from(fd);
+    if file.metadata()?.is_file() { file.sync_all() } else { Ok(()) }
 }

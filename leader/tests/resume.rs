@@ -56,6 +56,8 @@ fn a_killed_leader_resumes_without_proving_finished_segments_again() {
         .args(common)
         .arg(&store_spec)
         .arg("stdio")
+        // A killed leader's lease blocks the resume until it lapses: keep it short.
+        .args(["--lease-secs", "3"])
         .env("PROOFLINE_SIM_EXEC_LOG", &exec_log)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -121,11 +123,13 @@ fn a_killed_leader_resumes_without_proving_finished_segments_again() {
 fn resuming_an_unknown_job_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let out = Command::new(env!("CARGO_BIN_EXE_proofline-leader"))
-        .args(["--store", &format!("fs:{}", dir.path().display()), "stdio", "--resume", "job-nope"])
+        .args(["--store", &format!("fs:{}", dir.path().display()), "stdio", "--resume", "job-1-abcdef12"])
         .stdin(Stdio::null())
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(stderr.contains("job job-nope has no manifest"), "{stderr}");
+    assert!(stderr.contains("job job-1-abcdef12 has no manifest"), "{stderr}");
+    // Looking leaves nothing behind (no lease for a job that does not exist).
+    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
 }

@@ -55,7 +55,7 @@ impl Embedded {
         let args = WorkerArgs { config: worker, transport: transport.clone(), store: store.clone(), plugins };
         let (worker, _) = Actor::spawn(None, WorkerActor, args)
             .await
-            .map_err(|e| JobError::Transport(format!("could not start the worker: {e}")))?;
+            .map_err(|e| JobError::Internal(format!("could not start the worker: {e}")))?;
         let leader = Leader::start(transport, store, leader).await?;
         Ok(Self { broker, leader, worker })
     }

@@ -6,7 +6,7 @@ use rkyv::rancor;
 use crate::task::{Control, Task, TaskResult};
 
 /// Bumped whenever the archived layout of [`Envelope`] changes.
-pub const ENVELOPE_VERSION: u8 = 1;
+pub const ENVELOPE_VERSION: u8 = 2;
 
 /// Everything that crosses a transport.
 #[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize, Clone, Debug, PartialEq, Eq)]
@@ -56,6 +56,7 @@ mod tests {
     fn task() -> Task {
         Task {
             job: "job-1".into(),
+            run: 1,
             id: "seg-3".into(),
             kind: TaskKind::Segment,
             plugin: "sim@1".into(),

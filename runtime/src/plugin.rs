@@ -187,6 +187,13 @@ pub trait ProofSystem: Send + Sync + 'static {
     fn wrap(&self, cx: &mut ExecCx, root: &[u8], job: &JobMeta) -> Result<Vec<u8>, PluginError>;
     /// Anyone: check a final proof produced by `wrap`.
     fn verify(&self, proof: &[u8]) -> Result<Verdict, PluginError>;
+    /// Leader: the longest one attempt of a task of this kind and cost may run before
+    /// it is abandoned and sent again (an operator's `--task-timeout-secs` overrides
+    /// it). Generous: a slow machine must not be mistaken for a hung plugin.
+    fn task_timeout(&self, kind: crate::task::TaskKind, cost: u64) -> std::time::Duration {
+        let _ = (kind, cost);
+        std::time::Duration::from_secs(3600)
+    }
 }
 
 /// Plugins known to a build, by name.

@@ -39,6 +39,9 @@ pub enum TaskKind {
 #[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct Task {
     pub job: String,
+    /// The run of the job this dispatch belongs to (one per leader incarnation):
+    /// cancelling a run never touches a later resumed run of the same job.
+    pub run: u64,
     /// Deterministic within the job: see [`segment_task_id`] and [`aggregate_task_id`].
     pub id: String,
     pub kind: TaskKind,
@@ -52,7 +55,8 @@ pub struct Task {
     pub attempt: u32,
     /// Dispatches the leader allows; a worker dead-letters the last failed attempt.
     pub max_attempts: u32,
-    /// Milliseconds the leader waits for a result before re-dispatching.
+    /// The longest this attempt may run, in milliseconds: past it the leader abandons
+    /// the attempt and dispatches another, and the worker cancels it.
     pub deadline_ms: u64,
     /// Cost estimate in the plugin's unit.
     pub cost: u64,
@@ -68,9 +72,11 @@ pub enum Outcome {
         message: String,
         retryable: bool,
     },
-    /// Heartbeat: the task is still running on `ran_on`; not a final outcome.
+    /// Heartbeat: the task is still running on `ran_on` (for `exec_micros` so far);
+    /// not a final outcome.
     Running,
-    /// An input artifact failed its BLAKE3 check: the leader recomputes it, then retries.
+    /// An input artifact failed its BLAKE3 check or is missing: the leader recomputes
+    /// it, then retries.
     CorruptInput {
         uri: String,
         message: String,
@@ -80,8 +86,11 @@ pub enum Outcome {
 /// Broadcasts between leaders and workers.
 #[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub enum Control {
-    /// The job ended: drop its queued tasks and abandon running ones.
-    CancelJob { job: String },
+    /// The run `run` of `job` ended: drop its queued tasks and abandon running ones.
+    CancelJob { job: String, run: u64 },
+    /// Give up on one attempt of a task (it ran past its timeout); the leader has
+    /// already dispatched another.
+    AbandonTask { job: String, run: u64, task: String, attempt: u32 },
     /// `worker` has idle lanes and nothing queued: peers holding unstarted tasks
     /// should hand them back to the broker.
     Hungry { worker: String, idle_lanes: u32 },
@@ -100,6 +109,9 @@ pub struct TaskResult {
     pub ran_on: String,
     pub exec_micros: u64,
 }
+
+/// Every leader's result queue starts with this; a worker replies nowhere else.
+pub const RESULTS_QUEUE_PREFIX: &str = "proofline.results.";
 
 /// Id of the segment task `index`: `seg-17`.
 pub fn segment_task_id(index: u32) -> String {
@@ -161,7 +173,16 @@ mod tests {
         let (a, b) = (new_job_id(), new_job_id());
         assert_ne!(a, b);
         assert!(is_job_id(&a) && is_job_id(&b), "{a} {b}");
-        for bad in ["", "job-", "job-1-", "job-1-abcdefg", "job-1-ABCDEF12", "job-1-abcdef12/..", "../job-1-abcdef12", "docs"] {
+        for bad in [
+            "",
+            "job-",
+            "job-1-",
+            "job-1-abcdefg",
+            "job-1-ABCDEF12",
+            "job-1-abcdef12/..",
+            "../job-1-abcdef12",
+            "docs",
+        ] {
             assert!(!is_job_id(bad), "{bad:?} accepted");
         }
     }
@@ -171,7 +192,9 @@ mod tests {
         for good in ["seg-0", "seg-17", "agg-0-1", "agg-16-19"] {
             assert!(is_task_id(good), "{good}");
         }
-        for bad in ["", "seg-", "seg--1", "seg-1/../x", "agg-3-1", "agg-1", "agg-1-2-3", "seg-99999999999", "x"] {
+        for bad in
+            ["", "seg-", "seg--1", "seg-1/../x", "agg-3-1", "agg-1", "agg-1-2-3", "seg-99999999999", "x"]
+        {
             assert!(!is_task_id(bad), "{bad:?} accepted");
         }
     }

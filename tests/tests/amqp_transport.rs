@@ -23,6 +23,7 @@ fn broker() -> RabbitBroker {
 fn task(job: &str, i: u32) -> Task {
     Task {
         job: job.into(),
+        run: 1,
         id: format!("seg-{i}"),
         kind: TaskKind::Segment,
         plugin: "sim@1".into(),
@@ -266,9 +267,9 @@ async fn results_and_control_broadcasts_flow() {
     let mut b = leader.subscribe_control().await.unwrap();
     let hungry = Control::Hungry { worker: "w9".into(), idle_lanes: 2 };
     leader.broadcast(hungry.clone()).await.unwrap();
-    leader.cancel_job("j5").await.unwrap();
+    leader.cancel_job("j5", 1).await.unwrap();
     for stream in [&mut a, &mut b] {
-        for expected in [hungry.clone(), Control::CancelJob { job: "j5".into() }] {
+        for expected in [hungry.clone(), Control::CancelJob { job: "j5".into(), run: 1 }] {
             let got = tokio::time::timeout(Duration::from_secs(10), stream.recv())
                 .await
                 .expect("control arrives")
@@ -351,9 +352,9 @@ async fn survives_a_broker_restart() {
     // outage are lost: resend until one arrives).
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        leader.cancel_job("j7").await.unwrap();
+        leader.cancel_job("j7", 1).await.unwrap();
         if let Ok(got) = tokio::time::timeout(Duration::from_millis(500), controls.recv()).await {
-            assert_eq!(got, Some(Control::CancelJob { job: "j7".into() }));
+            assert_eq!(got, Some(Control::CancelJob { job: "j7".into(), run: 1 }));
             break;
         }
         assert!(Instant::now() < deadline, "no control after the restart");

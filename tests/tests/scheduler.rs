@@ -7,6 +7,7 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use proofline_runtime::embedded::Embedded;
+use proofline_runtime::leader::ledger::Failure;
 use proofline_runtime::leader::{JobError, LeaderConfig};
 use proofline_runtime::plugin::{PlanOptions, PluginRegistry, ProofSystem, Verdict};
 use proofline_runtime::store::MemStore;
@@ -111,13 +112,19 @@ async fn a_task_that_keeps_failing_fails_the_job_naming_it() {
     let workload = json!({"tasks": 6, "cost": {"fixed": {"micros": 0}},
         "fail": {"segments": [4], "mode": "retryable"}});
     let err = c.leader.prove(Arc::new(sim.clone()), plan(&sim, workload)).await.unwrap_err();
-    assert!(matches!(err, JobError::TaskFailed { ref task, attempts: 3, .. } if task == "seg-4"), "{err}");
+    assert!(
+        matches!(err, JobError::Failed(Failure::TaskFailed { ref task, attempts: 3, .. }) if task == "seg-4"),
+        "{err}"
+    );
     assert!(err.to_string().contains("injected failure in segment 4"), "{err}");
 
     let workload = json!({"tasks": 6, "cost": {"fixed": {"micros": 0}},
         "fail": {"segments": [2], "mode": "permanent"}});
     let err = c.leader.prove(Arc::new(sim.clone()), plan(&sim, workload)).await.unwrap_err();
-    assert!(matches!(err, JobError::TaskFailed { ref task, attempts: 1, .. } if task == "seg-2"), "{err}");
+    assert!(
+        matches!(err, JobError::Failed(Failure::TaskFailed { ref task, attempts: 1, .. }) if task == "seg-2"),
+        "{err}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use common::{WorkerProcess, example_block, leader, publish_raw, wait_for_queue_depth};
 use proofline_keccak::KeccakPlugin;
+use proofline_runtime::leader::ledger::Failure;
 use proofline_runtime::leader::{JobError, LeaderConfig};
 use proofline_runtime::plugin::{PlanOptions, ProofSystem, Verdict};
 use proofline_sim::SimPlugin;
@@ -85,7 +86,7 @@ async fn a_task_that_always_fails_is_dead_lettered_and_named() {
     let started = Instant::now();
     let err = leader.prove(Arc::new(sim), plan).await.unwrap_err();
     assert!(started.elapsed() < Duration::from_secs(30), "failed within the deadline");
-    assert!(matches!(err, JobError::TaskFailed { ref task, attempts: 3, .. } if task == "seg-5"), "{err}");
+    assert!(matches!(err, JobError::Failed(Failure::TaskFailed { ref task, attempts: 3, .. }) if task == "seg-5"), "{err}");
     assert!(err.to_string().contains("injected failure in segment 5"), "{err}");
     wait_for_queue_depth(&broker, "proofline.dead", 1, Duration::from_secs(10));
 }

@@ -165,6 +165,10 @@ impl ProofSystem for SimPlugin {
                     FailureMode::Panic => panic!("{message}"),
                     FailureMode::Retryable => return Err(PluginError::retryable(message)),
                     FailureMode::Permanent => return Err(PluginError::permanent(message)),
+                    FailureMode::Hang => {
+                        work(cx, Work::Sleep, 3_600_000_000)?;
+                        return Err(PluginError::permanent(format!("{message}: woke after an hour")));
+                    }
                 }
             }
         }

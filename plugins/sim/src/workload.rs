@@ -69,6 +69,9 @@ pub enum FailureMode {
     Retryable,
     Permanent,
     Panic,
+    /// Sleep for an hour (a deadlocked prover), heartbeats flowing; gives up only when
+    /// the runtime cancels the attempt.
+    Hang,
 }
 
 impl Workload {

@@ -1,26 +1,40 @@
-//! The per-job leader actor: publish segments, fold results as they stream in,
-//! retry and re-dispatch, then wrap the root proof.
+//! The per-job actor: carries out what the [`JobLedger`] decides.
+//!
+//! The actor owns the I/O of one job (the store, the transport, the lease, the clock)
+//! and none of its decisions. Each message becomes one ledger event; the effects that
+//! come back are carried out in a fixed order:
+//!
+//! 1. **Journal** every finished task in one store write, so what is published next
+//!    never depends on a result that a crash could forget.
+//! 2. **Publish** the new tasks in one batch (one confirm round trip).
+//! 3. **Abandon** attempts past their timeout (a broadcast that workers act on).
+//! 4. **End** on `Wrap` or `Fail`: stop the run's remaining tasks everywhere
+//!    (`CancelJob` for this run only), release the lease, and hand the outcome to the
+//!    caller. Nothing is deleted here: a proven job's artifacts go only when the caller
+//!    says its proof is durable ([`Leader::discard`](super::Leader::discard)).
+//!
+//! Every store call runs on the blocking pool through [`blocking`].
 
-use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::sync::{oneshot, watch};
 
-use super::journal::{Journal, Manifest, Record, maximal_ranges};
-use super::{JobError, JobOutput, JobStats, LeaderConfig, Progress};
-use crate::fold::{Finished, Fold, FoldStep};
+use super::journal::{Journal, Manifest, Record};
+use super::lease::Lease;
+use super::ledger::{Effect, Identity, JobLedger, Policy};
+use super::{JobError, JobOutput, LeaderConfig, Progress};
 use crate::plugin::{ExecCx, JobMeta, LeafSource, Plan, PluginError, ProofSystem};
-use crate::store::ArtifactStore;
-use crate::task::{ArtifactRef, Outcome, Task, TaskKind, TaskResult, aggregate_task_id, segment_task_id};
+use crate::store::{ArtifactStore, StoreError};
+use crate::task::{ArtifactRef, Control, Task};
 use crate::transport::Transport;
 
-/// How often the leader looks for tasks past their deadline.
+/// How often the actor looks for attempts past their deadlines.
 const TICK: Duration = Duration::from_millis(100);
 
 pub enum JobMsg {
-    /// Store the segment payloads and publish the segment tasks.
+    /// Store the plan (or read the journal) and publish the first tasks.
     Start,
     /// Results are waiting in the job's inbox.
     ResultsReady,
@@ -34,23 +48,16 @@ pub enum JobStart {
     Resume { journal: Journal, manifest: Manifest, records: Vec<Record>, meta: Vec<u8> },
 }
 
-impl JobStart {
-    fn segment_costs(&self) -> Vec<u64> {
-        match self {
-            Self::New(plan) => plan.segments.iter().map(|s| s.cost).collect(),
-            Self::Resume { manifest, .. } => manifest.segments.iter().map(|s| s.cost).collect(),
-        }
-    }
-}
-
 pub struct JobArgs {
     pub job: String,
+    pub run: u64,
     pub plugin: Arc<dyn ProofSystem>,
     pub start: JobStart,
     pub config: LeaderConfig,
     pub reply_to: String,
     pub transport: Arc<dyn Transport>,
     pub store: Arc<dyn ArtifactStore>,
+    pub lease: Lease,
     pub progress: watch::Sender<Progress>,
     pub done: oneshot::Sender<Result<JobOutput, JobError>>,
     pub inbox: Arc<super::Inbox>,
@@ -58,275 +65,70 @@ pub struct JobArgs {
 
 pub struct JobActor;
 
-struct InFlight {
-    task: Task,
-    sent: Instant,
-}
-
 pub struct JobState {
-    args: JobArgsRest,
-    started: Instant,
-    in_flight: HashMap<String, InFlight>,
-    finished: HashSet<String>,
-    fold: Fold<ArtifactRef>,
-    leaves: Vec<Option<ArtifactRef>>,
-    progress: Progress,
-    stats: JobStats,
-    done: Option<oneshot::Sender<Result<JobOutput, JobError>>>,
-    /// How the job begins, until it has.
-    pending: Option<JobStart>,
-    /// Where finished tasks are recorded, for `--resume`.
-    journal: Option<Journal>,
-    /// Records of the message being handled, appended to the journal in one entry.
-    journal_batch: Vec<Record>,
-    /// Tasks to publish once the current message is handled.
-    outbox: Vec<Task>,
-    /// Results routed to this job, taken in one batch per `ResultsReady`.
-    inbox: Arc<super::Inbox>,
-    /// The plan's opaque statement, for wrap.
-    meta: Vec<u8>,
-    /// Which task produced each artifact, to recompute a corrupted one.
-    producers: HashMap<String, Task>,
-    /// Producer being recomputed -> tasks waiting to be retried once it is back.
-    repairs: HashMap<String, Vec<String>>,
-}
-
-struct JobArgsRest {
     job: String,
+    run: u64,
     plugin: Arc<dyn ProofSystem>,
-    plugin_id: String,
     config: LeaderConfig,
     reply_to: String,
     transport: Arc<dyn Transport>,
     store: Arc<dyn ArtifactStore>,
     progress: watch::Sender<Progress>,
+    inbox: Arc<super::Inbox>,
+    done: Option<oneshot::Sender<Result<JobOutput, JobError>>>,
+    started: Instant,
+    /// How the job begins, until it has.
+    pending: Option<JobStart>,
+    /// Present once the job has started.
+    ledger: Option<JobLedger>,
+    journal: Option<Journal>,
+    lease: Option<Arc<Lease>>,
+    last_lease_refresh: Instant,
+    /// The plan's opaque statement, for wrap.
+    meta: Vec<u8>,
+}
+
+/// Run a store operation on the blocking pool.
+pub(super) async fn blocking<T: Send + 'static>(
+    what: &str,
+    op: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
+) -> Result<T, JobError> {
+    match tokio::task::spawn_blocking(op).await {
+        Ok(result) => result.map_err(|source| JobError::Store { what: what.to_owned(), source }),
+        Err(e) => Err(JobError::Internal(format!("{what}: the blocking task died: {e}"))),
+    }
 }
 
 impl JobState {
-    fn new_task(
-        &self,
-        id: String,
-        kind: TaskKind,
-        inputs: Vec<ArtifactRef>,
-        range: (u32, u32),
-        cost: u64,
-    ) -> Task {
-        Task {
-            job: self.args.job.clone(),
-            id,
-            kind,
-            plugin: self.args.plugin_id.clone(),
-            inputs,
-            start: range.0,
-            end: range.1,
-            attempt: 1,
-            max_attempts: self.args.config.max_attempts,
-            deadline_ms: self.args.config.task_deadline.as_millis() as u64,
-            cost,
-            reply_to: self.args.reply_to.clone(),
+    fn policy(&self) -> Policy {
+        let plugin = self.plugin.clone();
+        let fixed = self.config.task_timeout;
+        Policy {
+            max_attempts: self.config.max_attempts.max(1),
+            silence: self.config.task_deadline,
+            timeout_of: Box::new(move |kind, cost| fixed.unwrap_or_else(|| plugin.task_timeout(kind, cost))),
         }
     }
 
-    /// Queue a task for the next [`flush`](Self::flush); it counts as in flight from now.
-    fn dispatch(&mut self, task: Task) {
-        self.in_flight.insert(task.id.clone(), InFlight { task: task.clone(), sent: Instant::now() });
-        self.outbox.push(task);
-    }
-
-    /// Publish everything queued while handling one message, in one batch.
-    async fn flush(&mut self) -> Result<(), JobError> {
-        if self.outbox.is_empty() {
-            return Ok(());
-        }
-        let tasks = std::mem::take(&mut self.outbox);
-        self.args.transport.publish(tasks).await.map_err(|e| JobError::Transport(e.to_string()))
-    }
-
-    /// Send `id` again with the next attempt number, or fail the job if attempts are spent.
-    fn redispatch(&mut self, id: &str, why: &str) -> Result<(), JobError> {
-        let Some(flight) = self.in_flight.get(id) else {
-            return Ok(());
-        };
-        let attempts = flight.task.attempt;
-        if attempts >= self.args.config.max_attempts {
-            return Err(JobError::TaskFailed { task: id.to_owned(), attempts, message: why.to_owned() });
-        }
-        let mut task = flight.task.clone();
-        task.attempt += 1;
-        tracing::warn!(job = %self.args.job, task = id, attempt = task.attempt, reason = why, "re-dispatching");
-        self.dispatch(task);
-        Ok(())
-    }
-
-    fn on_result(&mut self, result: TaskResult) -> Result<Option<Finished<ArtifactRef>>, JobError> {
-        if self.finished.contains(&result.task) {
-            // A recomputed (repaired) artifact is back: retry the tasks that needed it.
-            if let Some(waiting) = self.repairs.remove(&result.task) {
-                for consumer in waiting {
-                    self.redispatch(&consumer, "input recomputed")?;
-                }
-            } else {
-                self.stats.duplicates += 1;
-            }
-            return Ok(None);
-        }
-        let Some(flight) = self.in_flight.get(&result.task) else {
-            tracing::debug!(task = %result.task, "result for an unknown task dropped");
-            return Ok(None);
-        };
-        match result.outcome {
-            Outcome::Running => {
-                // Alive: the silence deadline starts again from now.
-                if result.attempt == flight.task.attempt {
-                    self.in_flight.get_mut(&result.task).expect("checked above").sent = Instant::now();
-                }
-                Ok(None)
-            }
-            Outcome::Failed { message, retryable } => {
-                // A newer attempt is already out: let it finish.
-                if result.attempt < flight.task.attempt {
-                    return Ok(None);
-                }
-                tracing::warn!(job = %self.args.job, task = %result.task, attempt = result.attempt,
-                    ran_on = %result.ran_on, error = %message, "task failed");
-                if !retryable {
-                    return Err(JobError::TaskFailed {
-                        task: result.task,
-                        attempts: result.attempt,
-                        message,
-                    });
-                }
-                self.stats.retries += 1;
-                self.redispatch(&result.task, &message)?;
-                Ok(None)
-            }
-            Outcome::CorruptInput { uri, message } => {
-                if result.attempt < flight.task.attempt {
-                    return Ok(None);
-                }
-                self.repair(&result.task, &uri, &message)?;
-                Ok(None)
-            }
-            Outcome::Done(artifact) => {
-                let flight = self.in_flight.remove(&result.task).expect("checked above");
-                self.finished.insert(result.task.clone());
-                self.producers.insert(artifact.uri.clone(), flight.task.clone());
-                let depth = match flight.task.kind {
-                    TaskKind::Segment => {
-                        self.leaves[result.start as usize] = Some(artifact.clone());
-                        self.progress.segments_done += 1;
-                        self.progress.cost_done += flight.task.cost;
-                        0
-                    }
-                    TaskKind::Aggregate => {
-                        self.progress.aggregations_done += 1;
-                        self.depth_of(&flight.task)
-                    }
-                };
-                self.progress.depth = self.progress.depth.max(depth);
-                self.journal_batch.push(Record {
-                    task: result.task.clone(),
-                    start: result.start,
-                    end: result.end,
-                    depth,
-                    artifact: artifact.clone(),
-                });
-                Ok(Some(Finished { start: result.start, end: result.end, depth, value: artifact }))
-            }
+    fn identity(&self) -> Identity {
+        Identity {
+            job: self.job.clone(),
+            run: self.run,
+            plugin: self.plugin.id().to_string(),
+            reply_to: self.reply_to.clone(),
         }
     }
 
-    fn depth_of(&self, task: &Task) -> u32 {
-        // Aggregate depth = 1 + log2 of the segments covered, rounded up: close enough for progress.
-        (task.end - task.start).next_power_of_two().trailing_zeros()
-    }
-
-    /// Feed a finished range into the fold and dispatch what becomes ready.
-    fn fold(&mut self, done: Finished<ArtifactRef>) -> Option<ArtifactRef> {
-        match self.fold.finish(done.start, done.end, done.depth, done.value) {
-            FoldStep::Wait => None,
-            FoldStep::Root(root) => Some(root.value),
-            FoldStep::Aggregate(left, right) => {
-                let id = aggregate_task_id(left.start, right.end);
-                let range = (left.start, right.end);
-                let task = self.new_task(id, TaskKind::Aggregate, vec![left.value, right.value], range, 1);
-                self.dispatch(task);
-                None
-            }
-        }
-    }
-
-    /// `consumer` found its input `uri` corrupted: recompute it by running its producer
-    /// again (tasks are deterministic, so the new bytes match the old reference), then
-    /// retry `consumer`. Plan payloads have no producer: that is fatal.
-    fn repair(&mut self, consumer: &str, uri: &str, message: &str) -> Result<(), JobError> {
-        let Some(producer) = self.producers.get(uri).cloned() else {
-            return Err(JobError::TaskFailed {
-                task: consumer.to_owned(),
-                attempts: self.in_flight.get(consumer).map_or(1, |f| f.task.attempt),
-                message: format!("{message}; it is not the output of a task, so it cannot be recomputed"),
-            });
-        };
-        tracing::warn!(job = %self.args.job, task = consumer, artifact = uri, producer = %producer.id,
-            "{message}; recomputing it");
-        self.stats.repairs += 1;
-        if let Some(flight) = self.in_flight.get_mut(consumer) {
-            flight.sent = Instant::now();
-        }
-        let waiting = self.repairs.entry(producer.id.clone()).or_default();
-        let first = waiting.is_empty();
-        waiting.push(consumer.to_owned());
-        if first {
-            let mut task = producer;
-            task.attempt += 1;
-            self.outbox.push(task);
-        }
-        Ok(())
-    }
-
-    /// Take in a batch of results; returns the root once the fold is complete.
-    fn on_results(&mut self, results: Vec<TaskResult>) -> Result<Option<ArtifactRef>, JobError> {
-        let mut root = None;
-        for result in results {
-            if let Some(done) = self.on_result(result)? {
-                root = root.or(self.fold(done));
-            }
-        }
-        Ok(root)
-    }
-
-    async fn wrap(&mut self, root: ArtifactRef) -> Result<Vec<u8>, JobError> {
-        let started = Instant::now();
-        let store = self.args.store.clone();
-        let plugin = self.args.plugin.clone();
-        let job = self.args.job.clone();
-        let meta = self.meta.clone();
-        let leaves =
-            StoreLeaves { store: store.clone(), refs: self.leaves.iter().flatten().cloned().collect() };
-        let proof = tokio::task::spawn_blocking(move || {
-            let root = store.get(&root).map_err(|e| PluginError::permanent(e.to_string()))?;
-            let mut cx = ExecCx::new("wrap", 0, Default::default());
-            plugin.wrap(&mut cx, &root, &JobMeta { job: &job, meta: &meta, leaves: &leaves })
-        })
-        .await
-        .map_err(|e| JobError::Wrap(format!("wrap panicked: {e}")))?
-        .map_err(|e| JobError::Wrap(e.to_string()))?;
-        self.stats.wrap = started.elapsed();
-        Ok(proof)
-    }
-
-    /// Publish what the job needs first: every segment of a new plan (after storing the
-    /// plan and manifest), or, when resuming, only what the journal does not show done.
-    /// Returns the root if a resumed job had already folded everything.
-    fn start(&mut self) -> Result<Option<ArtifactRef>, JobError> {
-        let store_err = |e: crate::store::StoreError| JobError::Store(e.to_string());
+    /// Store a new plan, or take over a journal; returns the ledger's first effects.
+    async fn start(&mut self) -> Result<Vec<Effect>, JobError> {
         let (manifest, records) = match self.pending.take() {
-            None => return Ok(None),
+            None => return Ok(Vec::new()),
             Some(JobStart::New(plan)) => {
                 self.meta = plan.meta.clone();
+                let (store, job, plugin) =
+                    (self.store.clone(), self.job.clone(), self.plugin.id().to_string());
                 let (journal, manifest) =
-                    Journal::create(self.args.store.clone(), &self.args.job, &self.args.plugin_id, plan)
-                        .map_err(store_err)?;
+                    blocking("storing the plan", move || Journal::create(store, &job, &plugin, plan)).await?;
                 self.journal = Some(journal);
                 (manifest, Vec::new())
             }
@@ -336,52 +138,113 @@ impl JobState {
                 (manifest, records)
             }
         };
-        for r in &records {
-            self.finished.insert(r.task.clone());
-            if r.end == r.start + 1 && r.task.starts_with("seg-") {
-                self.leaves[r.start as usize] = Some(r.artifact.clone());
-                self.progress.segments_done += 1;
-                self.progress.cost_done += manifest.segments[r.start as usize].cost;
-            } else {
-                self.progress.aggregations_done += 1;
-            }
-        }
-        self.stats.resumed_segments = self.progress.segments_done;
-        let mut covered = vec![false; manifest.segments.len()];
-        let mut root = None;
-        for r in maximal_ranges(&records) {
-            covered[r.start as usize..r.end as usize].iter_mut().for_each(|c| *c = true);
-            let done = Finished { start: r.start, end: r.end, depth: r.depth, value: r.artifact };
-            root = root.or(self.fold(done));
-        }
-        for (i, segment) in manifest.segments.into_iter().enumerate() {
-            if covered[i] {
-                continue;
-            }
-            let range = (i as u32, i as u32 + 1);
-            let task = self.new_task(
-                segment_task_id(i as u32),
-                TaskKind::Segment,
-                vec![segment.payload],
-                range,
-                segment.cost,
-            );
-            self.dispatch(task);
-        }
-        Ok(root)
+        let mut ledger = JobLedger::new(self.identity(), self.policy(), manifest.segments);
+        let fx = ledger.start(records, Instant::now());
+        self.ledger = Some(ledger);
+        Ok(fx)
     }
 
-    /// Record what finished while handling this message (one journal entry).
-    fn write_journal(&mut self) -> Result<(), JobError> {
-        let batch = std::mem::take(&mut self.journal_batch);
-        match &mut self.journal {
-            Some(journal) => tokio::task::block_in_place(|| journal.append(&batch))
-                .map_err(|e| JobError::Store(format!("writing the job journal: {e}"))),
-            None => Ok(()),
+    fn ledger(&mut self) -> &mut JobLedger {
+        self.ledger.as_mut().expect("events arrive after Start")
+    }
+
+    /// Keep the lease alive; losing it to another leader ends this run.
+    async fn refresh_lease(&mut self) -> Result<(), JobError> {
+        let Some(lease) = self.lease.clone() else { return Ok(()) };
+        if self.last_lease_refresh.elapsed() < lease.ttl() / 3 {
+            return Ok(());
+        }
+        self.last_lease_refresh = Instant::now();
+        match tokio::task::spawn_blocking(move || lease.refresh()).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) if e.is_lost() => Err(JobError::Lease(e)),
+            Ok(Err(e)) => {
+                tracing::warn!(job = %self.job, error = %e, "could not refresh the job's lease; trying again");
+                Ok(())
+            }
+            Err(e) => Err(JobError::Internal(format!("refreshing the lease: {e}"))),
         }
     }
 
-    fn finish(&mut self, outcome: Result<JobOutput, JobError>) {
+    /// Steps 1-3 of the module doc; returns the ending effect, if any.
+    async fn carry_out(&mut self, fx: Vec<Effect>) -> Option<Result<ArtifactRef, JobError>> {
+        let mut records = Vec::new();
+        let mut tasks: Vec<Task> = Vec::new();
+        let mut abandon = Vec::new();
+        let mut end = None;
+        for effect in fx {
+            match effect {
+                Effect::Journal(r) => records.push(r),
+                Effect::Publish(t) => tasks.push(t),
+                Effect::Abandon { task, attempt } => abandon.push((task, attempt)),
+                Effect::Wrap(root) => end = Some(Ok(root)),
+                Effect::Fail(f) => end = Some(Err(JobError::Failed(f))),
+            }
+        }
+        if !records.is_empty()
+            && let Some(mut journal) = self.journal.take()
+        {
+            let appended = blocking("writing the job journal", move || {
+                journal.append(&records)?;
+                Ok(journal)
+            })
+            .await;
+            match appended {
+                Ok(journal) => self.journal = Some(journal),
+                Err(e) => return Some(Err(e)),
+            }
+        }
+        if end.is_none()
+            && !tasks.is_empty()
+            && let Err(e) = self.transport.publish(tasks).await
+        {
+            return Some(Err(JobError::Transport(e)));
+        }
+        for (task, attempt) in abandon {
+            let control = Control::AbandonTask { job: self.job.clone(), run: self.run, task, attempt };
+            if let Err(e) = self.transport.broadcast(control).await {
+                tracing::warn!(job = %self.job, error = %e, "could not broadcast an abandoned attempt");
+            }
+        }
+        end
+    }
+
+    async fn wrap(&mut self, root: ArtifactRef) -> Result<JobOutput, JobError> {
+        let started = Instant::now();
+        let ledger = self.ledger.as_ref().expect("wrap comes from the ledger");
+        let leaves = StoreLeaves { store: self.store.clone(), refs: ledger.leaves() };
+        let (store, plugin, job, meta) =
+            (self.store.clone(), self.plugin.clone(), self.job.clone(), self.meta.clone());
+        let proof = tokio::task::spawn_blocking(move || {
+            let root = store
+                .get(&root)
+                .map_err(|e| PluginError::permanent(format!("reading the root proof: {e}")))?;
+            let mut cx = ExecCx::new("wrap", 0, Default::default());
+            plugin.wrap(&mut cx, &root, &JobMeta { job: &job, meta: &meta, leaves: &leaves })
+        })
+        .await
+        .unwrap_or_else(|e| Err(PluginError::permanent(format!("wrap panicked: {e}"))))
+        .map_err(JobError::Wrap)?;
+        let mut stats = self.ledger().stats();
+        stats.wrap = started.elapsed();
+        stats.elapsed = self.started.elapsed();
+        Ok(JobOutput { job: self.job.clone(), plugin: self.plugin.id(), proof, stats })
+    }
+
+    /// Step 4: the job is over, whatever happened.
+    async fn end(&mut self, outcome: Result<JobOutput, JobError>) {
+        if let Err(e) = self.transport.cancel_job(&self.job, self.run).await {
+            tracing::warn!(job = %self.job, error = %e, "could not broadcast the end of the job");
+        }
+        if let Some(lease) = self.lease.take() {
+            match tokio::task::spawn_blocking(move || lease.release()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => {
+                    tracing::warn!(job = %self.job, error = %e, "could not release the job's lease")
+                }
+                Err(e) => tracing::warn!(job = %self.job, error = %e, "releasing the job's lease panicked"),
+            }
+        }
         if let Some(done) = self.done.take() {
             let _ = done.send(outcome);
         }
@@ -416,44 +279,26 @@ impl Actor for JobActor {
         myself: ActorRef<JobMsg>,
         args: JobArgs,
     ) -> Result<JobState, ActorProcessingErr> {
-        let costs = args.start.segment_costs();
-        let n = costs.len() as u32;
-        let progress = Progress {
-            segments_total: n,
-            aggregations_total: n.saturating_sub(1),
-            cost_total: costs.iter().sum(),
-            ..Progress::default()
-        };
-        let state = JobState {
-            args: JobArgsRest {
-                job: args.job,
-                plugin_id: args.plugin.id().to_string(),
-                plugin: args.plugin,
-                config: args.config,
-                reply_to: args.reply_to,
-                transport: args.transport,
-                store: args.store,
-                progress: args.progress,
-            },
-            started: Instant::now(),
-            in_flight: HashMap::new(),
-            finished: HashSet::new(),
-            fold: Fold::new(n),
-            leaves: vec![None; n as usize],
-            progress,
-            stats: JobStats { segments: n, ..JobStats::default() },
-            done: Some(args.done),
-            pending: Some(args.start),
-            journal: None,
-            journal_batch: Vec::new(),
-            meta: Vec::new(),
-            outbox: Vec::new(),
-            producers: HashMap::new(),
-            repairs: HashMap::new(),
-            inbox: args.inbox,
-        };
         myself.send_interval(TICK, || JobMsg::Tick);
-        Ok(state)
+        Ok(JobState {
+            job: args.job,
+            run: args.run,
+            plugin: args.plugin,
+            config: args.config,
+            reply_to: args.reply_to,
+            transport: args.transport,
+            store: args.store,
+            progress: args.progress,
+            inbox: args.inbox,
+            done: Some(args.done),
+            started: Instant::now(),
+            pending: Some(args.start),
+            ledger: None,
+            journal: None,
+            lease: Some(Arc::new(args.lease)),
+            last_lease_refresh: Instant::now(),
+            meta: Vec::new(),
+        })
     }
 
     async fn handle(
@@ -462,63 +307,41 @@ impl Actor for JobActor {
         msg: JobMsg,
         state: &mut JobState,
     ) -> Result<(), ActorProcessingErr> {
-        let step = match msg {
-            JobMsg::Start => state.start(),
+        if state.done.is_none() {
+            return Ok(());
+        }
+        let now = Instant::now();
+        let fx = match msg {
+            JobMsg::Start => state.start().await,
+            JobMsg::Cancel(reason) if state.ledger.is_none() => {
+                Err(JobError::Failed(super::ledger::Failure::Cancelled(reason)))
+            }
+            JobMsg::Cancel(reason) => Ok(state.ledger().cancel(&reason)),
+            _ if state.ledger.is_none() => Ok(Vec::new()),
             JobMsg::ResultsReady => {
                 let results = state.inbox.take();
-                state.on_results(results)
+                Ok(state.ledger().on_results(results, now))
             }
-            JobMsg::Tick => {
-                let deadline = state.args.config.task_deadline;
-                let overdue: Vec<String> = state
-                    .in_flight
-                    .iter()
-                    .filter(|(_, f)| f.sent.elapsed() > deadline)
-                    .map(|(id, _)| id.clone())
-                    .collect();
-                let mut step = Ok(None);
-                for id in overdue {
-                    state.stats.redispatches += 1;
-                    if let Err(e) = state.redispatch(&id, &format!("no result within {deadline:?}")) {
-                        step = Err(e);
-                        break;
-                    }
-                }
-                step
-            }
-            JobMsg::Cancel(reason) => Err(JobError::Cancelled(reason)),
+            JobMsg::Tick => match state.refresh_lease().await {
+                Ok(()) => Ok(state.ledger().on_tick(now)),
+                Err(e) => Err(e),
+            },
         };
-        let step = match state.write_journal() {
-            Ok(()) => step,
-            Err(e) => Err(e),
+        let end = match fx {
+            Ok(fx) => state.carry_out(fx).await,
+            Err(e) => Some(Err(e)),
         };
-        let step = match state.flush().await {
-            Ok(()) => step,
-            Err(e) => Err(e),
-        };
-        state.progress.elapsed = state.started.elapsed();
-        let _ = state.args.progress.send(state.progress.clone());
-        let outcome = match step {
-            Ok(None) => return Ok(()),
-            Ok(Some(root)) => state.wrap(root).await.map(|proof| {
-                let mut stats = state.stats.clone();
-                stats.aggregations = state.progress.aggregations_done;
-                stats.depth = state.progress.depth;
-                stats.elapsed = state.started.elapsed();
-                JobOutput { job: state.args.job.clone(), plugin: state.args.plugin.id(), proof, stats }
-            }),
-            Err(e) => Err(e),
-        };
-        // Whatever happened, the job is over: drop its queued tasks. A proven job's
-        // artifacts go too; a failed one keeps them for `--resume` (and `gc`).
-        let _ = state.args.transport.cancel_job(&state.args.job).await;
-        if outcome.is_ok()
-            && !state.args.config.keep_artifacts
-            && let Err(e) = state.args.store.delete_prefix(&state.args.job)
-        {
-            tracing::warn!(job = %state.args.job, error = %e, "could not delete the job's artifacts");
+        if let Some(ledger) = &state.ledger {
+            let mut progress = ledger.progress().clone();
+            progress.elapsed = state.started.elapsed();
+            state.progress.send_replace(progress);
         }
-        state.finish(outcome);
+        let outcome = match end {
+            None => return Ok(()),
+            Some(Ok(root)) => state.wrap(root).await,
+            Some(Err(e)) => Err(e),
+        };
+        state.end(outcome).await;
         myself.stop(None);
         Ok(())
     }

@@ -1,10 +1,19 @@
 //! The leader: runs jobs. One [`Leader`] per process owns the result queue and routes
 //! results to a [`job`] actor per job, which plans nothing itself (the caller plans, so
-//! bad input is rejected before anything is published), folds, retries and wraps.
+//! bad input is rejected before anything is published). The job's decisions (fold,
+//! retry, deadlines, repair) live in the pure [`ledger`]; the actor carries them out.
+//!
+//! # A job's life, as the caller sees it
+//! 1. [`Leader::submit`] (or [`Leader::resume`]) takes the job's lease in the store, so
+//!    no second leader drives the same job, and starts its actor.
+//! 2. [`JobHandle::wait`] returns the proof. The job's artifacts are still in the store.
+//! 3. The caller makes the proof durable (writes and syncs it), then calls
+//!    [`Leader::discard`]. If writing fails, the job stays resumable with `--resume`.
 
 mod job;
 mod journal;
 mod lease;
+pub mod ledger;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -28,15 +37,27 @@ pub use lease::{
 pub struct LeaderConfig {
     /// Dispatches of one task before the job fails.
     pub max_attempts: u32,
-    /// How long to wait for a task's result before sending it again.
+    /// No result and no heartbeat from a task for this long: send it again.
     pub task_deadline: Duration,
-    /// Keep the job's artifacts in the store after it ends.
+    /// The longest one attempt may run before it is abandoned and sent again
+    /// (`None`: the plugin's estimate from the task's cost).
+    pub task_timeout: Option<Duration>,
+    /// Keep the job's artifacts in the store after [`Leader::discard`].
     pub keep_artifacts: bool,
+    /// How long a job's lease outlives its last refresh (a dead leader's job can be
+    /// resumed after this). Refreshed every third of it.
+    pub lease_ttl: Duration,
 }
 
 impl Default for LeaderConfig {
     fn default() -> Self {
-        Self { max_attempts: 3, task_deadline: Duration::from_secs(600), keep_artifacts: false }
+        Self {
+            max_attempts: 3,
+            task_deadline: Duration::from_secs(600),
+            task_timeout: None,
+            keep_artifacts: false,
+            lease_ttl: Duration::from_secs(15),
+        }
     }
 }
 
@@ -68,8 +89,10 @@ pub struct JobStats {
     pub resumed_segments: u32,
     /// Corrupted artifacts recomputed.
     pub repairs: u64,
-    /// Re-dispatches after a missed deadline.
+    /// Re-dispatches after no result or heartbeat within the silence deadline.
     pub redispatches: u64,
+    /// Attempts abandoned (and re-dispatched) for running past their timeout.
+    pub timeouts: u64,
     pub elapsed: Duration,
     pub wrap: Duration,
 }
@@ -86,18 +109,38 @@ pub struct JobOutput {
 
 #[derive(Debug, thiserror::Error)]
 pub enum JobError {
-    #[error("task {task} failed after {attempts} attempt(s): {message}")]
-    TaskFailed { task: String, attempts: u32, message: String },
-    #[error("wrapping the root proof failed: {0}")]
-    Wrap(String),
-    #[error("artifact store: {0}")]
-    Store(String),
-    #[error("transport: {0}")]
-    Transport(String),
-    #[error("job cancelled: {0}")]
-    Cancelled(String),
-    #[error("cannot resume: {0}")]
-    Resume(String),
+    /// The ledger gave up: a task failed for good, or the job was cancelled.
+    #[error(transparent)]
+    Failed(#[from] ledger::Failure),
+    #[error("wrapping the root proof failed")]
+    Wrap(#[source] crate::plugin::PluginError),
+    #[error("artifact store: {what}")]
+    Store {
+        what: String,
+        #[source]
+        source: crate::store::StoreError,
+    },
+    #[error("transport")]
+    Transport(#[source] crate::transport::TransportError),
+    #[error("cannot resume job {job}")]
+    Resume {
+        job: String,
+        #[source]
+        source: JournalError,
+    },
+    #[error("cannot resume job {job}: it needs plugin {plugin}, which this build does not have")]
+    MissingPlugin { job: String, plugin: String },
+    #[error("job lease")]
+    Lease(#[source] LeaseError),
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl JobError {
+    /// The job was cancelled (by its caller, or Ctrl-C).
+    pub fn is_cancelled(&self) -> bool {
+        matches!(self, Self::Failed(ledger::Failure::Cancelled(_)))
+    }
 }
 
 /// A running job: watch its progress, wait for its proof, or cancel it.
@@ -109,8 +152,12 @@ pub struct JobHandle {
 }
 
 impl JobHandle {
+    /// The proof, once the job is over. Its artifacts stay in the store until
+    /// [`Leader::discard`]: make the proof durable first.
     pub async fn wait(self) -> Result<JobOutput, JobError> {
-        self.done.await.unwrap_or_else(|_| Err(JobError::Cancelled("leader actor stopped".into())))
+        self.done
+            .await
+            .unwrap_or_else(|_| Err(JobError::Internal("the job actor stopped without an outcome".into())))
     }
 
     pub fn cancel(&self, reason: &str) {
@@ -173,9 +220,9 @@ impl Leader {
         store: Arc<dyn ArtifactStore>,
         config: LeaderConfig,
     ) -> Result<Self, JobError> {
-        let results_queue = format!("proofline.results.{}", new_job_id().replace("job-", "leader-"));
-        let mut results =
-            transport.open_results(&results_queue).await.map_err(|e| JobError::Transport(e.to_string()))?;
+        let results_queue =
+            format!("{}{}", crate::task::RESULTS_QUEUE_PREFIX, new_job_id().replace("job-", "leader-"));
+        let mut results = transport.open_results(&results_queue).await.map_err(JobError::Transport)?;
         let routes: Routes = Arc::default();
         let table = routes.clone();
         let broker = transport.describe();
@@ -216,36 +263,83 @@ impl Leader {
 
     /// Start proving `plan` (made by `plugin.plan`) as a new job.
     pub async fn submit(&self, plugin: Arc<dyn ProofSystem>, plan: Plan) -> Result<JobHandle, JobError> {
-        self.spawn_job(new_job_id(), plugin, JobStart::New(plan)).await
+        let job = new_job_id();
+        let lease = self.take_lease(&job).await?;
+        self.spawn_job(job, plugin, JobStart::New(plan), lease).await
     }
 
     /// Pick up `job` where an earlier leader left it: only work its journal does not
     /// show finished is dispatched. `plugins` must hold the job's exact plugin version.
+    /// If another leader holds the job's lease, waits up to one lease lifetime for it
+    /// to lapse (its leader died) and fails if it is still being refreshed.
     pub async fn resume(
         &self,
         job: &str,
         plugins: &crate::plugin::PluginRegistry,
     ) -> Result<JobHandle, JobError> {
+        let (store, key) = (self.store.clone(), format!("{job}/manifest"));
+        if job::blocking("looking for the job's manifest", move || store.get_raw(&key)).await?.is_none() {
+            let source = JournalError::NoManifest { job: job.to_owned() };
+            return Err(JobError::Resume { job: job.to_owned(), source });
+        }
+        // The lease before the journal: no other leader appends to it while it is read.
+        let lease = self.take_lease(job).await?;
         let store = self.store.clone();
         let job_id = job.to_owned();
         let opened = tokio::task::spawn_blocking(move || journal::Journal::open(store, &job_id))
             .await
-            .map_err(|e| JobError::Store(e.to_string()))?;
-        let (journal, manifest, records) = opened.map_err(|e| JobError::Resume(e.to_string()))?;
-        let plugin = plugins.get_exact(&manifest.plugin).cloned().ok_or_else(|| {
-            JobError::Resume(format!(
-                "job {job} needs plugin {}, which this build does not have",
-                manifest.plugin
-            ))
+            .map_err(|e| JobError::Internal(format!("reading the journal: {e}")))?;
+        let (journal, manifest, records) = match opened {
+            Ok(opened) => opened,
+            Err(source) => {
+                let _ = tokio::task::spawn_blocking(move || lease.release()).await;
+                return Err(JobError::Resume { job: job.to_owned(), source });
+            }
+        };
+        let plugin = plugins.get_exact(&manifest.plugin).cloned().ok_or_else(|| JobError::MissingPlugin {
+            job: job.to_owned(),
+            plugin: manifest.plugin.clone(),
         })?;
-        let store = self.store.clone();
-        let meta_ref = manifest.meta.clone();
-        let meta = tokio::task::spawn_blocking(move || store.get(&meta_ref))
-            .await
-            .map_err(|e| JobError::Store(e.to_string()))?
-            .map_err(|e| JobError::Store(e.to_string()))?;
+        let (store, meta_ref) = (self.store.clone(), manifest.meta.clone());
+        let meta = job::blocking("reading the job's metadata", move || store.get(&meta_ref)).await?;
         tracing::info!(%job, finished_tasks = records.len(), segments = manifest.segments.len(), "resuming: {}", manifest.summary);
-        self.spawn_job(job.to_owned(), plugin, JobStart::Resume { journal, manifest, records, meta }).await
+        self.spawn_job(job.to_owned(), plugin, JobStart::Resume { journal, manifest, records, meta }, lease)
+            .await
+    }
+
+    /// Delete a finished job's artifacts (unless `keep_artifacts`): call it once the
+    /// proof from [`JobHandle::wait`] is durable.
+    pub async fn discard(&self, job: &str) -> Result<(), JobError> {
+        self.routes.lock().expect("routes lock").remove(job);
+        if self.config.keep_artifacts {
+            return Ok(());
+        }
+        let (store, prefix) = (self.store.clone(), job.to_owned());
+        job::blocking("deleting the job's artifacts", move || store.delete_prefix(&prefix)).await
+    }
+
+    /// Take `job`'s lease for this leader, waiting for a stale one to lapse.
+    async fn take_lease(&self, job: &str) -> Result<Lease, JobError> {
+        let holder = self.results_queue.trim_start_matches(crate::task::RESULTS_QUEUE_PREFIX).to_owned();
+        let give_up = tokio::time::Instant::now() + self.config.lease_ttl + Duration::from_secs(1);
+        loop {
+            let (store, id, me, ttl) =
+                (self.store.clone(), job.to_owned(), holder.clone(), self.config.lease_ttl);
+            let taken = tokio::task::spawn_blocking(move || Lease::acquire(store, &id, &me, ttl))
+                .await
+                .map_err(|e| JobError::Internal(format!("taking the job lease: {e}")))?;
+            match taken {
+                Ok(lease) => return Ok(lease),
+                Err(LeaseError::Held { expires_in, holder: other, .. })
+                    if tokio::time::Instant::now() + expires_in <= give_up =>
+                {
+                    tracing::info!(%job, leader = %other, wait_s = expires_in.as_secs_f64(),
+                        "another leader held this job; waiting for its lease to lapse");
+                    tokio::time::sleep(expires_in + Duration::from_millis(50)).await;
+                }
+                Err(e) => return Err(JobError::Lease(e)),
+            }
+        }
     }
 
     async fn spawn_job(
@@ -253,17 +347,20 @@ impl Leader {
         job: String,
         plugin: Arc<dyn ProofSystem>,
         start: JobStart,
+        lease: Lease,
     ) -> Result<JobHandle, JobError> {
         let (progress_tx, progress) = watch::channel(Progress::default());
         let (done_tx, done) = oneshot::channel();
         let args = JobArgs {
             job: job.clone(),
+            run: new_run_id(),
             plugin,
             start,
             config: self.config.clone(),
             reply_to: self.results_queue.clone(),
             transport: self.transport.clone(),
             store: self.store.clone(),
+            lease,
             progress: progress_tx,
             done: done_tx,
             inbox: Arc::default(),
@@ -271,21 +368,34 @@ impl Leader {
         let inbox = args.inbox.clone();
         let (actor, _) = Actor::spawn(None, JobActor, args)
             .await
-            .map_err(|e| JobError::Cancelled(format!("could not start the job actor: {e}")))?;
+            .map_err(|e| JobError::Internal(format!("could not start the job actor: {e}")))?;
         // Route results before the first task goes out.
         self.routes.lock().expect("routes lock").insert(job.clone(), (actor.clone(), inbox));
-        actor.cast(JobMsg::Start).map_err(|e| JobError::Cancelled(format!("job actor gone: {e}")))?;
+        actor.cast(JobMsg::Start).map_err(|e| JobError::Internal(format!("job actor gone: {e}")))?;
         Ok(JobHandle { job, progress, actor, done })
     }
 
-    /// Prove one plan to the end.
+    /// Prove one plan to the end and return the proof in memory; the job's artifacts
+    /// are deleted afterwards (unless `keep_artifacts`). Callers that must persist the
+    /// proof before anything is deleted use [`submit`](Self::submit),
+    /// [`JobHandle::wait`] and [`discard`](Self::discard).
     pub async fn prove(&self, plugin: Arc<dyn ProofSystem>, plan: Plan) -> Result<JobOutput, JobError> {
         let handle = self.submit(plugin, plan).await?;
         let job = handle.job.clone();
         let out = handle.wait().await;
-        self.routes.lock().expect("routes lock").remove(&job);
+        if out.is_ok() {
+            self.discard(&job).await?;
+        } else {
+            self.routes.lock().expect("routes lock").remove(&job);
+        }
         out
     }
+}
+
+/// A number for one run of a job: fresh per leader incarnation.
+fn new_run_id() -> u64 {
+    let digest = blake3::hash(new_job_id().as_bytes());
+    u64::from_le_bytes(digest.as_bytes()[..8].try_into().expect("8 bytes"))
 }
 
 impl Drop for Leader {

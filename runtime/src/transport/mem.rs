@@ -21,7 +21,7 @@ use crate::task::{Control, Task, TaskResult};
 /// use proofline_runtime::transport::{MemBroker, Transport, Settle};
 /// # use proofline_runtime::task::*;
 /// let broker = MemBroker::default();
-/// # let task = Task { job: "j".into(), id: "seg-0".into(), kind: TaskKind::Segment, plugin: "p@1".into(),
+/// # let task = Task { job: "j".into(), run: 1, id: "seg-0".into(), kind: TaskKind::Segment, plugin: "p@1".into(),
 /// #   inputs: vec![], start: 0, end: 1, attempt: 1, max_attempts: 3, deadline_ms: 1000, cost: 1, reply_to: "r".into() };
 /// broker.publish(vec![task]).await.unwrap();
 /// let mut stream = broker.consume("worker-1", 8).await.unwrap();
@@ -73,7 +73,8 @@ impl State {
 
 struct Message {
     tag: u64,
-    job: String,
+    /// The job and run the task belongs to (to drop a cancelled run's queued tasks).
+    job: (String, u64),
     bytes: Vec<u8>,
     redelivered: bool,
 }
@@ -114,7 +115,7 @@ impl MemBroker {
         let mut s = self.lock();
         let tag = s.next_tag;
         s.next_tag += 1;
-        s.ready.push_back(Message { tag, job: String::new(), bytes, redelivered: false });
+        s.ready.push_back(Message { tag, job: (String::new(), 0), bytes, redelivered: false });
         drop(s);
         self.inner.wake.notify_waiters();
     }
@@ -264,7 +265,7 @@ impl Transport for MemBroker {
     fn publish(&self, tasks: Vec<Task>) -> BoxFuture<'_, Result<(), TransportError>> {
         Box::pin(async move {
             let encoded: Vec<_> =
-                tasks.into_iter().map(|t| (t.job.clone(), Envelope::Task(t).encode())).collect();
+                tasks.into_iter().map(|t| ((t.job.clone(), t.run), Envelope::Task(t).encode())).collect();
             let mut s = self.lock();
             for (job, bytes) in encoded {
                 let tag = s.next_tag;
@@ -286,11 +287,11 @@ impl Transport for MemBroker {
         })
     }
 
-    fn cancel_job(&self, job: &str) -> BoxFuture<'_, Result<(), TransportError>> {
+    fn cancel_job(&self, job: &str, run: u64) -> BoxFuture<'_, Result<(), TransportError>> {
         let job = job.to_owned();
         Box::pin(async move {
-            self.lock().ready.retain(|m| m.job != job);
-            self.broadcast(Control::CancelJob { job }).await
+            self.lock().ready.retain(|m| m.job != (job.clone(), run));
+            self.broadcast(Control::CancelJob { job, run }).await
         })
     }
 

@@ -45,9 +45,10 @@ pub trait Transport: Send + Sync + 'static {
     fn publish(&self, tasks: Vec<Task>) -> BoxFuture<'_, Result<(), TransportError>>;
     /// Leader: open the result queue `queue` (one per leader process).
     fn open_results(&self, queue: &str) -> BoxFuture<'_, Result<ResultStream, TransportError>>;
-    /// Leader: stop `job` everywhere: drop its queued tasks where the broker can, and
-    /// broadcast [`Control::CancelJob`] so workers skip or abandon the rest.
-    fn cancel_job(&self, job: &str) -> BoxFuture<'_, Result<(), TransportError>>;
+    /// Leader: stop run `run` of `job` everywhere: drop its queued tasks where the
+    /// broker can, and broadcast [`Control::CancelJob`] so workers skip or abandon the
+    /// rest. A later run of the same job (a resume) is not affected.
+    fn cancel_job(&self, job: &str, run: u64) -> BoxFuture<'_, Result<(), TransportError>>;
     /// Anyone: send a control message to every subscriber (including the sender's own).
     fn broadcast(&self, control: Control) -> BoxFuture<'_, Result<(), TransportError>>;
     /// Worker: receive control broadcasts.

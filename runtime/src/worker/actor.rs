@@ -1,6 +1,5 @@
 //! The worker actor: dispatch to lanes, results and acks, cluster control, shutdown.
 
-use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -9,7 +8,7 @@ use ractor::{Actor, ActorProcessingErr, ActorRef};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use super::lane::{Finished, LaneCtx, LaneSlot, spawn_lane};
+use super::lane::{CancelledRuns, Finished, LaneCtx, LaneSlot, spawn_lane};
 use super::{LaneStats, WorkerArgs, WorkerConfig, WorkerMsg, WorkerStats};
 use crate::plugin::LaneDevice;
 use crate::task::{Control, Outcome, TaskResult};
@@ -111,7 +110,8 @@ impl WorkerState {
     async fn tick(&mut self) {
         if self.last_heartbeat.elapsed() >= self.config.heartbeat {
             self.last_heartbeat = Instant::now();
-            for task in self.slots.iter().filter_map(|s| s.current()) {
+            for running in self.slots.iter().filter_map(|s| s.current()) {
+                let task = &running.task;
                 let beat = TaskResult {
                     job: task.job.clone(),
                     task: task.id.clone(),
@@ -120,7 +120,8 @@ impl WorkerState {
                     end: task.end,
                     outcome: Outcome::Running,
                     ran_on: self.config.name.clone(),
-                    exec_micros: 0,
+                    // How long it has run: the leader tells a hung attempt from a live worker.
+                    exec_micros: running.since.elapsed().as_micros().min(u64::MAX as u128) as u64,
                 };
                 if let Err(e) = self.transport.reply(&task.reply_to, beat).await {
                     tracing::debug!(error = %e, "heartbeat not sent");
@@ -151,18 +152,21 @@ impl WorkerState {
 
     fn on_control(&mut self, control: Control) {
         match control {
-            Control::CancelJob { job } => {
+            Control::CancelJob { job, run } => {
+                // Remember first, so a lane that takes a queued task of it now skips it.
+                self.lane_ctx.cancelled.write().expect("cancelled runs lock").insert(job.clone(), run);
                 for slot in self.slots.iter() {
-                    if slot.current().is_some_and(|t| t.job == job) {
-                        slot.cancel.store(true, Ordering::Release);
+                    slot.cancel_if(|t| t.job == job && t.run == run);
+                }
+            }
+            Control::AbandonTask { job, run, task, attempt } => {
+                for slot in self.slots.iter() {
+                    if slot
+                        .cancel_if(|t| t.job == job && t.run == run && t.id == task && t.attempt == attempt)
+                    {
+                        tracing::warn!(%job, %task, attempt, "abandoning an attempt that ran past its timeout");
                     }
                 }
-                let mut cancelled = self.lane_ctx.cancelled_jobs.write().expect("cancelled jobs lock");
-                // Bounded memory: forget the oldest cancellations when there are many.
-                if cancelled.len() > 10_000 {
-                    cancelled.clear();
-                }
-                cancelled.insert(job);
             }
             Control::Hungry { worker, .. } => {
                 if worker == self.config.name || !self.config.share || self.queued() == 0 {
@@ -248,7 +252,7 @@ impl Actor for WorkerActor {
             store,
             actor: myself.clone(),
             finished: Arc::new(Finished::default()),
-            cancelled_jobs: Arc::new(RwLock::new(HashSet::new())),
+            cancelled: Arc::new(RwLock::new(CancelledRuns::default())),
         };
         let now = Instant::now();
         let state = WorkerState {
@@ -301,7 +305,6 @@ impl Actor for WorkerActor {
                 state.stats.lane_restarts += 1;
                 let slot = &state.slots[lane];
                 slot.kill.store(false, Ordering::Release);
-                slot.cancel.store(false, Ordering::Release);
                 *slot.current.lock().expect("lane current lock") = None;
                 tracing::warn!(lane, "lane died; restarting it");
                 state.start_lane(lane)?;
@@ -309,7 +312,7 @@ impl Actor for WorkerActor {
             WorkerMsg::KillLane(lane) => {
                 if let Some(slot) = state.slots.get(lane) {
                     slot.kill.store(true, Ordering::Release);
-                    slot.cancel.store(true, Ordering::Release);
+                    slot.cancel_if(|_| true);
                 }
             }
             WorkerMsg::Control(control) => state.on_control(control),
@@ -327,7 +330,7 @@ impl Actor for WorkerActor {
             WorkerMsg::Abandon => {
                 for slot in state.slots.iter() {
                     slot.stop.store(true, Ordering::Release);
-                    slot.cancel.store(true, Ordering::Release);
+                    slot.cancel_if(|_| true);
                 }
             }
             WorkerMsg::Stats(reply) => {
@@ -360,7 +363,7 @@ impl Actor for WorkerActor {
         state.requeue_unstarted();
         for slot in state.slots.iter() {
             slot.stop.store(true, Ordering::Release);
-            slot.cancel.store(true, Ordering::Release);
+            slot.cancel_if(|_| true);
             slot.wake();
         }
         // Results already computed still go out; their deliveries are acked.

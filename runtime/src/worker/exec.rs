@@ -14,6 +14,9 @@ enum ExecError {
     Plugin(#[from] PluginError),
     #[error("{0}")]
     Store(#[from] StoreError),
+    /// Reading an input failed.
+    #[error("{0}")]
+    Input(StoreError),
     #[error("{0}")]
     Unrunnable(String),
 }
@@ -22,8 +25,10 @@ impl ExecError {
     fn retryable(&self) -> bool {
         match self {
             Self::Plugin(e) => e.is_retryable(),
-            Self::Store(StoreError::Io { .. } | StoreError::Remote { transient: true, .. }) => true,
-            Self::Store(_) | Self::Unrunnable(_) => false,
+            Self::Store(e) | Self::Input(e) => {
+                matches!(e, StoreError::Io { .. } | StoreError::Remote { transient: true, .. })
+            }
+            Self::Unrunnable(_) => false,
         }
     }
 }
@@ -44,7 +49,8 @@ pub(crate) fn resolve(plugins: &PluginRegistry, wanted: &str) -> Result<Arc<dyn 
     Ok(plugin)
 }
 
-/// Run `task` to an [`Outcome`]; the output artifact is stored under `job/task-id`.
+/// Run `task` to an [`Outcome`]; the output artifact is stored under `job/task-id`
+/// (both checked against their patterns by the lane before it gets here).
 pub(crate) fn run_task(
     plugins: &PluginRegistry,
     store: &dyn ArtifactStore,
@@ -54,8 +60,12 @@ pub(crate) fn run_task(
     let run = catch_unwind(AssertUnwindSafe(|| try_run(plugins, store, task, cx)));
     match run {
         Ok(Ok(artifact)) => Outcome::Done(artifact),
-        Ok(Err(ExecError::Store(StoreError::Corrupt { uri, reason }))) => {
-            let message = format!("artifact {uri} is corrupted: {reason}");
+        Ok(Err(ExecError::Input(StoreError::Corrupt { uri, reason }))) => {
+            let message = format!("input {uri} is corrupted: {reason}");
+            Outcome::CorruptInput { uri, message }
+        }
+        Ok(Err(ExecError::Input(StoreError::NotFound { uri }))) => {
+            let message = format!("input {uri} is missing from the store");
             Outcome::CorruptInput { uri, message }
         }
         Ok(Err(e)) => Outcome::Failed { retryable: e.retryable(), message: e.to_string() },
@@ -77,11 +87,10 @@ fn try_run(
     cx: &mut ExecCx,
 ) -> Result<ArtifactRef, ExecError> {
     let plugin = resolve(plugins, &task.plugin).map_err(ExecError::Unrunnable)?;
+    let input = |artifact: &ArtifactRef| store.get(artifact).map_err(ExecError::Input);
     let output = match (task.kind, task.inputs.as_slice()) {
-        (TaskKind::Segment, [payload]) => plugin.prove_segment(cx, &store.get(payload)?)?,
-        (TaskKind::Aggregate, [left, right]) => {
-            plugin.aggregate(cx, &store.get(left)?, &store.get(right)?)?
-        }
+        (TaskKind::Segment, [payload]) => plugin.prove_segment(cx, &input(payload)?)?,
+        (TaskKind::Aggregate, [left, right]) => plugin.aggregate(cx, &input(left)?, &input(right)?)?,
         (kind, inputs) => {
             return Err(ExecError::Unrunnable(format!(
                 "malformed task {}: {kind:?} with {} inputs",

@@ -4,8 +4,24 @@
 //! deque first; when that is empty it steals the oldest task queued on a sibling.
 //! Heavy work therefore never runs on the async runtime, and one slow task cannot
 //! strand the tasks queued behind it.
+//!
+//! # Stopping a task
+//! Every task runs with its own cancel token, created when the lane takes it and kept
+//! with it in [`LaneSlot::current`]; whoever cancels does so under that lock, so a
+//! cancellation meant for one task can never reach the next one on the lane.
+//!
+//! 1. **Job run cancelled** ([`Control::CancelJob`](crate::task::Control)): its runs'
+//!    key `(job, run)` is remembered, queued tasks of it are acked unrun, and a running
+//!    one is cancelled and acked without a result. A resumed job is a new run: it runs.
+//! 2. **Attempt abandoned** (`AbandonTask`, past its timeout): only that attempt is
+//!    cancelled; its (stale) failure is reported and acked.
+//! 3. **Stop** (the worker drains): the lane finishes its task, then its thread ends.
+//!    After the grace period `Abandon` cancels the running task too; a task cut short
+//!    that way is requeued for another worker, never acked.
+//! 4. **Kill** (chaos tests): the thread dies holding its delivery, which the broker
+//!    then redelivers.
 
-use std::collections::HashSet;
+use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::thread::{self, JoinHandle, Thread};
@@ -34,23 +50,41 @@ pub(crate) struct LaneSlot {
     pub stop: AtomicBool,
     /// Set to make the thread die abandoning its current task (chaos, tests).
     pub kill: AtomicBool,
-    /// Tells the running plugin to give up.
-    pub cancel: Arc<AtomicBool>,
-    /// The task running now (for heartbeats and job cancellation).
-    pub current: Mutex<Option<Task>>,
+    /// The task running now (for heartbeats and cancellation).
+    pub current: Mutex<Option<Running>>,
     pub thread: Mutex<Option<Thread>>,
     pub executed: AtomicU64,
     pub stolen: AtomicU64,
     pub busy_micros: AtomicU64,
 }
 
+/// A task on a lane, with its own cancel token.
+#[derive(Clone)]
+pub(crate) struct Running {
+    pub task: Task,
+    pub cancel: Arc<AtomicBool>,
+    pub since: Instant,
+}
+
 impl LaneSlot {
-    pub fn current(&self) -> Option<Task> {
+    pub fn current(&self) -> Option<Running> {
         self.current.lock().expect("lane current lock").clone()
     }
 
     pub fn is_idle(&self) -> bool {
         self.current.lock().expect("lane current lock").is_none()
+    }
+
+    /// Cancel the running task if `which` says so; true if it did.
+    pub fn cancel_if(&self, which: impl Fn(&Task) -> bool) -> bool {
+        let current = self.current.lock().expect("lane current lock");
+        match current.as_ref() {
+            Some(running) if which(&running.task) => {
+                running.cancel.store(true, Ordering::Release);
+                true
+            }
+            _ => false,
+        }
     }
 
     pub fn wake(&self) {
@@ -72,8 +106,36 @@ pub(crate) struct LaneCtx {
     pub store: Arc<dyn ArtifactStore>,
     pub actor: ActorRef<WorkerMsg>,
     pub finished: Arc<Finished>,
-    /// Jobs whose tasks are skipped (acked unrun): their leader gave up on them.
-    pub cancelled_jobs: Arc<RwLock<HashSet<String>>>,
+    /// Job runs whose tasks are skipped (acked unrun): their leader ended them.
+    pub cancelled: Arc<RwLock<CancelledRuns>>,
+}
+
+/// The most recent cancelled job runs, bounded: the oldest are forgotten first.
+#[derive(Default)]
+pub(crate) struct CancelledRuns {
+    set: HashSet<(String, u64)>,
+    order: VecDeque<(String, u64)>,
+}
+
+impl CancelledRuns {
+    const CAPACITY: usize = 10_000;
+
+    pub fn insert(&mut self, job: String, run: u64) {
+        if self.set.insert((job.clone(), run)) {
+            self.order.push_back((job, run));
+        }
+        while self.order.len() > Self::CAPACITY {
+            if let Some(old) = self.order.pop_front() {
+                self.set.remove(&old);
+            }
+        }
+    }
+
+    pub fn contains(&self, task: &Task) -> bool {
+        // Borrowed lookup without allocating a key per task would need a custom Borrow;
+        // the set is small and this runs once per task.
+        self.set.contains(&(task.job.clone(), task.run))
+    }
 }
 
 /// Tasks finished by the lanes, waiting for the actor to send their results.
@@ -177,16 +239,21 @@ fn lane_loop(ctx: &LaneCtx) -> bool {
             thread::park_timeout(IDLE_PARK);
             continue;
         };
-        if ctx.is_cancelled(&delivery.task.job) {
+        if let Err(why) = check_task(&delivery.task) {
+            // Never run or answer a task whose fields could point anywhere.
+            tracing::warn!(task = %delivery.task.id, job = %delivery.task.job, "{why}; dead-lettering it");
+            delivery.settle(Settle::DeadLetter);
+            continue;
+        }
+        if ctx.is_cancelled(&delivery.task) {
             delivery.settle(Settle::Ack);
             continue;
         }
-        *slot.current.lock().expect("lane current lock") = Some(delivery.task.clone());
-        if !slot.kill.load(Ordering::Acquire) {
-            slot.cancel.store(false, Ordering::Release);
-        }
+        let cancel = Arc::new(AtomicBool::new(slot.kill.load(Ordering::Acquire)));
+        let running = Running { task: delivery.task.clone(), cancel: cancel.clone(), since: Instant::now() };
+        *slot.current.lock().expect("lane current lock") = Some(running);
         let task = &delivery.task;
-        let mut cx = ExecCx::new(task.id.clone(), ctx.index, slot.cancel.clone()).on(ctx.device);
+        let mut cx = ExecCx::new(task.id.clone(), ctx.index, cancel.clone()).on(ctx.device);
         let started = Instant::now();
         let outcome = run_task(&ctx.plugins, ctx.store.as_ref(), task, &mut cx);
         let micros = started.elapsed().as_micros() as u64;
@@ -196,13 +263,13 @@ fn lane_loop(ctx: &LaneCtx) -> bool {
             tracing::warn!(lane = ctx.index, task = %task.id, "lane killed mid-task; task requeued");
             return false;
         }
-        let abandoned = slot.cancel.load(Ordering::Acquire) && matches!(outcome, Outcome::Failed { .. });
+        let abandoned = cancel.load(Ordering::Acquire) && matches!(outcome, Outcome::Failed { .. });
         if abandoned && slot.stop.load(Ordering::Acquire) {
             // Shutdown cut the task short: give it back for another worker to run.
             delivery.settle(Settle::Requeue);
             return true;
         }
-        if ctx.is_cancelled(&task.job) {
+        if ctx.is_cancelled(task) {
             delivery.settle(Settle::Ack);
             continue;
         }
@@ -225,7 +292,87 @@ fn lane_loop(ctx: &LaneCtx) -> bool {
 }
 
 impl LaneCtx {
-    fn is_cancelled(&self, job: &str) -> bool {
-        self.cancelled_jobs.read().expect("cancelled jobs lock").contains(job)
+    fn is_cancelled(&self, task: &Task) -> bool {
+        self.cancelled.read().expect("cancelled runs lock").contains(task)
+    }
+}
+
+/// A task from the network may name a store key, a queue and a range: refuse any
+/// that this runtime could not have made.
+fn check_task(task: &Task) -> Result<(), String> {
+    use crate::task::{RESULTS_QUEUE_PREFIX, TaskKind, aggregate_task_id, is_job_id, segment_task_id};
+    if !is_job_id(&task.job) {
+        return Err(format!("malformed job id {:?}", task.job));
+    }
+    let expected = match task.kind {
+        TaskKind::Segment if task.start.checked_add(1) == Some(task.end) => segment_task_id(task.start),
+        TaskKind::Aggregate if task.start.checked_add(1).is_some_and(|next| task.end > next) => {
+            aggregate_task_id(task.start, task.end)
+        }
+        _ => return Err(format!("task {:?} has an impossible range {}..{}", task.id, task.start, task.end)),
+    };
+    if task.id != expected {
+        return Err(format!("task id {:?} does not name its range {}..{}", task.id, task.start, task.end));
+    }
+    if !task.reply_to.starts_with(RESULTS_QUEUE_PREFIX) || task.reply_to.len() > 255 {
+        return Err(format!("reply_to {:?} is not a result queue", task.reply_to));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::task::TaskKind;
+
+    fn task(job: &str, id: &str, range: (u32, u32), reply_to: &str) -> Task {
+        let kind = if id.starts_with("seg-") { TaskKind::Segment } else { TaskKind::Aggregate };
+        Task {
+            job: job.into(),
+            run: 1,
+            id: id.into(),
+            kind,
+            plugin: "sim@1".into(),
+            inputs: vec![],
+            start: range.0,
+            end: range.1,
+            attempt: 1,
+            max_attempts: 3,
+            deadline_ms: 1,
+            cost: 1,
+            reply_to: reply_to.into(),
+        }
+    }
+
+    #[test]
+    fn tasks_from_the_network_are_checked_before_anything_runs() {
+        let ok = "proofline.results.leader-1";
+        assert!(check_task(&task("job-1-abcdef12", "seg-3", (3, 4), ok)).is_ok());
+        assert!(check_task(&task("job-1-abcdef12", "agg-0-3", (0, 4), ok)).is_ok());
+        for bad in [
+            task("../etc", "seg-3", (3, 4), ok),
+            task("job-1-abcdef12", "seg-3/../../x", (3, 4), ok),
+            task("job-1-abcdef12", "seg-4", (3, 4), ok),
+            task("job-1-abcdef12", "agg-0-3", (0, 9), ok),
+            task("job-1-abcdef12", "seg-3", (3, 4), "amq.rabbitmq.trace"),
+            task("job-1-abcdef12", "seg-4294967295", (u32::MAX, 0), ok),
+        ] {
+            assert!(check_task(&bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn cancelled_runs_are_keyed_by_run_and_bounded() {
+        let mut runs = CancelledRuns::default();
+        runs.insert("job-1-abcdef12".into(), 1);
+        assert!(runs.contains(&task("job-1-abcdef12", "seg-0", (0, 1), "r")));
+        let mut resumed = task("job-1-abcdef12", "seg-0", (0, 1), "r");
+        resumed.run = 2;
+        assert!(!runs.contains(&resumed), "a resumed run is not the cancelled one");
+        for i in 0..CancelledRuns::CAPACITY as u64 {
+            runs.insert(format!("job-{i}"), i);
+        }
+        assert_eq!(runs.order.len(), CancelledRuns::CAPACITY);
+        assert!(!runs.contains(&task("job-1-abcdef12", "seg-0", (0, 1), "r")), "the oldest is forgotten");
     }
 }

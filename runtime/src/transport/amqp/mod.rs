@@ -263,10 +263,10 @@ impl Transport for AmqpTransport {
         })
     }
 
-    fn cancel_job(&self, job: &str) -> BoxFuture<'_, Result<(), TransportError>> {
+    fn cancel_job(&self, job: &str, run: u64) -> BoxFuture<'_, Result<(), TransportError>> {
         let job = job.to_owned();
         // A shared queue cannot be purged per job: workers skip cancelled jobs' tasks.
-        Box::pin(async move { self.broadcast(Control::CancelJob { job }).await })
+        Box::pin(async move { self.broadcast(Control::CancelJob { job, run }).await })
     }
 
     fn broadcast(&self, control: Control) -> BoxFuture<'_, Result<(), TransportError>> {

@@ -1,0 +1,522 @@
+//! The job's bookkeeping as a pure state machine: events in, effects out.
+//!
+//! [`JobLedger`] knows which tasks are out, which finished, what the fold waits for and
+//! what is being repaired. It performs no I/O and reads no clock: every event carries
+//! `now`, and every decision comes back as an [`Effect`] for the job actor to carry
+//! out. That makes each failure path a plain unit test.
+//!
+//! # Life of a task
+//! 1. **Dispatch.** The ledger creates the task (id, kind, range and inputs come from
+//!    the plan or the fold, never from a message) and emits [`Effect::Publish`].
+//! 2. **Heartbeats.** A worker reports [`Outcome::Running`] for the current attempt
+//!    with how long it has been running. "The worker is alive" (any word within the
+//!    silence deadline) is kept apart from "the attempt makes progress" (its run time
+//!    stays under the task timeout).
+//! 3. **Deadlines** (on [`JobLedger::on_tick`]): no word within `silence` re-dispatches
+//!    the task; a run longer than its timeout emits [`Effect::Abandon`] (the worker
+//!    cancels that attempt) and re-dispatches it.
+//! 4. **Failure.** A retryable failure of the current attempt re-dispatches it; a
+//!    permanent one, or a spent attempt budget, fails the job. Reports from older
+//!    attempts are ignored, except a success: the first success wins, whichever
+//!    attempt produced it.
+//! 5. **Unusable input** (corrupt or missing artifact): the consumer is parked, the
+//!    task that produced the artifact runs again as a *repair*, and only that repair's
+//!    success (never its heartbeat) sends the consumer out again, with the repaired
+//!    reference. An input no task produced (a plan payload) cannot be repaired.
+//! 6. **Success.** The artifact is journalled ([`Effect::Journal`]) and folded; the
+//!    fold's next aggregation is dispatched, and the root becomes [`Effect::Wrap`].
+//!
+//! Once the ledger emits [`Effect::Fail`] or [`Effect::Wrap`] it is over and ignores
+//! further events.
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use super::journal::{Record, SegmentRef, maximal_ranges};
+use super::{JobStats, Progress};
+use crate::fold::{Finished, Fold, FoldStep};
+use crate::task::{ArtifactRef, Outcome, Task, TaskKind, TaskResult, aggregate_task_id, segment_task_id};
+
+/// The task timeout of a task of this kind and cost.
+pub type TimeoutOf = Box<dyn Fn(TaskKind, u64) -> Duration + Send>;
+
+/// Who the job's tasks are from and where their results go.
+#[derive(Clone, Debug)]
+pub struct Identity {
+    pub job: String,
+    /// This run of the job (a fresh number per leader incarnation): cancellation is
+    /// keyed by it, so a resumed job is never mistaken for its cancelled predecessor.
+    pub run: u64,
+    /// `name@version` of the plugin.
+    pub plugin: String,
+    pub reply_to: String,
+}
+
+/// The ledger's policies.
+pub struct Policy {
+    /// Dispatches of one task before the job fails.
+    pub max_attempts: u32,
+    /// No result and no heartbeat for this long: send the task again.
+    pub silence: Duration,
+    /// The longest one attempt may run, by kind and cost.
+    pub timeout_of: TimeoutOf,
+}
+
+/// What the job actor must do, in the order given.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Effect {
+    /// Record a finished task in the journal (before anything that depends on it).
+    Journal(Record),
+    /// Hand a task to the broker.
+    Publish(Task),
+    /// Tell workers to give up on this attempt of a task.
+    Abandon { task: String, attempt: u32 },
+    /// Every segment is folded into `root`: wrap it. The job's work is done.
+    Wrap(ArtifactRef),
+    /// The job cannot finish.
+    Fail(Failure),
+}
+
+/// Why the ledger gave up on a job.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum Failure {
+    #[error("task {task} failed after {attempts} attempt(s): {message}")]
+    TaskFailed { task: String, attempts: u32, message: String },
+    #[error("job cancelled: {0}")]
+    Cancelled(String),
+}
+
+/// Why a task is out.
+#[derive(Debug)]
+enum Purpose {
+    /// Its output feeds the fold.
+    Fold,
+    /// It finished before; it runs again because its output was unusable. These
+    /// consumers are parked until it is back.
+    Repair { waiting: Vec<String> },
+}
+
+/// One task out with the workers.
+#[derive(Debug)]
+struct Attempt {
+    task: Task,
+    purpose: Purpose,
+    /// Last word of this attempt (dispatch, heartbeat).
+    last_heard: Instant,
+    /// When the current attempt started running, as its worker reported.
+    running_since: Option<Instant>,
+    /// Waiting for this producer's repair; not running anywhere meanwhile.
+    parked_on: Option<String>,
+}
+
+/// A task that finished, and what it made.
+#[derive(Debug)]
+struct Done {
+    task: Task,
+    artifact: ArtifactRef,
+}
+
+/// The state of one job.
+pub struct JobLedger {
+    who: Identity,
+    policy: Policy,
+    segments: Vec<SegmentRef>,
+    fold: Fold<ArtifactRef>,
+    leaves: Vec<Option<ArtifactRef>>,
+    out: HashMap<String, Attempt>,
+    done: HashMap<String, Done>,
+    /// Artifact uri -> the finished task that wrote it.
+    producers: HashMap<String, String>,
+    progress: Progress,
+    stats: JobStats,
+    over: bool,
+}
+
+impl JobLedger {
+    pub fn new(who: Identity, policy: Policy, segments: Vec<SegmentRef>) -> Self {
+        let n = segments.len() as u32;
+        let progress = Progress {
+            segments_total: n,
+            aggregations_total: n.saturating_sub(1),
+            cost_total: segments.iter().map(|s| s.cost).sum(),
+            ..Progress::default()
+        };
+        Self {
+            who,
+            policy,
+            fold: Fold::new(n),
+            leaves: vec![None; n as usize],
+            segments,
+            out: HashMap::new(),
+            done: HashMap::new(),
+            producers: HashMap::new(),
+            progress,
+            stats: JobStats { segments: n, ..JobStats::default() },
+            over: false,
+        }
+    }
+
+    pub fn progress(&self) -> &Progress {
+        &self.progress
+    }
+
+    pub fn stats(&self) -> JobStats {
+        JobStats {
+            aggregations: self.progress.aggregations_done,
+            depth: self.progress.depth,
+            ..self.stats.clone()
+        }
+    }
+
+    /// The artifacts of segments `0..n` in order, once all are finished.
+    pub fn leaves(&self) -> Vec<ArtifactRef> {
+        self.leaves.iter().flatten().cloned().collect()
+    }
+
+    /// Tasks out with workers now (parked ones included).
+    pub fn in_flight(&self) -> usize {
+        self.out.len()
+    }
+
+    pub fn is_over(&self) -> bool {
+        self.over
+    }
+
+    /// Begin: `records` are what an earlier leader of this job finished (empty for a
+    /// new job). Dispatches every segment no finished range covers.
+    pub fn start(&mut self, records: Vec<Record>, now: Instant) -> Vec<Effect> {
+        let mut fx = Vec::new();
+        // A task journalled twice (its artifact was repaired) counts once, as last written.
+        let mut latest: HashMap<String, Record> = HashMap::new();
+        for r in records {
+            let valid = (r.start < r.end) && (r.end as usize) <= self.segments.len();
+            if valid && task_kind(&r.task, r.start, r.end).is_some() {
+                latest.insert(r.task.clone(), r);
+            } else {
+                tracing::warn!(job = %self.who.job, task = %r.task, "journal record out of the plan's range ignored");
+            }
+        }
+        let records: Vec<Record> = latest.into_values().collect();
+        for r in &records {
+            let kind = task_kind(&r.task, r.start, r.end).expect("checked above");
+            let inputs = match kind {
+                TaskKind::Segment => vec![self.segments[r.start as usize].payload.clone()],
+                TaskKind::Aggregate => r.inputs.clone(),
+            };
+            let mut task = self.new_task(r.task.clone(), kind, inputs, (r.start, r.end));
+            // A resumed task's attempts restart at 1; the journal does not keep them.
+            task.attempt = 1;
+            match kind {
+                TaskKind::Segment => {
+                    self.leaves[r.start as usize] = Some(r.artifact.clone());
+                    self.progress.segments_done += 1;
+                    self.progress.cost_done += task.cost;
+                }
+                TaskKind::Aggregate => self.progress.aggregations_done += 1,
+            }
+            self.producers.insert(r.artifact.uri.clone(), r.task.clone());
+            self.done.insert(r.task.clone(), Done { task, artifact: r.artifact.clone() });
+        }
+        self.stats.resumed_segments = self.progress.segments_done;
+        let mut covered = vec![false; self.segments.len()];
+        for r in maximal_ranges(&records) {
+            covered[r.start as usize..r.end as usize].iter_mut().for_each(|c| *c = true);
+            self.progress.depth = self.progress.depth.max(r.depth);
+            self.fold_in(
+                Finished { start: r.start, end: r.end, depth: r.depth, value: r.artifact },
+                now,
+                &mut fx,
+            );
+        }
+        for (i, seg) in self.segments.clone().into_iter().enumerate() {
+            if !covered[i] {
+                let i = i as u32;
+                let task =
+                    self.new_task(segment_task_id(i), TaskKind::Segment, vec![seg.payload], (i, i + 1));
+                self.dispatch(task, Purpose::Fold, now, &mut fx);
+            }
+        }
+        self.settle(fx)
+    }
+
+    /// Take in results (and heartbeats) in arrival order.
+    pub fn on_results(&mut self, results: Vec<TaskResult>, now: Instant) -> Vec<Effect> {
+        let mut fx = Vec::new();
+        for result in results {
+            if self.over || ended(&fx) {
+                break;
+            }
+            self.on_result(result, now, &mut fx);
+        }
+        self.settle(fx)
+    }
+
+    /// Look for attempts that went silent or ran too long.
+    pub fn on_tick(&mut self, now: Instant) -> Vec<Effect> {
+        let mut fx = Vec::new();
+        if self.over {
+            return fx;
+        }
+        let mut ids: Vec<String> = self.out.keys().cloned().collect();
+        ids.sort();
+        for id in ids {
+            if ended(&fx) {
+                break;
+            }
+            let a = &self.out[&id];
+            if a.parked_on.is_some() {
+                continue;
+            }
+            let timeout = (self.policy.timeout_of)(a.task.kind, a.task.cost);
+            if a.running_since.is_some_and(|since| now.saturating_duration_since(since) > timeout) {
+                self.stats.timeouts += 1;
+                fx.push(Effect::Abandon { task: id.clone(), attempt: a.task.attempt });
+                self.redispatch(&id, &format!("ran longer than its timeout of {timeout:?}"), now, &mut fx);
+            } else if now.saturating_duration_since(a.last_heard) > self.policy.silence {
+                let why = format!("no result or heartbeat within {:?}", self.policy.silence);
+                if self.redispatch(&id, &why, now, &mut fx) {
+                    self.stats.redispatches += 1;
+                }
+            }
+        }
+        self.settle(fx)
+    }
+
+    /// Stop the job.
+    pub fn cancel(&mut self, reason: &str) -> Vec<Effect> {
+        if self.over {
+            return Vec::new();
+        }
+        self.settle(vec![Effect::Fail(Failure::Cancelled(reason.to_owned()))])
+    }
+
+    /// Mark the ledger over once a terminal effect is out.
+    fn settle(&mut self, fx: Vec<Effect>) -> Vec<Effect> {
+        self.over |= ended(&fx);
+        fx
+    }
+
+    fn on_result(&mut self, r: TaskResult, now: Instant, fx: &mut Vec<Effect>) {
+        let Some(a) = self.out.get_mut(&r.task) else {
+            // Late news of a finished task: a duplicate success counts, heartbeats do not.
+            if self.done.contains_key(&r.task) && matches!(r.outcome, Outcome::Done(_)) {
+                self.stats.duplicates += 1;
+            }
+            return;
+        };
+        let current = r.attempt == a.task.attempt && a.parked_on.is_none();
+        match r.outcome {
+            Outcome::Running if current => {
+                a.last_heard = now;
+                let ran = Duration::from_micros(r.exec_micros);
+                a.running_since = Some(now.checked_sub(ran).unwrap_or(now));
+            }
+            Outcome::Failed { message, retryable } if current => {
+                tracing::warn!(job = %self.who.job, task = %r.task, attempt = r.attempt, ran_on = %r.ran_on,
+                    error = %message, "task failed");
+                if retryable {
+                    if self.redispatch(&r.task, &message, now, fx) {
+                        self.stats.retries += 1;
+                    }
+                } else {
+                    let attempts = r.attempt;
+                    fx.push(Effect::Fail(Failure::TaskFailed { task: r.task, attempts, message }));
+                }
+            }
+            Outcome::CorruptInput { uri, message } if current => {
+                self.repair(&r.task, &uri, &message, now, fx)
+            }
+            Outcome::Done(artifact) => self.on_done(&r.task, artifact, now, fx),
+            // Stale: an older attempt's heartbeat or failure, or one of a parked task.
+            _ => {}
+        }
+    }
+
+    fn on_done(&mut self, id: &str, artifact: ArtifactRef, now: Instant, fx: &mut Vec<Effect>) {
+        let a = self.out.remove(id).expect("caller checked");
+        let record = Record {
+            task: id.to_owned(),
+            start: a.task.start,
+            end: a.task.end,
+            depth: depth_of(&a.task),
+            artifact: artifact.clone(),
+            inputs: a.task.inputs.clone(),
+        };
+        match a.purpose {
+            Purpose::Fold => {
+                match a.task.kind {
+                    TaskKind::Segment => {
+                        self.leaves[a.task.start as usize] = Some(artifact.clone());
+                        self.progress.segments_done += 1;
+                        self.progress.cost_done += a.task.cost;
+                    }
+                    TaskKind::Aggregate => self.progress.aggregations_done += 1,
+                }
+                self.progress.depth = self.progress.depth.max(record.depth);
+                self.producers.insert(artifact.uri.clone(), id.to_owned());
+                fx.push(Effect::Journal(record.clone()));
+                self.done.insert(id.to_owned(), Done { task: a.task, artifact: artifact.clone() });
+                let finished =
+                    Finished { start: record.start, end: record.end, depth: record.depth, value: artifact };
+                self.fold_in(finished, now, fx);
+            }
+            Purpose::Repair { waiting } => {
+                let old = self.done.get_mut(id).expect("a repaired task finished before");
+                let stale = std::mem::replace(&mut old.artifact, artifact.clone());
+                if stale != artifact {
+                    // A plugin that is not byte-deterministic: consumers get the new reference.
+                    fx.push(Effect::Journal(record));
+                    if a.task.kind == TaskKind::Segment {
+                        self.leaves[a.task.start as usize] = Some(artifact.clone());
+                    }
+                }
+                for consumer in waiting {
+                    let Some(c) = self.out.get_mut(&consumer) else { continue };
+                    c.parked_on = None;
+                    c.last_heard = now;
+                    for input in &mut c.task.inputs {
+                        if input.uri == stale.uri {
+                            *input = artifact.clone();
+                        }
+                    }
+                    self.redispatch(&consumer, "its input was recomputed", now, fx);
+                }
+            }
+        }
+    }
+
+    /// `consumer` could not use its input `uri`: run the task that made it again.
+    fn repair(&mut self, consumer: &str, uri: &str, message: &str, now: Instant, fx: &mut Vec<Effect>) {
+        if !self.out[consumer].task.inputs.iter().any(|i| i.uri == uri) {
+            let why = format!("{message} (an artifact it does not read: {uri})");
+            if self.redispatch(consumer, &why, now, fx) {
+                self.stats.retries += 1;
+            }
+            return;
+        }
+        let Some(producer) = self.producers.get(uri).cloned() else {
+            let attempts = self.out[consumer].task.attempt;
+            let message =
+                format!("{message}; no task produced it (a plan payload), so it cannot be recomputed");
+            fx.push(Effect::Fail(Failure::TaskFailed { task: consumer.to_owned(), attempts, message }));
+            return;
+        };
+        if producer == consumer {
+            let attempts = self.out[consumer].task.attempt;
+            let message = format!("{message}; the task reads its own output");
+            fx.push(Effect::Fail(Failure::TaskFailed { task: consumer.to_owned(), attempts, message }));
+            return;
+        }
+        tracing::warn!(job = %self.who.job, task = consumer, artifact = uri, producer = %producer, "{message}; recomputing it");
+        self.stats.repairs += 1;
+        self.out.get_mut(consumer).expect("caller checked").parked_on = Some(producer.clone());
+        if let Some(Attempt { purpose: Purpose::Repair { waiting }, .. }) = self.out.get_mut(&producer) {
+            waiting.push(consumer.to_owned());
+            return;
+        }
+        let Some(done) = self.done.get(&producer) else {
+            let attempts = self.out[consumer].task.attempt;
+            let message = format!("{message}; its producer {producer} is not finished");
+            fx.push(Effect::Fail(Failure::TaskFailed { task: consumer.to_owned(), attempts, message }));
+            return;
+        };
+        let mut task = done.task.clone();
+        // A fresh budget of attempts, numbered after every earlier one.
+        task.attempt += 1;
+        task.max_attempts = task.attempt + self.policy.max_attempts - 1;
+        self.dispatch(task, Purpose::Repair { waiting: vec![consumer.to_owned()] }, now, fx);
+    }
+
+    /// Send `id` again as its next attempt (true), or fail the job if its attempts
+    /// are spent (false).
+    fn redispatch(&mut self, id: &str, why: &str, now: Instant, fx: &mut Vec<Effect>) -> bool {
+        let Some(a) = self.out.get_mut(id) else { return false };
+        if a.task.attempt >= a.task.max_attempts {
+            let attempts = a.task.attempt;
+            fx.push(Effect::Fail(Failure::TaskFailed {
+                task: id.to_owned(),
+                attempts,
+                message: why.to_owned(),
+            }));
+            return false;
+        }
+        a.task.attempt += 1;
+        a.last_heard = now;
+        a.running_since = None;
+        tracing::warn!(job = %self.who.job, task = id, attempt = a.task.attempt, reason = why, "re-dispatching");
+        fx.push(Effect::Publish(a.task.clone()));
+        true
+    }
+
+    fn dispatch(&mut self, task: Task, purpose: Purpose, now: Instant, fx: &mut Vec<Effect>) {
+        let attempt =
+            Attempt { task: task.clone(), purpose, last_heard: now, running_since: None, parked_on: None };
+        self.out.insert(task.id.clone(), attempt);
+        fx.push(Effect::Publish(task));
+    }
+
+    /// Feed a finished range into the fold; dispatch the aggregation or wrap the root.
+    fn fold_in(&mut self, done: Finished<ArtifactRef>, now: Instant, fx: &mut Vec<Effect>) {
+        match self.fold.finish(done.start, done.end, done.depth, done.value) {
+            FoldStep::Wait => {}
+            FoldStep::Root(root) => fx.push(Effect::Wrap(root.value)),
+            FoldStep::Aggregate(left, right) => {
+                let range = (left.start, right.end);
+                let id = aggregate_task_id(range.0, range.1);
+                let task = self.new_task(id, TaskKind::Aggregate, vec![left.value, right.value], range);
+                self.dispatch(task, Purpose::Fold, now, fx);
+            }
+        }
+    }
+
+    fn new_task(&self, id: String, kind: TaskKind, inputs: Vec<ArtifactRef>, range: (u32, u32)) -> Task {
+        let cost = match kind {
+            TaskKind::Segment => self.segments[range.0 as usize].cost,
+            TaskKind::Aggregate => 1,
+        };
+        let timeout = (self.policy.timeout_of)(kind, cost);
+        Task {
+            job: self.who.job.clone(),
+            run: self.who.run,
+            id,
+            kind,
+            plugin: self.who.plugin.clone(),
+            inputs,
+            start: range.0,
+            end: range.1,
+            attempt: 1,
+            max_attempts: self.policy.max_attempts,
+            deadline_ms: timeout.as_millis().min(u64::MAX as u128) as u64,
+            cost,
+            reply_to: self.who.reply_to.clone(),
+        }
+    }
+}
+
+fn ended(fx: &[Effect]) -> bool {
+    fx.iter().any(|e| matches!(e, Effect::Wrap(_) | Effect::Fail(_)))
+}
+
+/// The kind of the task `id` over `start..end`, if the id names that range.
+fn task_kind(id: &str, start: u32, end: u32) -> Option<TaskKind> {
+    if end == start + 1 && id == segment_task_id(start) {
+        Some(TaskKind::Segment)
+    } else if end > start + 1 && id == aggregate_task_id(start, end) {
+        Some(TaskKind::Aggregate)
+    } else {
+        None
+    }
+}
+
+/// Height of the fold tree under a task: 0 for segments, about log2 of the segments
+/// an aggregation covers (close enough for progress).
+fn depth_of(task: &Task) -> u32 {
+    match task.kind {
+        TaskKind::Segment => 0,
+        TaskKind::Aggregate => (task.end - task.start).next_power_of_two().trailing_zeros(),
+    }
+}
+
+#[cfg(test)]
+#[path = "ledger_tests.rs"]
+mod tests;

@@ -1,0 +1,298 @@
+//! Every failure path of the ledger, driven by hand: no runtime, no sleeps, no I/O.
+
+use super::*;
+
+const SILENCE: Duration = Duration::from_secs(10);
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+fn art(name: &str) -> ArtifactRef {
+    ArtifactRef {
+        uri: format!("mem:job-1-abcdef12/{name}"),
+        blake3: *blake3::hash(name.as_bytes()).as_bytes(),
+        len: 1,
+    }
+}
+
+fn ledger(n: u32) -> JobLedger {
+    let who = Identity {
+        job: "job-1-abcdef12".into(),
+        run: 7,
+        plugin: "sim@1".into(),
+        reply_to: "proofline.results.x".into(),
+    };
+    let policy = Policy { max_attempts: 3, silence: SILENCE, timeout_of: Box::new(|_, _| TIMEOUT) };
+    let segments =
+        (0..n).map(|i| SegmentRef { payload: art(&format!("seg-{i}.in")), cost: 10 + i as u64 }).collect();
+    JobLedger::new(who, policy, segments)
+}
+
+fn result(task: &Task, outcome: Outcome) -> TaskResult {
+    TaskResult {
+        job: task.job.clone(),
+        task: task.id.clone(),
+        attempt: task.attempt,
+        start: task.start,
+        end: task.end,
+        outcome,
+        ran_on: "w/0".into(),
+        exec_micros: 0,
+    }
+}
+
+fn done(task: &Task) -> TaskResult {
+    result(task, Outcome::Done(art(&task.id)))
+}
+
+fn published(fx: &[Effect]) -> Vec<Task> {
+    fx.iter().filter_map(|e| if let Effect::Publish(t) = e { Some(t.clone()) } else { None }).collect()
+}
+
+fn failure(fx: &[Effect]) -> Option<&Failure> {
+    fx.iter().find_map(|e| if let Effect::Fail(f) = e { Some(f) } else { None })
+}
+
+fn wrapped(fx: &[Effect]) -> Option<&ArtifactRef> {
+    fx.iter().find_map(|e| if let Effect::Wrap(r) = e { Some(r) } else { None })
+}
+
+/// Start `n` segments at `t0` and return their tasks.
+fn started(n: u32, t0: Instant) -> (JobLedger, Vec<Task>) {
+    let mut l = ledger(n);
+    let fx = l.start(Vec::new(), t0);
+    let tasks = published(&fx);
+    assert_eq!(tasks.len(), n as usize);
+    (l, tasks)
+}
+
+#[test]
+fn a_job_folds_to_one_wrap_with_ranges_from_its_own_records() {
+    let t0 = Instant::now();
+    let (mut l, segs) = started(3, t0);
+    assert!(segs.iter().all(|t| t.run == 7 && t.attempt == 1 && t.deadline_ms == 60_000));
+    // A forged range in the message is ignored: the ledger uses its own record.
+    let mut forged = done(&segs[2]);
+    (forged.start, forged.end) = (999, 1000);
+    let fx = l.on_results(vec![forged, done(&segs[1])], t0);
+    let agg = published(&fx);
+    assert_eq!(agg.iter().map(|t| t.id.as_str()).collect::<Vec<_>>(), ["agg-1-2"]);
+    assert_eq!(fx.iter().filter(|e| matches!(e, Effect::Journal(_))).count(), 2);
+    let fx = l.on_results(vec![done(&segs[0]), done(&agg[0])], t0);
+    let root = published(&fx);
+    assert_eq!(root[0].id, "agg-0-2");
+    let fx = l.on_results(vec![done(&root[0])], t0);
+    assert_eq!(wrapped(&fx), Some(&art("agg-0-2")));
+    assert!(l.is_over());
+    assert_eq!(l.leaves().len(), 3);
+    assert_eq!(l.progress().segments_done, 3);
+    assert!(l.on_results(vec![done(&segs[0])], t0).is_empty(), "an ended ledger does nothing");
+}
+
+#[test]
+fn heartbeats_of_finished_tasks_are_not_duplicates_but_second_successes_are() {
+    let t0 = Instant::now();
+    let (mut l, segs) = started(2, t0);
+    l.on_results(vec![done(&segs[0])], t0);
+    l.on_results(vec![result(&segs[0], Outcome::Running), result(&segs[0], Outcome::Running)], t0);
+    assert_eq!(l.stats().duplicates, 0);
+    l.on_results(vec![done(&segs[0])], t0);
+    assert_eq!(l.stats().duplicates, 1);
+}
+
+#[test]
+fn a_silent_task_is_redispatched_and_a_spent_one_fails_the_job() {
+    let t0 = Instant::now();
+    let (mut l, _) = started(1, t0);
+    assert!(l.on_tick(t0 + SILENCE).is_empty(), "not yet past the deadline");
+    let fx = l.on_tick(t0 + SILENCE + Duration::from_millis(1));
+    assert_eq!(published(&fx)[0].attempt, 2);
+    let fx = l.on_tick(t0 + 2 * SILENCE + Duration::from_millis(2));
+    assert_eq!(published(&fx)[0].attempt, 3);
+    let fx = l.on_tick(t0 + 3 * SILENCE + Duration::from_millis(3));
+    assert!(matches!(failure(&fx), Some(Failure::TaskFailed { attempts: 3, .. })), "{fx:?}");
+    assert_eq!(l.stats().redispatches, 2);
+}
+
+#[test]
+fn heartbeats_keep_a_task_alive_but_not_past_its_timeout() {
+    let t0 = Instant::now();
+    let (mut l, segs) = started(1, t0);
+    // Heartbeats every 5 s: never silent.
+    let mut now = t0;
+    for _ in 0..12 {
+        now += Duration::from_secs(5);
+        let mut beat = result(&segs[0], Outcome::Running);
+        beat.exec_micros = (now - t0).as_micros() as u64;
+        l.on_results(vec![beat], now);
+        let fx = l.on_tick(now);
+        assert!(fx.is_empty(), "at {:?}: {fx:?}", now - t0);
+    }
+    // 60 s of running is the timeout; past it the attempt is abandoned and sent again.
+    now += Duration::from_secs(1);
+    let fx = l.on_tick(now);
+    assert_eq!(fx[0], Effect::Abandon { task: "seg-0".into(), attempt: 1 });
+    let again = published(&fx);
+    assert_eq!((again[0].id.as_str(), again[0].attempt), ("seg-0", 2));
+    assert_eq!(l.stats().timeouts, 1);
+    // The abandoned attempt's late heartbeat and failure change nothing.
+    let mut late = result(&segs[0], Outcome::Running);
+    late.exec_micros = 1;
+    assert!(l.on_results(vec![late], now).is_empty());
+    let cancelled = Outcome::Failed { message: "cancelled".into(), retryable: true };
+    assert!(l.on_results(vec![result(&segs[0], cancelled)], now).is_empty());
+    assert!(l.on_tick(now + Duration::from_secs(9)).is_empty(), "the new attempt has a fresh clock");
+}
+
+#[test]
+fn retryable_failures_retry_and_permanent_ones_fail() {
+    let t0 = Instant::now();
+    let (mut l, segs) = started(2, t0);
+    let retry = Outcome::Failed { message: "flaky".into(), retryable: true };
+    let fx = l.on_results(vec![result(&segs[0], retry)], t0);
+    assert_eq!(published(&fx)[0].attempt, 2);
+    assert_eq!(l.stats().retries, 1);
+    let fatal = Outcome::Failed { message: "bad".into(), retryable: false };
+    let fx = l.on_results(vec![result(&segs[1], fatal)], t0);
+    assert_eq!(
+        failure(&fx),
+        Some(&Failure::TaskFailed { task: "seg-1".into(), attempts: 1, message: "bad".into() })
+    );
+}
+
+#[test]
+fn a_success_from_an_older_attempt_wins() {
+    let t0 = Instant::now();
+    let (mut l, segs) = started(1, t0);
+    l.on_tick(t0 + SILENCE * 2);
+    let fx = l.on_results(vec![done(&segs[0])], t0 + SILENCE * 2);
+    assert!(wrapped(&fx).is_some());
+}
+
+#[test]
+fn cancel_fails_once() {
+    let (mut l, _) = started(2, Instant::now());
+    assert_eq!(failure(&l.cancel("stop")), Some(&Failure::Cancelled("stop".into())));
+    assert!(l.cancel("again").is_empty());
+}
+
+/// seg-0 and seg-1 done, agg-0-1 out; then agg-0-1 finds seg-1's artifact unusable.
+fn corrupt_setup(t0: Instant) -> (JobLedger, Vec<Task>, Task) {
+    let (mut l, segs) = started(2, t0);
+    let fx = l.on_results(vec![done(&segs[0]), done(&segs[1])], t0);
+    let agg = published(&fx).remove(0);
+    (l, segs, agg)
+}
+
+#[test]
+fn a_corrupt_input_is_repaired_and_only_the_repairs_success_releases_the_consumer() {
+    let t0 = Instant::now();
+    let (mut l, _, agg) = corrupt_setup(t0);
+    let bad = Outcome::CorruptInput { uri: art("seg-1").uri, message: "digest mismatch".into() };
+    let fx = l.on_results(vec![result(&agg, bad)], t0);
+    let repair = published(&fx).remove(0);
+    assert_eq!((repair.id.as_str(), repair.attempt, repair.max_attempts), ("seg-1", 2, 4));
+    // The producer's heartbeat must not send the consumer out again (it would re-read
+    // the still-corrupt bytes), and a parked consumer never times out.
+    let fx = l.on_results(vec![result(&repair, Outcome::Running)], t0 + Duration::from_secs(1));
+    assert!(fx.is_empty(), "{fx:?}");
+    assert!(published(&l.on_tick(t0 + SILENCE + Duration::from_secs(1))).is_empty());
+    // Its success does, with the next attempt.
+    let fx = l.on_results(vec![done(&repair)], t0 + Duration::from_secs(2));
+    let retried = published(&fx);
+    assert_eq!((retried[0].id.as_str(), retried[0].attempt), ("agg-0-1", 2));
+    assert_eq!(l.stats().repairs, 1);
+    assert!(wrapped(&l.on_results(vec![done(&retried[0])], t0)).is_some());
+}
+
+#[test]
+fn an_unusable_input_the_task_does_not_read_is_an_ordinary_failure() {
+    let t0 = Instant::now();
+    let (mut l, _, agg) = corrupt_setup(t0);
+    let bad = Outcome::CorruptInput { uri: "mem:job-1-abcdef12/elsewhere".into(), message: "gone".into() };
+    let fx = l.on_results(vec![result(&agg, bad)], t0);
+    let retried = published(&fx);
+    assert_eq!((retried[0].id.as_str(), retried[0].attempt), ("agg-0-1", 2));
+    assert_eq!(l.stats().repairs, 0);
+}
+
+#[test]
+fn a_repaired_artifact_with_new_bytes_reaches_the_consumer_and_the_journal() {
+    let t0 = Instant::now();
+    let (mut l, _, agg) = corrupt_setup(t0);
+    let bad = Outcome::CorruptInput { uri: art("seg-1").uri, message: "missing".into() };
+    let repair = published(&l.on_results(vec![result(&agg, bad)], t0)).remove(0);
+    let mut fresh = art("seg-1");
+    fresh.blake3 = [9; 32];
+    let fx = l.on_results(vec![result(&repair, Outcome::Done(fresh.clone()))], t0);
+    assert!(fx.iter().any(|e| matches!(e, Effect::Journal(r) if r.artifact == fresh)));
+    assert_eq!(published(&fx)[0].inputs[1], fresh);
+}
+
+#[test]
+fn a_plan_payload_cannot_be_repaired() {
+    let t0 = Instant::now();
+    let (mut l, segs) = started(1, t0);
+    let bad = Outcome::CorruptInput { uri: art("seg-0.in").uri, message: "digest mismatch".into() };
+    let fx = l.on_results(vec![result(&segs[0], bad)], t0);
+    let Some(Failure::TaskFailed { message, .. }) = failure(&fx) else { panic!("{fx:?}") };
+    assert!(message.contains("cannot be recomputed"), "{message}");
+}
+
+fn record(task: &str, start: u32, end: u32, inputs: Vec<ArtifactRef>) -> Record {
+    Record {
+        task: task.into(),
+        start,
+        end,
+        depth: (end - start).next_power_of_two().trailing_zeros(),
+        artifact: art(task),
+        inputs,
+    }
+}
+
+#[test]
+fn resume_dispatches_only_the_unfinished_and_knows_pre_crash_producers() {
+    let t0 = Instant::now();
+    let mut l = ledger(4);
+    let records = vec![
+        record("seg-0", 0, 1, vec![]),
+        record("seg-1", 1, 2, vec![]),
+        record("agg-0-1", 0, 2, vec![art("seg-0"), art("seg-1")]),
+        record("seg-2", 2, 3, vec![]),
+        // Out of the plan's range: ignored, not trusted.
+        record("seg-9", 9, 10, vec![]),
+    ];
+    let fx = l.start(records, t0);
+    // agg-0-1 and seg-2 are adjacent finished ranges: they fold at once.
+    let out = published(&fx);
+    assert_eq!(out.iter().map(|t| t.id.as_str()).collect::<Vec<_>>(), ["agg-0-2", "seg-3"]);
+    assert_eq!(out[0].inputs, vec![art("agg-0-1"), art("seg-2")]);
+    assert_eq!(l.stats().resumed_segments, 3);
+    // A pre-crash artifact is corrupt: its producer (known from the journal) runs
+    // again with the inputs the journal recorded ...
+    let bad = Outcome::CorruptInput { uri: art("agg-0-1").uri, message: "digest mismatch".into() };
+    let repair = published(&l.on_results(vec![result(&out[0], bad)], t0)).remove(0);
+    assert_eq!((repair.id.as_str(), repair.inputs.clone()), ("agg-0-1", vec![art("seg-0"), art("seg-1")]));
+    // ... and a pre-crash segment, missing, gets its payload from the manifest.
+    let bad = Outcome::CorruptInput { uri: art("seg-1").uri, message: "missing".into() };
+    let again = published(&l.on_results(vec![result(&repair, bad)], t0)).remove(0);
+    assert_eq!((again.id.as_str(), again.inputs[0].uri.as_str()), ("seg-1", art("seg-1.in").uri.as_str()));
+    // The chain unwinds: seg-1, then agg-0-1, then agg-0-2 goes out again.
+    let fx = l.on_results(vec![done(&again)], t0);
+    let repair2 = published(&fx).remove(0);
+    assert_eq!((repair2.id.as_str(), repair2.attempt), ("agg-0-1", 3));
+    let fx = l.on_results(vec![done(&repair2)], t0);
+    assert_eq!(published(&fx)[0].id, "agg-0-2");
+    assert_eq!(l.stats().repairs, 2);
+}
+
+#[test]
+fn a_fully_journalled_job_wraps_at_once() {
+    let mut l = ledger(2);
+    let records = vec![
+        record("seg-0", 0, 1, vec![]),
+        record("seg-1", 1, 2, vec![]),
+        record("agg-0-1", 0, 2, vec![art("seg-0"), art("seg-1")]),
+    ];
+    let fx = l.start(records, Instant::now());
+    assert_eq!(wrapped(&fx), Some(&art("agg-0-1")));
+    assert!(published(&fx).is_empty());
+}
