@@ -86,6 +86,13 @@ pub enum Failure {
     Cancelled(String),
 }
 
+/// Why an attempt is overdue.
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Overdue {
+    RanTooLong(Duration),
+    Silent,
+}
+
 /// Why a task is out.
 #[derive(Debug)]
 enum Purpose {
@@ -257,25 +264,40 @@ impl JobLedger {
         if self.over {
             return fx;
         }
-        let mut ids: Vec<String> = self.out.keys().cloned().collect();
-        ids.sort();
-        for id in ids {
-            if ended(&fx) {
-                break;
-            }
-            let a = &self.out[&id];
+        // Find the overdue first (no clones for the rest), then act in a stable order.
+        let mut overdue: Vec<(String, Overdue)> = Vec::new();
+        for (id, a) in &self.out {
             if a.parked_on.is_some() {
                 continue;
             }
             let timeout = (self.policy.timeout_of)(a.task.kind, a.task.cost);
             if a.running_since.is_some_and(|since| now.saturating_duration_since(since) > timeout) {
-                self.stats.timeouts += 1;
-                fx.push(Effect::Abandon { task: id.clone(), attempt: a.task.attempt });
-                self.redispatch(&id, &format!("ran longer than its timeout of {timeout:?}"), now, &mut fx);
+                overdue.push((id.clone(), Overdue::RanTooLong(timeout)));
             } else if now.saturating_duration_since(a.last_heard) > self.policy.silence {
-                let why = format!("no result or heartbeat within {:?}", self.policy.silence);
-                if self.redispatch(&id, &why, now, &mut fx) {
-                    self.stats.redispatches += 1;
+                overdue.push((id.clone(), Overdue::Silent));
+            }
+        }
+        overdue.sort();
+        for (id, why) in overdue {
+            if ended(&fx) {
+                break;
+            }
+            match why {
+                Overdue::RanTooLong(timeout) => {
+                    self.stats.timeouts += 1;
+                    fx.push(Effect::Abandon { task: id.clone(), attempt: self.out[&id].task.attempt });
+                    self.redispatch(
+                        &id,
+                        &format!("ran longer than its timeout of {timeout:?}"),
+                        now,
+                        &mut fx,
+                    );
+                }
+                Overdue::Silent => {
+                    let why = format!("no result or heartbeat within {:?}", self.policy.silence);
+                    if self.redispatch(&id, &why, now, &mut fx) {
+                        self.stats.redispatches += 1;
+                    }
                 }
             }
         }

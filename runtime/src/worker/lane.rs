@@ -21,7 +21,7 @@
 //! 4. **Kill** (chaos tests): the thread dies holding its delivery, which the broker
 //!    then redelivers.
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::thread::{self, JoinHandle, Thread};
@@ -111,30 +111,30 @@ pub(crate) struct LaneCtx {
 }
 
 /// The most recent cancelled job runs, bounded: the oldest are forgotten first.
+/// Keyed by run number (random per run), checked against the job id too.
 #[derive(Default)]
 pub(crate) struct CancelledRuns {
-    set: HashSet<(String, u64)>,
-    order: VecDeque<(String, u64)>,
+    runs: HashMap<u64, String>,
+    order: VecDeque<u64>,
 }
 
 impl CancelledRuns {
     const CAPACITY: usize = 10_000;
 
     pub fn insert(&mut self, job: String, run: u64) {
-        if self.set.insert((job.clone(), run)) {
-            self.order.push_back((job, run));
+        if self.runs.insert(run, job).is_none() {
+            self.order.push_back(run);
         }
         while self.order.len() > Self::CAPACITY {
             if let Some(old) = self.order.pop_front() {
-                self.set.remove(&old);
+                self.runs.remove(&old);
             }
         }
     }
 
+    /// Whether `task`'s run was cancelled (no allocation: this runs once per task).
     pub fn contains(&self, task: &Task) -> bool {
-        // Borrowed lookup without allocating a key per task would need a custom Borrow;
-        // the set is small and this runs once per task.
-        self.set.contains(&(task.job.clone(), task.run))
+        self.runs.get(&task.run).is_some_and(|job| *job == task.job)
     }
 }
 
@@ -300,18 +300,26 @@ impl LaneCtx {
 /// A task from the network may name a store key, a queue and a range: refuse any
 /// that this runtime could not have made.
 fn check_task(task: &Task) -> Result<(), String> {
-    use crate::task::{RESULTS_QUEUE_PREFIX, TaskKind, aggregate_task_id, is_job_id, segment_task_id};
+    use crate::task::{RESULTS_QUEUE_PREFIX, TaskKind, is_job_id};
     if !is_job_id(&task.job) {
         return Err(format!("malformed job id {:?}", task.job));
     }
-    let expected = match task.kind {
-        TaskKind::Segment if task.start.checked_add(1) == Some(task.end) => segment_task_id(task.start),
-        TaskKind::Aggregate if task.start.checked_add(1).is_some_and(|next| task.end > next) => {
-            aggregate_task_id(task.start, task.end)
-        }
-        _ => return Err(format!("task {:?} has an impossible range {}..{}", task.id, task.start, task.end)),
-    };
-    if task.id != expected {
+    // Parsed rather than formatted and compared: no allocation on the per-task path.
+    let number = |s: &str| s.parse::<u32>().ok().filter(|n| s == "0" || !s.starts_with('0') && *n > 0);
+    let names_its_range =
+        match task.kind {
+            TaskKind::Segment => {
+                task.start.checked_add(1) == Some(task.end)
+                    && task.id.strip_prefix("seg-").and_then(number) == Some(task.start)
+            }
+            TaskKind::Aggregate => {
+                task.start.checked_add(1).is_some_and(|next| task.end > next)
+                    && task.id.strip_prefix("agg-").and_then(|r| r.split_once('-')).is_some_and(|(a, b)| {
+                        number(a) == Some(task.start) && number(b) == Some(task.end - 1)
+                    })
+            }
+        };
+    if !names_its_range {
         return Err(format!("task id {:?} does not name its range {}..{}", task.id, task.start, task.end));
     }
     if !task.reply_to.starts_with(RESULTS_QUEUE_PREFIX) || task.reply_to.len() > 255 {
@@ -356,6 +364,8 @@ mod tests {
             task("job-1-abcdef12", "agg-0-3", (0, 9), ok),
             task("job-1-abcdef12", "seg-3", (3, 4), "amq.rabbitmq.trace"),
             task("job-1-abcdef12", "seg-4294967295", (u32::MAX, 0), ok),
+            task("job-1-abcdef12", "seg-03", (3, 4), ok),
+            task("job-1-abcdef12", "agg-0-03", (0, 4), ok),
         ] {
             assert!(check_task(&bad).is_err(), "{bad:?} accepted");
         }
