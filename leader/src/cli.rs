@@ -36,6 +36,11 @@ pub struct Common {
         default_value = "amqp://127.0.0.1:5672/%2f"
     )]
     pub amqp_uri: String,
+    /// Seconds the broker may stay unreachable before the job fails (it stays
+    /// resumable); shorter outages are ridden out by reconnecting.
+    #[arg(long, global = true, env = "PROOFLINE_BROKER_GIVE_UP_SECS", default_value_t = 300,
+        value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub broker_give_up_secs: u64,
     /// Artifact store: `fs:DIR`, `s3://BUCKET/PREFIX` or `mem:`.
     #[arg(long, global = true, env = "PROOFLINE_STORE", default_value = proofline_runtime::store::DEFAULT_STORE)]
     pub store: String,

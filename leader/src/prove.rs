@@ -66,7 +66,9 @@ async fn start_cluster(
             Ok(Cluster::Embedded(embedded))
         }
         RuntimeKind::Amqp => {
-            let transport = AmqpTransport::connect(AmqpConfig::new(&common.amqp_uri))
+            let mut amqp = AmqpConfig::new(&common.amqp_uri);
+            amqp.reconnect_give_up = Duration::from_secs(common.broker_give_up_secs);
+            let transport = AmqpTransport::connect(amqp)
                 .await
                 .map_err(|e| Failure::other(format!("cannot reach the broker: {e}")))?;
             tracing::info!(runtime = "amqp", broker = %transport.describe(), "proving on the cluster's workers");

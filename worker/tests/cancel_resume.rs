@@ -114,3 +114,42 @@ fn an_interrupted_job_resumes_on_the_same_workers() {
         Some(0)
     );
 }
+
+#[test]
+fn a_leader_whose_broker_stays_away_fails_its_job_resumably() {
+    let mut broker = RabbitBroker::start_new();
+    let uri = broker.amqp_uri();
+    let dir = tempfile::tempdir().unwrap();
+    let store_spec = format!("fs:{}", dir.path().display());
+    // No worker: the job waits for one, then the broker goes away for good.
+    let mut leader = Command::new(leader_binary())
+        .args(["--runtime", "amqp", "--amqp-uri", &uri, "--plugin", "sim", "--store", &store_spec])
+        .args(["--broker-give-up-secs", "3", "stdio"])
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let workload = br#"{"tasks": 4, "cost": {"fixed": {"micros": 1000}}}"#;
+    std::io::Write::write_all(&mut leader.stdin.take().unwrap(), workload).unwrap();
+    let mut stderr = BufReader::new(leader.stderr.take().unwrap());
+    let mut seen = String::new();
+    while !seen.contains("job started") {
+        assert!(stderr.read_line(&mut seen).unwrap() > 0, "{seen}");
+    }
+    broker.stop();
+    let until = Instant::now() + Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = leader.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < until, "the leader hangs after its broker is gone");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    stderr.read_to_string(&mut seen).unwrap();
+    assert_eq!(status.code(), Some(1), "{seen}");
+    assert!(seen.contains("--resume job-"), "{seen}");
+    assert!(seen.contains("127.0.0.1"), "names the broker: {seen}");
+    assert!(!seen.contains("guest:guest"), "never the credentials: {seen}");
+}

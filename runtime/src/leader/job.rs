@@ -40,6 +40,8 @@ pub enum JobMsg {
     ResultsReady,
     Tick,
     Cancel(String),
+    /// Results can no longer arrive (the broker was given up): fail with this.
+    ResultsLost(crate::transport::TransportError),
 }
 
 /// How a job begins: from a fresh plan, or from what an earlier leader recorded.
@@ -317,6 +319,7 @@ impl Actor for JobActor {
                 Err(JobError::Failed(super::ledger::Failure::Cancelled(reason)))
             }
             JobMsg::Cancel(reason) => Ok(state.ledger().cancel(&reason)),
+            JobMsg::ResultsLost(e) => Err(JobError::Transport(e)),
             _ if state.ledger.is_none() => Ok(Vec::new()),
             JobMsg::ResultsReady => {
                 let results = state.inbox.take();

@@ -252,10 +252,9 @@ impl Leader {
             let orphans: Vec<_> = table.lock().expect("routes lock").drain().collect();
             for (job, (actor, _)) in orphans {
                 tracing::error!(%job, %broker, "result stream ended; failing the job");
-                let _ = actor.cast(JobMsg::Cancel(format!(
-                    "transport: the result stream from broker {broker} ended (unreachable past the \
-                     reconnect give-up time); resume with --resume {job}"
-                )));
+                let _ = actor.cast(JobMsg::ResultsLost(crate::transport::TransportError::Broker(format!(
+                    "the result stream from {broker} ended (unreachable past the reconnect give-up time)"
+                ))));
             }
         });
         Ok(Self { transport, store, config, results_queue, routes, router })

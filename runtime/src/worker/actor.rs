@@ -229,6 +229,9 @@ impl Actor for WorkerActor {
         args: WorkerArgs,
     ) -> Result<WorkerState, ActorProcessingErr> {
         let WorkerArgs { config, transport, store, plugins } = args;
+        if config.lanes == 0 {
+            return Err("a worker needs at least one lane (CPU or GPU)".into());
+        }
         let slots: Arc<Vec<_>> = Arc::new((0..config.lanes).map(|_| Arc::default()).collect());
         let stream = transport.consume(&config.name, config.prefetch).await?;
         let (accepting, accepting_rx) = watch::channel(true);

@@ -66,8 +66,9 @@ pub struct WorkerConfig {
 }
 
 impl WorkerConfig {
+    /// `lanes` CPU lanes; 0 is allowed only when [`with_gpus`](Self::with_gpus) adds
+    /// GPU lanes (a worker without any lane refuses to start).
     pub fn new(name: impl Into<String>, lanes: usize) -> Self {
-        let lanes = lanes.max(1);
         Self {
             name: name.into(),
             lanes,
