@@ -113,17 +113,7 @@ pub async fn prove_stdio(common: &Common, args: &ProveArgs) -> Result<(), Failur
     run_job(cluster.leader(), job, args).await
 }
 
-/// An error and its sources, on one line.
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(e) = source {
-        text.push_str(": ");
-        text.push_str(&e.to_string());
-        source = e.source();
-    }
-    text
-}
+use proofline_runtime::error_chain as chain;
 
 fn open(common: &Common) -> Result<Arc<dyn ArtifactStore>, Failure> {
     let store = common.s3.open(&common.store).map_err(|e| match e {

@@ -17,3 +17,15 @@ pub mod store;
 pub mod task;
 pub mod transport;
 pub mod worker;
+
+/// An error and all its sources, on one line (`what: why: root cause`).
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(e) = source {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        source = e.source();
+    }
+    text
+}

@@ -110,6 +110,22 @@ pub struct TaskResult {
     pub exec_micros: u64,
 }
 
+impl TaskResult {
+    /// `task`'s result (or heartbeat) as reported by `ran_on`.
+    pub fn of(task: &Task, outcome: Outcome, ran_on: String, exec_micros: u64) -> Self {
+        Self {
+            job: task.job.clone(),
+            task: task.id.clone(),
+            attempt: task.attempt,
+            start: task.start,
+            end: task.end,
+            outcome,
+            ran_on,
+            exec_micros,
+        }
+    }
+}
+
 /// Every leader's result queue starts with this; a worker replies nowhere else.
 pub const RESULTS_QUEUE_PREFIX: &str = "proofline.results.";
 

@@ -29,17 +29,7 @@ fn hint() -> Control {
     Control::Hungry { worker: "w".into(), idle_lanes: 1 }
 }
 
-/// An error and all its sources, as one line.
-fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(e) = source {
-        text.push_str(": ");
-        text.push_str(&e.to_string());
-        source = e.source();
-    }
-    text
-}
+use proofline_runtime::error_chain as chain;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn past_the_give_up_time_the_transport_is_lost_as_a_whole() {

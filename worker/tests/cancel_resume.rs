@@ -12,6 +12,20 @@ use common::WorkerProcess;
 use proofline_tests::rabbit::RabbitBroker;
 
 /// `proofline-leader`, built next to this crate's binary by `cargo test --workspace`.
+/// Start `proofline-leader ARGS` (logging at info) and feed `workload` to its stdin.
+fn spawn_leader(args: &[&str], workload: &[u8]) -> std::process::Child {
+    let mut child = Command::new(leader_binary())
+        .args(args)
+        .env("RUST_LOG", "info")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), workload).unwrap();
+    child
+}
+
 fn leader_binary() -> std::path::PathBuf {
     let worker = std::path::Path::new(env!("CARGO_BIN_EXE_proofline-worker"));
     let leader = worker.with_file_name("proofline-leader");
@@ -44,18 +58,8 @@ fn an_interrupted_job_resumes_on_the_same_workers() {
     // job in seconds instead of hanging it.
     let common = ["--runtime", "amqp", "--amqp-uri", &uri, "--plugin", "sim", "--store", &store_spec];
     let deadlines = ["--task-deadline-secs", "6", "--max-attempts", "2", "--lease-secs", "3"];
-    let mut first = Command::new(leader)
-        .args(common)
-        .arg("stdio")
-        .args(deadlines)
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let workload = r#"{"tasks": 24, "cost": {"fixed": {"micros": 400000}}, "work": "sleep"}"#;
-    std::io::Write::write_all(&mut first.stdin.take().unwrap(), workload.as_bytes()).unwrap();
+    let workload = br#"{"tasks": 24, "cost": {"fixed": {"micros": 400000}}, "work": "sleep"}"#;
+    let mut first = spawn_leader(&[&common[..], &["stdio"], &deadlines[..]].concat(), workload);
     let mut stderr = BufReader::new(first.stderr.take().unwrap());
     let mut job = None;
     let mut line = String::new();
@@ -122,17 +126,9 @@ fn a_leader_whose_broker_stays_away_fails_its_job_resumably() {
     let dir = tempfile::tempdir().unwrap();
     let store_spec = format!("fs:{}", dir.path().display());
     // No worker: the job waits for one, then the broker goes away for good.
-    let mut leader = Command::new(leader_binary())
-        .args(["--runtime", "amqp", "--amqp-uri", &uri, "--plugin", "sim", "--store", &store_spec])
-        .args(["--broker-give-up-secs", "3", "stdio"])
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let args = ["--runtime", "amqp", "--amqp-uri", &uri, "--plugin", "sim", "--store", &store_spec];
     let workload = br#"{"tasks": 4, "cost": {"fixed": {"micros": 1000}}}"#;
-    std::io::Write::write_all(&mut leader.stdin.take().unwrap(), workload).unwrap();
+    let mut leader = spawn_leader(&[&args[..], &["--broker-give-up-secs", "3", "stdio"]].concat(), workload);
     let mut stderr = BufReader::new(leader.stderr.take().unwrap());
     let mut seen = String::new();
     while !seen.contains("job started") {

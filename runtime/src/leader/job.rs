@@ -90,15 +90,23 @@ pub struct JobState {
     meta: Vec<u8>,
 }
 
-/// Run a store operation on the blocking pool.
+/// Run a store operation where it may block: in place on a multi-threaded runtime
+/// (tokio moves this worker's other tasks away; no thread hand-off, which matters once
+/// per result batch), on the blocking pool otherwise.
 pub(super) async fn blocking<T: Send + 'static>(
     what: &str,
     op: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, JobError> {
-    match tokio::task::spawn_blocking(op).await {
-        Ok(result) => result.map_err(|source| JobError::Store { what: what.to_owned(), source }),
-        Err(e) => Err(JobError::Internal(format!("{what}: the blocking task died: {e}"))),
-    }
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    let result = if Handle::current().runtime_flavor() == RuntimeFlavor::MultiThread {
+        tokio::task::block_in_place(op)
+    } else {
+        match tokio::task::spawn_blocking(op).await {
+            Ok(result) => result,
+            Err(e) => return Err(JobError::Internal(format!("{what}: the blocking task died: {e}"))),
+        }
+    };
+    result.map_err(|source| JobError::Store { what: what.to_owned(), source })
 }
 
 impl JobState {

@@ -250,10 +250,12 @@ impl JobLedger {
     pub fn on_results(&mut self, results: Vec<TaskResult>, now: Instant) -> Vec<Effect> {
         let mut fx = Vec::new();
         for result in results {
-            if self.over || ended(&fx) {
+            let from = fx.len();
+            self.on_result(result, now, &mut fx);
+            // Only this result's effects can end the job: no rescan of the whole batch.
+            if ended(&fx[from..]) {
                 break;
             }
-            self.on_result(result, now, &mut fx);
         }
         self.settle(fx)
     }
@@ -279,9 +281,7 @@ impl JobLedger {
         }
         overdue.sort();
         for (id, why) in overdue {
-            if ended(&fx) {
-                break;
-            }
+            let from = fx.len();
             match why {
                 Overdue::RanTooLong(timeout) => {
                     self.stats.timeouts += 1;
@@ -299,6 +299,9 @@ impl JobLedger {
                         self.stats.redispatches += 1;
                     }
                 }
+            }
+            if ended(&fx[from..]) {
+                break;
             }
         }
         self.settle(fx)
@@ -362,7 +365,11 @@ impl JobLedger {
             end: a.task.end,
             depth: depth_of(&a.task),
             artifact: artifact.clone(),
-            inputs: a.task.inputs.clone(),
+            // A segment's input is in the manifest; an aggregation's must be journalled.
+            inputs: match a.task.kind {
+                TaskKind::Segment => Vec::new(),
+                TaskKind::Aggregate => a.task.inputs.clone(),
+            },
         };
         match a.purpose {
             Purpose::Fold => {

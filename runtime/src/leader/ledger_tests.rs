@@ -27,16 +27,7 @@ fn ledger(n: u32) -> JobLedger {
 }
 
 fn result(task: &Task, outcome: Outcome) -> TaskResult {
-    TaskResult {
-        job: task.job.clone(),
-        task: task.id.clone(),
-        attempt: task.attempt,
-        start: task.start,
-        end: task.end,
-        outcome,
-        ran_on: "w/0".into(),
-        exec_micros: 0,
-    }
+    TaskResult::of(task, outcome, "w/0".into(), 0)
 }
 
 fn done(task: &Task) -> TaskResult {

@@ -112,17 +112,9 @@ impl WorkerState {
             self.last_heartbeat = Instant::now();
             for running in self.slots.iter().filter_map(|s| s.current()) {
                 let task = &running.task;
-                let beat = TaskResult {
-                    job: task.job.clone(),
-                    task: task.id.clone(),
-                    attempt: task.attempt,
-                    start: task.start,
-                    end: task.end,
-                    outcome: Outcome::Running,
-                    ran_on: self.config.name.clone(),
-                    // How long it has run: the leader tells a hung attempt from a live worker.
-                    exec_micros: running.since.elapsed().as_micros().min(u64::MAX as u128) as u64,
-                };
+                // How long it has run: the leader tells a hung attempt from a live worker.
+                let ran = running.since.elapsed().as_micros().min(u64::MAX as u128) as u64;
+                let beat = TaskResult::of(task, Outcome::Running, self.config.name.clone(), ran);
                 if let Err(e) = self.transport.reply(&task.reply_to, beat).await {
                     tracing::debug!(error = %e, "heartbeat not sent");
                 }

@@ -275,16 +275,7 @@ fn lane_loop(ctx: &LaneCtx) -> bool {
         }
         slot.executed.fetch_add(1, Ordering::Relaxed);
         slot.busy_micros.fetch_add(micros, Ordering::Relaxed);
-        let result = TaskResult {
-            job: task.job.clone(),
-            task: task.id.clone(),
-            attempt: task.attempt,
-            start: task.start,
-            end: task.end,
-            outcome,
-            ran_on: format!("{}/{}", ctx.worker_name, ctx.index),
-            exec_micros: micros,
-        };
+        let result = TaskResult::of(task, outcome, format!("{}/{}", ctx.worker_name, ctx.index), micros);
         if ctx.finished.push(delivery, result) && ctx.actor.cast(WorkerMsg::Finished).is_err() {
             return true; // the worker is gone: its deliveries are requeued on drop
         }
