@@ -13,7 +13,7 @@
 //!    caller. Nothing is deleted here: a proven job's artifacts go only when the caller
 //!    says its proof is durable ([`Leader::discard`](super::Leader::discard)).
 //!
-//! Every store call runs on the blocking pool through [`blocking`].
+//! Every store call goes through [`blocking`] (in place on a multi-threaded runtime).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};

@@ -53,10 +53,11 @@ pub struct Record {
     pub end: u32,
     pub depth: u32,
     pub artifact: ArtifactRef,
-    /// The task's inputs, so a resumed leader can run it again if its artifact is lost
-    /// (absent in journals written before they were recorded).
-    #[serde(default)]
-    pub inputs: Vec<ArtifactRef>,
+    /// The tasks whose outputs an aggregation folded (their records hold the
+    /// artifacts), so a resumed leader can run it again if its artifact is lost. Empty
+    /// for segments (their input is in the manifest) and in older journals.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub children: Vec<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -230,7 +231,7 @@ mod tests {
 
     fn record(task: &str, start: u32, end: u32) -> Record {
         let artifact = ArtifactRef { uri: format!("mem:j/{task}"), blake3: [0; 32], len: 0 };
-        Record { task: task.into(), start, end, depth: 0, artifact, inputs: Vec::new() }
+        Record { task: task.into(), start, end, depth: 0, artifact, children: Vec::new() }
     }
 
     #[test]

@@ -203,12 +203,21 @@ impl JobLedger {
                 tracing::warn!(job = %self.who.job, task = %r.task, "journal record out of the plan's range ignored");
             }
         }
-        let records: Vec<Record> = latest.into_values().collect();
+        let records: Vec<Record> = latest.values().cloned().collect();
         for r in &records {
             let kind = task_kind(&r.task, r.start, r.end).expect("checked above");
+            // An aggregation's inputs are its children's artifacts, as last journalled;
+            // empty when the journal does not say (it then cannot be recomputed).
             let inputs = match kind {
                 TaskKind::Segment => vec![self.segments[r.start as usize].payload.clone()],
-                TaskKind::Aggregate => r.inputs.clone(),
+                TaskKind::Aggregate => {
+                    let children: Option<Vec<_>> = r
+                        .children
+                        .iter()
+                        .map(|c| latest.get(c).map(|child| child.artifact.clone()))
+                        .collect();
+                    children.filter(|c| c.len() == 2).unwrap_or_default()
+                }
             };
             let mut task = self.new_task(r.task.clone(), kind, inputs, (r.start, r.end));
             // A resumed task's attempts restart at 1; the journal does not keep them.
@@ -365,10 +374,12 @@ impl JobLedger {
             end: a.task.end,
             depth: depth_of(&a.task),
             artifact: artifact.clone(),
-            // A segment's input is in the manifest; an aggregation's must be journalled.
-            inputs: match a.task.kind {
+            // A segment's input is in the manifest; an aggregation names its children.
+            children: match a.task.kind {
                 TaskKind::Segment => Vec::new(),
-                TaskKind::Aggregate => a.task.inputs.clone(),
+                TaskKind::Aggregate => {
+                    a.task.inputs.iter().filter_map(|i| self.producers.get(&i.uri).cloned()).collect()
+                }
             },
         };
         match a.purpose {
@@ -449,6 +460,14 @@ impl JobLedger {
             fx.push(Effect::Fail(Failure::TaskFailed { task: consumer.to_owned(), attempts, message }));
             return;
         };
+        if done.task.kind == TaskKind::Aggregate && done.task.inputs.len() != 2 {
+            let attempts = self.out[consumer].task.attempt;
+            let message = format!(
+                "{message}; the journal does not say what {producer} folded, so it cannot be recomputed"
+            );
+            fx.push(Effect::Fail(Failure::TaskFailed { task: consumer.to_owned(), attempts, message }));
+            return;
+        }
         let mut task = done.task.clone();
         // A fresh budget of attempts, numbered after every earlier one.
         task.attempt += 1;

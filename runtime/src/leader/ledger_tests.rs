@@ -228,14 +228,14 @@ fn a_plan_payload_cannot_be_repaired() {
     assert!(message.contains("cannot be recomputed"), "{message}");
 }
 
-fn record(task: &str, start: u32, end: u32, inputs: Vec<ArtifactRef>) -> Record {
+fn record(task: &str, start: u32, end: u32, children: &[&str]) -> Record {
     Record {
         task: task.into(),
         start,
         end,
         depth: (end - start).next_power_of_two().trailing_zeros(),
         artifact: art(task),
-        inputs,
+        children: children.iter().map(|c| c.to_string()).collect(),
     }
 }
 
@@ -244,12 +244,12 @@ fn resume_dispatches_only_the_unfinished_and_knows_pre_crash_producers() {
     let t0 = Instant::now();
     let mut l = ledger(4);
     let records = vec![
-        record("seg-0", 0, 1, vec![]),
-        record("seg-1", 1, 2, vec![]),
-        record("agg-0-1", 0, 2, vec![art("seg-0"), art("seg-1")]),
-        record("seg-2", 2, 3, vec![]),
+        record("seg-0", 0, 1, &[]),
+        record("seg-1", 1, 2, &[]),
+        record("agg-0-1", 0, 2, &["seg-0", "seg-1"]),
+        record("seg-2", 2, 3, &[]),
         // Out of the plan's range: ignored, not trusted.
-        record("seg-9", 9, 10, vec![]),
+        record("seg-9", 9, 10, &[]),
     ];
     let fx = l.start(records, t0);
     // agg-0-1 and seg-2 are adjacent finished ranges: they fold at once.
@@ -279,11 +279,31 @@ fn resume_dispatches_only_the_unfinished_and_knows_pre_crash_producers() {
 fn a_fully_journalled_job_wraps_at_once() {
     let mut l = ledger(2);
     let records = vec![
-        record("seg-0", 0, 1, vec![]),
-        record("seg-1", 1, 2, vec![]),
-        record("agg-0-1", 0, 2, vec![art("seg-0"), art("seg-1")]),
+        record("seg-0", 0, 1, &[]),
+        record("seg-1", 1, 2, &[]),
+        record("agg-0-1", 0, 2, &["seg-0", "seg-1"]),
     ];
     let fx = l.start(records, Instant::now());
     assert_eq!(wrapped(&fx), Some(&art("agg-0-1")));
     assert!(published(&fx).is_empty());
+}
+
+#[test]
+fn aggregations_journal_their_children_and_one_without_them_is_not_recomputed() {
+    let t0 = Instant::now();
+    let (mut l, _, agg) = corrupt_setup(t0);
+    let fx = l.on_results(vec![done(&agg)], t0);
+    let journalled: Vec<&Record> =
+        fx.iter().filter_map(|e| if let Effect::Journal(r) = e { Some(r) } else { None }).collect();
+    assert_eq!(journalled[0].children, ["seg-0", "seg-1"]);
+
+    // An older journal's aggregation, without children: its loss is fatal, and says why.
+    let mut l = ledger(3);
+    let records = vec![record("seg-0", 0, 1, &[]), record("seg-1", 1, 2, &[]), record("agg-0-1", 0, 2, &[])];
+    let seg2 = published(&l.start(records, t0)).remove(0);
+    let root = published(&l.on_results(vec![done(&seg2)], t0)).remove(0);
+    let bad = Outcome::CorruptInput { uri: art("agg-0-1").uri, message: "missing".into() };
+    let fx = l.on_results(vec![result(&root, bad)], t0);
+    let Some(Failure::TaskFailed { message, .. }) = failure(&fx) else { panic!("{fx:?}") };
+    assert!(message.contains("does not say what agg-0-1 folded"), "{message}");
 }
