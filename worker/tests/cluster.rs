@@ -86,7 +86,10 @@ async fn a_task_that_always_fails_is_dead_lettered_and_named() {
     let started = Instant::now();
     let err = leader.prove(Arc::new(sim), plan).await.unwrap_err();
     assert!(started.elapsed() < Duration::from_secs(30), "failed within the deadline");
-    assert!(matches!(err, JobError::Failed(Failure::TaskFailed { ref task, attempts: 3, .. }) if task == "seg-5"), "{err}");
+    assert!(
+        matches!(err, JobError::Failed(Failure::TaskFailed { ref task, attempts: 3, .. }) if task == "seg-5"),
+        "{err}"
+    );
     assert!(err.to_string().contains("injected failure in segment 5"), "{err}");
     wait_for_queue_depth(&broker, "proofline.dead", 1, Duration::from_secs(10));
 }
