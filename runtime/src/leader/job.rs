@@ -13,7 +13,8 @@
 //!    caller. Nothing is deleted here: a proven job's artifacts go only when the caller
 //!    says its proof is durable ([`Leader::discard`](super::Leader::discard)).
 //!
-//! Every store call goes through [`blocking`] (in place on a multi-threaded runtime).
+//! Store calls go through [`blocking`] (in place on a multi-threaded runtime); the
+//! lease refresh, every third of its lifetime, runs on the blocking pool.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
