@@ -5,7 +5,8 @@
 //! journal holds `agg-0-2` and its children; then `agg-0-2` is damaged in the bucket
 //! and the job is resumed. Its producer is known only from the journal (it finished
 //! before the resume), and the consumer `agg-0-3` may go again only after the repair
-//! succeeded, not at the repair's first heartbeat.
+//! succeeded, not at the repair's first heartbeat. Last, a leaf (`seg-0`, long folded)
+//! is lost: only wrap reads it again, and wrap waits for its repair.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,6 +23,7 @@ use proofline_tests::s3::S3Server;
 enum Damage {
     Corrupt,
     Delete,
+    LoseLeaf,
 }
 
 #[test]
@@ -29,7 +31,7 @@ fn a_resumed_job_repairs_pre_crash_artifacts_that_are_corrupt_or_missing() {
     let server = S3Server::moto();
     server.create_bucket("proofs");
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    for damage in [Damage::Corrupt, Damage::Delete] {
+    for damage in [Damage::Corrupt, Damage::Delete, Damage::LoseLeaf] {
         runtime.block_on(resume_after(&server, damage));
     }
 }
@@ -46,7 +48,7 @@ async fn resume_after(server: &S3Server, damage: Damage) {
     let store: Arc<dyn ArtifactStore> = s3.clone();
     let cluster = Embedded::start(plugins.clone(), store, worker, LeaderConfig::default()).await.unwrap();
     let workload = br#"{"tasks": 4, "cost": {"fixed": {"micros": 300000}}, "work": "sleep",
-        "fail": {"segments": [3], "mode": "hang", "times": 1}}"#;
+        "fail": {"segments": [3], "mode": "hang", "times": 1}, "wrap_reads_leaves": true}"#;
     let plan = plugin.plan(workload, &PlanOptions::default()).unwrap();
 
     let first = cluster.leader.submit(plugin.clone(), plan).await.unwrap();
@@ -62,14 +64,15 @@ async fn resume_after(server: &S3Server, damage: Damage) {
     first.cancel("test: leader stops");
     assert!(first.wait().await.unwrap_err().is_cancelled());
 
-    let object = s3.object_key(&format!("{job}/agg-0-2"));
+    let damaged = if let Damage::LoseLeaf = damage { "seg-0" } else { "agg-0-2" };
+    let object = s3.object_key(&format!("{job}/{damaged}"));
     let client = s3.client().clone();
     match damage {
         Damage::Corrupt => {
             let body = b"flipped bits, not a proof".to_vec();
             client.put_object().bucket(s3.bucket()).key(&object).body(body.into()).send().await.unwrap();
         }
-        Damage::Delete => {
+        Damage::Delete | Damage::LoseLeaf => {
             client.delete_object().bucket(s3.bucket()).key(&object).send().await.unwrap();
         }
     }
@@ -82,6 +85,12 @@ async fn resume_after(server: &S3Server, damage: Damage) {
         Verdict::Valid { .. } => {}
         Verdict::Invalid { reason } => panic!("{damage:?}: {reason}"),
     }
-    assert_eq!(sim.counters().segments_completed.load(std::sync::atomic::Ordering::Relaxed), 4);
+    // Three segments before the crash, segment 3 after it, and the lost leaf once more.
+    let proven = if let Damage::LoseLeaf = damage { 5 } else { 4 };
+    assert_eq!(
+        sim.counters().segments_completed.load(std::sync::atomic::Ordering::Relaxed),
+        proven,
+        "{damage:?}"
+    );
     cluster.leader.discard(&job).await.unwrap();
 }

@@ -143,7 +143,8 @@ impl ProofSystem for SimPlugin {
         let total: u64 = costs.iter().sum();
         Ok(Plan {
             segments,
-            meta: (costs.len() as u32).to_le_bytes().to_vec(),
+            // The task count, then whether wrap reads the leaves.
+            meta: [&(costs.len() as u32).to_le_bytes()[..], &[workload.wrap_reads_leaves as u8]].concat(),
             summary: format!("sim: {} tasks, {:.1} ms of work", costs.len(), total as f64 / 1e3),
         })
     }
@@ -194,9 +195,19 @@ impl ProofSystem for SimPlugin {
 
     fn wrap(&self, _cx: &mut ExecCx, root: &[u8], job: &JobMeta) -> Result<Vec<u8>, PluginError> {
         let (a, b, ..) = parse_range(root)?;
-        let n = u32::from_le_bytes(job.meta.try_into().map_err(|_| PluginError::permanent("sim meta"))?);
+        let (count, reads_leaves) = match job.meta {
+            [n0, n1, n2, n3, flag] => ([*n0, *n1, *n2, *n3], *flag == 1),
+            _ => return Err(PluginError::permanent("sim meta must be 5 bytes")),
+        };
+        let n = u32::from_le_bytes(count);
         if (a, b) != (0, n) {
             return Err(PluginError::permanent(format!("sim: root covers {a}..{b}, expected 0..{n}")));
+        }
+        for i in (0..job.leaves.leaf_count()).filter(|_| reads_leaves) {
+            let (start, end, ..) = parse_range(&job.leaves.leaf(i)?)?;
+            if (start, end) != (i, i + 1) {
+                return Err(PluginError::permanent(format!("sim: leaf {i} covers {start}..{end}")));
+            }
         }
         Ok(root[..8].to_vec())
     }

@@ -21,6 +21,9 @@ pub struct Workload {
     /// Size of each segment's and aggregation's output, for store benchmarks.
     #[serde(default)]
     pub artifact_bytes: u64,
+    /// Wrap reads every leaf (as a real prover's wrap does), so a lost leaf matters.
+    #[serde(default)]
+    pub wrap_reads_leaves: bool,
 }
 
 /// How long each segment task takes.
@@ -117,6 +120,7 @@ mod tests {
             work: Work::Spin,
             fail: None,
             artifact_bytes: 0,
+            wrap_reads_leaves: false,
         };
         let a = w.costs().unwrap();
         assert_eq!(a, w.costs().unwrap());

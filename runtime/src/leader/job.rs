@@ -220,22 +220,35 @@ impl JobState {
         end
     }
 
-    async fn wrap(&mut self, root: ArtifactRef) -> Result<JobOutput, JobError> {
+    /// Wrap the root; an input wrap could not read (root or leaf, corrupt or missing)
+    /// comes back as `Err(Ok((uri, message)))` for the ledger to repair.
+    async fn wrap(&mut self, root: ArtifactRef) -> Result<JobOutput, Result<(String, String), JobError>> {
         let started = Instant::now();
         let ledger = self.ledger.as_ref().expect("wrap comes from the ledger");
-        let leaves = StoreLeaves { store: self.store.clone(), refs: ledger.leaves() };
+        let leaves =
+            StoreLeaves { store: self.store.clone(), refs: ledger.leaves(), unusable: Default::default() };
         let (store, plugin, job, meta) =
             (self.store.clone(), self.plugin.clone(), self.job.clone(), self.meta.clone());
-        let proof = tokio::task::spawn_blocking(move || {
-            let root = store
-                .get(&root)
-                .map_err(|e| PluginError::permanent(format!("reading the root proof: {e}")))?;
+        let wrapped = tokio::task::spawn_blocking(move || {
+            let root_bytes = match store.get(&root) {
+                Ok(bytes) => bytes,
+                Err(e) => {
+                    return Err(unusable(&e)
+                        .ok_or_else(|| PluginError::permanent(format!("reading the root proof: {e}"))));
+                }
+            };
             let mut cx = ExecCx::new("wrap", 0, Default::default());
-            plugin.wrap(&mut cx, &root, &JobMeta { job: &job, meta: &meta, leaves: &leaves })
+            plugin
+                .wrap(&mut cx, &root_bytes, &JobMeta { job: &job, meta: &meta, leaves: &leaves })
+                .map_err(|e| leaves.unusable.lock().expect("unusable lock").take().ok_or(e))
         })
         .await
-        .unwrap_or_else(|e| Err(PluginError::permanent(format!("wrap panicked: {e}"))))
-        .map_err(JobError::Wrap)?;
+        .unwrap_or_else(|e| Err(Err(PluginError::permanent(format!("wrap panicked: {e}")))));
+        let proof = match wrapped {
+            Ok(proof) => proof,
+            Err(Ok(unusable)) => return Err(Ok(unusable)),
+            Err(Err(e)) => return Err(Err(JobError::Wrap(e))),
+        };
         let mut stats = self.ledger().stats();
         stats.wrap = started.elapsed();
         stats.elapsed = self.started.elapsed();
@@ -265,6 +278,16 @@ impl JobState {
 struct StoreLeaves {
     store: Arc<dyn ArtifactStore>,
     refs: Vec<ArtifactRef>,
+    /// The first leaf found corrupt or missing: `(uri, message)`.
+    unusable: std::sync::Mutex<Option<(String, String)>>,
+}
+
+/// `(uri, message)` if `e` says an artifact is corrupt or missing (so it can be remade).
+fn unusable(e: &StoreError) -> Option<(String, String)> {
+    match e {
+        StoreError::Corrupt { uri, .. } | StoreError::NotFound { uri } => Some((uri.clone(), e.to_string())),
+        _ => None,
+    }
 }
 
 impl LeafSource for StoreLeaves {
@@ -276,7 +299,12 @@ impl LeafSource for StoreLeaves {
             .refs
             .get(index as usize)
             .ok_or_else(|| PluginError::permanent(format!("no leaf {index}")))?;
-        self.store.get(r).map_err(|e| PluginError::permanent(e.to_string()))
+        self.store.get(r).map_err(|e| {
+            if let Some(found) = unusable(&e) {
+                self.unusable.lock().expect("unusable lock").get_or_insert(found);
+            }
+            PluginError::permanent(e.to_string())
+        })
     }
 }
 
@@ -339,7 +367,7 @@ impl Actor for JobActor {
                 Err(e) => Err(e),
             },
         };
-        let end = match fx {
+        let mut end = match fx {
             Ok(fx) => state.carry_out(fx).await,
             Err(e) => Some(Err(e)),
         };
@@ -348,10 +376,21 @@ impl Actor for JobActor {
             progress.elapsed = state.started.elapsed();
             state.progress.send_replace(progress);
         }
-        let outcome = match end {
-            None => return Ok(()),
-            Some(Ok(root)) => state.wrap(root).await,
-            Some(Err(e)) => Err(e),
+        let outcome = loop {
+            match end {
+                None => return Ok(()),
+                Some(Err(e)) => break Err(e),
+                Some(Ok(root)) => match state.wrap(root).await {
+                    Ok(output) => break Ok(output),
+                    Err(Err(e)) => break Err(e),
+                    // A root or leaf is corrupt or missing: the ledger has it remade, and
+                    // wrap runs again when that is done.
+                    Err(Ok((uri, message))) => {
+                        let fx = state.ledger().on_wrap_input_unusable(&uri, &message, Instant::now());
+                        end = state.carry_out(fx).await;
+                    }
+                },
+            }
         };
         state.end(outcome).await;
         myself.stop(None);

@@ -26,8 +26,12 @@
 //! 6. **Success.** The artifact is journalled ([`Effect::Journal`]) and folded; the
 //!    fold's next aggregation is dispatched, and the root becomes [`Effect::Wrap`].
 //!
+//! 7. **Wrap's inputs.** If wrap cannot read the root or a leaf (corrupt or missing),
+//!    [`JobLedger::on_wrap_input_unusable`] repairs it like a task's input and emits
+//!    `Wrap` again once the repair succeeded (at most `max_attempts` times).
+//!
 //! Once the ledger emits [`Effect::Fail`] or [`Effect::Wrap`] it is over and ignores
-//! further events.
+//! further events (until wrap reports an unusable input).
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -137,6 +141,11 @@ pub struct JobLedger {
     progress: Progress,
     stats: JobStats,
     over: bool,
+    /// The root last handed to wrap, and how often wrap's inputs had to be repaired.
+    root: Option<ArtifactRef>,
+    wrap_repairs: u32,
+    /// Wrap runs again once this task's repair succeeded.
+    rewrap_after: Option<String>,
 }
 
 impl JobLedger {
@@ -160,6 +169,9 @@ impl JobLedger {
             progress,
             stats: JobStats { segments: n, ..JobStats::default() },
             over: false,
+            root: None,
+            wrap_repairs: 0,
+            rewrap_after: None,
         }
     }
 
@@ -258,6 +270,9 @@ impl JobLedger {
     /// Take in results (and heartbeats) in arrival order.
     pub fn on_results(&mut self, results: Vec<TaskResult>, now: Instant) -> Vec<Effect> {
         let mut fx = Vec::new();
+        if self.over {
+            return fx;
+        }
         for result in results {
             let from = fx.len();
             self.on_result(result, now, &mut fx);
@@ -314,6 +329,51 @@ impl JobLedger {
             }
         }
         self.settle(fx)
+    }
+
+    /// Wrap could not read `uri` (the root or a leaf): recompute it, then wrap again.
+    pub fn on_wrap_input_unusable(&mut self, uri: &str, message: &str, now: Instant) -> Vec<Effect> {
+        let fail = |message: String| {
+            vec![Effect::Fail(Failure::TaskFailed { task: "wrap".into(), attempts: 1, message })]
+        };
+        let Some(producer) = self.producers.get(uri).cloned() else {
+            return self
+                .settle(fail(format!("{message}; no task produced {uri}, so it cannot be recomputed")));
+        };
+        if self.root.is_none() || self.wrap_repairs >= self.policy.max_attempts {
+            let message =
+                format!("{message}; wrap's inputs were repaired {} time(s) already", self.wrap_repairs);
+            return self.settle(fail(message));
+        }
+        let Some(task) = self.repair_task(&producer) else {
+            let message = format!(
+                "{message}; the journal does not say what {producer} folded, so it cannot be recomputed"
+            );
+            return self.settle(fail(message));
+        };
+        tracing::warn!(job = %self.who.job, artifact = uri, producer = %producer,
+            "{message}; recomputing it, then wrapping again");
+        self.over = false;
+        self.wrap_repairs += 1;
+        self.stats.repairs += 1;
+        self.rewrap_after = Some(producer);
+        let mut fx = Vec::new();
+        self.dispatch(task, Purpose::Repair { waiting: Vec::new() }, now, &mut fx);
+        fx
+    }
+
+    /// The next attempt of finished task `id`, with a fresh budget of attempts; `None`
+    /// if it is an aggregation whose inputs the journal did not record.
+    fn repair_task(&self, id: &str) -> Option<Task> {
+        let done = self.done.get(id)?;
+        if done.task.kind == TaskKind::Aggregate && done.task.inputs.len() != 2 {
+            return None;
+        }
+        let mut task = done.task.clone();
+        // A fresh budget of attempts, numbered after every earlier one.
+        task.attempt += 1;
+        task.max_attempts = task.attempt + self.policy.max_attempts - 1;
+        Some(task)
     }
 
     /// Stop the job.
@@ -421,6 +481,14 @@ impl JobLedger {
                     }
                     self.redispatch(&consumer, "its input was recomputed", now, fx);
                 }
+                if self.rewrap_after.as_deref() == Some(id) {
+                    self.rewrap_after = None;
+                    let root = self.root.as_mut().expect("set when wrap was first asked for");
+                    if root.uri == stale.uri {
+                        *root = artifact;
+                    }
+                    fx.push(Effect::Wrap(root.clone()));
+                }
             }
         }
     }
@@ -454,24 +522,14 @@ impl JobLedger {
             waiting.push(consumer.to_owned());
             return;
         }
-        let Some(done) = self.done.get(&producer) else {
-            let attempts = self.out[consumer].task.attempt;
-            let message = format!("{message}; its producer {producer} is not finished");
-            fx.push(Effect::Fail(Failure::TaskFailed { task: consumer.to_owned(), attempts, message }));
-            return;
-        };
-        if done.task.kind == TaskKind::Aggregate && done.task.inputs.len() != 2 {
+        let Some(task) = self.repair_task(&producer) else {
             let attempts = self.out[consumer].task.attempt;
             let message = format!(
                 "{message}; the journal does not say what {producer} folded, so it cannot be recomputed"
             );
             fx.push(Effect::Fail(Failure::TaskFailed { task: consumer.to_owned(), attempts, message }));
             return;
-        }
-        let mut task = done.task.clone();
-        // A fresh budget of attempts, numbered after every earlier one.
-        task.attempt += 1;
-        task.max_attempts = task.attempt + self.policy.max_attempts - 1;
+        };
         self.dispatch(task, Purpose::Repair { waiting: vec![consumer.to_owned()] }, now, fx);
     }
 
@@ -507,7 +565,10 @@ impl JobLedger {
     fn fold_in(&mut self, done: Finished<ArtifactRef>, now: Instant, fx: &mut Vec<Effect>) {
         match self.fold.finish(done.start, done.end, done.depth, done.value) {
             FoldStep::Wait => {}
-            FoldStep::Root(root) => fx.push(Effect::Wrap(root.value)),
+            FoldStep::Root(root) => {
+                self.root = Some(root.value.clone());
+                fx.push(Effect::Wrap(root.value));
+            }
             FoldStep::Aggregate(left, right) => {
                 let range = (left.start, right.end);
                 let id = aggregate_task_id(range.0, range.1);

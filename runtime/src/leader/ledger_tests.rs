@@ -219,6 +219,32 @@ fn a_repaired_artifact_with_new_bytes_reaches_the_consumer_and_the_journal() {
 }
 
 #[test]
+fn a_leaf_wrap_cannot_read_is_remade_and_wrap_runs_again() {
+    let t0 = Instant::now();
+    let (mut l, segs) = started(2, t0);
+    let agg = published(&l.on_results(segs.iter().map(done).collect(), t0)).remove(0);
+    let fx = l.on_results(vec![done(&agg)], t0);
+    assert_eq!(wrapped(&fx), Some(&art("agg-0-1")));
+    // Wrap finds seg-1 missing: seg-1 runs again, and nothing wraps until it is back.
+    let fx = l.on_wrap_input_unusable(&art("seg-1").uri, "artifact missing", t0);
+    let repair = published(&fx).remove(0);
+    assert_eq!((repair.id.as_str(), repair.attempt), ("seg-1", 2));
+    assert!(wrapped(&l.on_results(vec![result(&repair, Outcome::Running)], t0)).is_none());
+    let fx = l.on_results(vec![done(&repair)], t0);
+    assert_eq!(wrapped(&fx), Some(&art("agg-0-1")));
+    assert_eq!(l.stats().repairs, 1);
+    // Not forever: after max_attempts repairs wrap gives up, naming why.
+    for _ in 0..2 {
+        let r = published(&l.on_wrap_input_unusable(&art("seg-0").uri, "missing", t0)).remove(0);
+        assert!(wrapped(&l.on_results(vec![done(&r)], t0)).is_some());
+    }
+    let fx = l.on_wrap_input_unusable(&art("seg-0").uri, "missing", t0);
+    let Some(Failure::TaskFailed { task, message, .. }) = failure(&fx) else { panic!("{fx:?}") };
+    assert_eq!(task, "wrap");
+    assert!(message.contains("repaired 3 time(s)"), "{message}");
+}
+
+#[test]
 fn a_plan_payload_cannot_be_repaired() {
     let t0 = Instant::now();
     let (mut l, segs) = started(1, t0);
