@@ -217,28 +217,12 @@ fn write_proof(out: Option<&Path>, bytes: &[u8]) -> Result<(), Failure> {
                 .map_err(|e| Failure::other(format!("writing the proof to stdout: {e}")))
         }
         Some(path) => {
-            write_file_durably(path, bytes)
+            proofline_runtime::store::write_durably(path, bytes)
                 .map_err(|e| Failure::other(format!("writing the proof to {}: {e}", path.display())))?;
             tracing::info!(path = %path.display(), bytes = bytes.len(), "proof written");
             Ok(())
         }
     }
-}
-
-fn write_file_durably(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let tmp = path.with_extension("proof.partial");
-    let written = (|| {
-        let mut file = std::fs::File::create(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if written.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    written?;
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    std::fs::File::open(dir)?.sync_all()
 }
 
 /// fsync stdout when it is a regular file; pipes and terminals cannot be synced.

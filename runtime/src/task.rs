@@ -163,15 +163,8 @@ pub fn is_task_id(id: &str) -> bool {
 
 /// A fresh job id: time-ordered and unique enough for one cluster.
 pub fn new_job_id() -> String {
-    use std::sync::atomic::{AtomicU64, Ordering};
-    use std::time::{SystemTime, UNIX_EPOCH};
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
-    let mut salt = blake3::Hasher::new();
-    salt.update(&now.as_nanos().to_le_bytes());
-    salt.update(&std::process::id().to_le_bytes());
-    salt.update(&COUNTER.fetch_add(1, Ordering::Relaxed).to_le_bytes());
-    format!("job-{:x}-{}", now.as_secs(), &salt.finalize().to_hex()[..8])
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    format!("job-{:x}-{}", now.as_secs(), &crate::store::unique_hex()[..8])
 }
 
 #[cfg(test)]

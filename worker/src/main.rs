@@ -69,9 +69,7 @@ fn init_logs(format: LogFormat) {
 }
 
 fn default_name() -> String {
-    let host = std::fs::read_to_string("/etc/hostname").map(|h| h.trim().to_owned()).unwrap_or_default();
-    let host = if host.is_empty() { "worker".to_owned() } else { host };
-    format!("{host}-{}", std::process::id())
+    format!("{}-{}", proofline_runtime::store::hostname(), std::process::id())
 }
 
 async fn run(cli: Cli) -> anyhow::Result<()> {

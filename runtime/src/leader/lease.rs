@@ -25,7 +25,7 @@
 //! at the latest one refresh interval later. Expiry compares wall clocks of different
 //! machines: keep the ttl far above their skew (tens of seconds or more).
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
@@ -146,7 +146,6 @@ pub struct Lease {
     job: String,
     holder: String,
     ttl: Duration,
-    version: Mutex<u32>,
 }
 
 impl std::fmt::Debug for Lease {
@@ -170,20 +169,13 @@ impl Lease {
                 return Err(LeaseError::Held { job: job.to_owned(), holder, expires_in });
             }
         };
-        let lease = Lease {
-            store,
-            job: job.to_owned(),
-            holder: holder.to_owned(),
-            ttl,
-            version: Mutex::new(version),
-        };
+        let lease = Lease { store, job: job.to_owned(), holder: holder.to_owned(), ttl };
         lease.write_and_check(version)?;
         Ok(lease)
     }
 
     /// Extend the lease by its ttl from now. Fails once another leader wrote it.
     pub fn refresh(&self) -> Result<(), LeaseError> {
-        let mut version = self.version.lock().unwrap_or_else(|p| p.into_inner());
         let existing = read(&*self.store, &self.job)?;
         let lost = |holder: Option<String>| LeaseError::Lost { job: self.job.clone(), holder };
         let next = match (decide(existing.as_ref(), &self.holder, now_ms(SystemTime::now())), existing) {
@@ -194,9 +186,7 @@ impl Lease {
             // Gone, or written (then left to expire) by someone else: not ours any more.
             (LeaseDecision::Take { .. }, existing) => return Err(lost(existing.map(|r| r.holder))),
         };
-        self.write_and_check(next)?;
-        *version = next;
-        Ok(())
+        self.write_and_check(next)
     }
 
     /// Give the lease up (mark it expired), if it is still ours. A failure is harmless

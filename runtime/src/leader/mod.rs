@@ -209,6 +209,8 @@ pub struct Leader {
     store: Arc<dyn ArtifactStore>,
     config: LeaderConfig,
     results_queue: String,
+    /// This leader incarnation, as it signs job leases (`host-16hex`).
+    holder: String,
     routes: Routes,
     router: tokio::task::JoinHandle<()>,
 }
@@ -257,7 +259,8 @@ impl Leader {
                 ))));
             }
         });
-        Ok(Self { transport, store, config, results_queue, routes, router })
+        let holder = new_holder_id();
+        Ok(Self { transport, store, config, results_queue, holder, routes, router })
     }
 
     /// Start proving `plan` (made by `plugin.plan`) as a new job.
@@ -319,7 +322,7 @@ impl Leader {
 
     /// Take `job`'s lease for this leader, waiting for a stale one to lapse.
     async fn take_lease(&self, job: &str) -> Result<Lease, JobError> {
-        let holder = self.results_queue.trim_start_matches(crate::task::RESULTS_QUEUE_PREFIX).to_owned();
+        let holder = self.holder.clone();
         let give_up = tokio::time::Instant::now() + self.config.lease_ttl + Duration::from_secs(1);
         loop {
             let (store, id, me, ttl) =
@@ -393,8 +396,7 @@ impl Leader {
 
 /// A number for one run of a job: fresh per leader incarnation.
 fn new_run_id() -> u64 {
-    let digest = blake3::hash(new_job_id().as_bytes());
-    u64::from_le_bytes(digest.as_bytes()[..8].try_into().expect("8 bytes"))
+    u64::from_str_radix(&crate::store::unique_hex(), 16).expect("16 hex digits")
 }
 
 impl Drop for Leader {

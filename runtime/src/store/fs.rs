@@ -75,6 +75,22 @@ impl FsStore {
     }
 }
 
+/// Write `bytes` to `path` (whose directory exists) so that it is durable once this
+/// returns and never seen half-written: steps 1-3 of the module doc. The leader writes
+/// `--out` proofs the same way.
+pub fn write_durably(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(format!("{TMP_MARKER}{}", unique_hex()));
+    let tmp = PathBuf::from(tmp);
+    let written = write_synced(&tmp, bytes).map_err(|e| io(&tmp, e));
+    let renamed = written.and_then(|()| std::fs::rename(&tmp, path).map_err(|e| io(path, e)));
+    if let Err(e) = renamed {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(e);
+    }
+    sync_dir(path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")))
+}
+
 /// Write `bytes` to a fresh file at `path` and fsync it.
 fn write_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
     let mut file = File::options().write(true).create_new(true).open(path)?;
@@ -129,18 +145,8 @@ impl ArtifactStore for FsStore {
 
     fn put(&self, key: &str, bytes: &[u8]) -> Result<ArtifactRef, StoreError> {
         let path = self.path_of(key)?;
-        let parent = path.parent().unwrap_or(&self.root);
-        self.ensure_dir(parent)?;
-        let mut tmp = path.clone().into_os_string();
-        tmp.push(format!("{TMP_MARKER}{}", unique_hex()));
-        let tmp = PathBuf::from(tmp);
-        let written = write_synced(&tmp, bytes).map_err(|e| io(&tmp, e));
-        let renamed = written.and_then(|()| std::fs::rename(&tmp, &path).map_err(|e| io(&path, e)));
-        if let Err(e) = renamed {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(e);
-        }
-        sync_dir(parent)?;
+        self.ensure_dir(path.parent().unwrap_or(&self.root))?;
+        write_durably(&path, bytes)?;
         Ok(reference(format!("fs:{key}"), bytes))
     }
 

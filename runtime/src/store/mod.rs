@@ -25,7 +25,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::SystemTime;
 
 pub use cache::{CacheStats, CachedStore};
-pub use fs::FsStore;
+pub use fs::{FsStore, write_durably};
 pub use mem::MemStore;
 pub use s3::{S3Config, S3Credentials, S3Store, sdk as s3_sdk};
 
