@@ -13,6 +13,7 @@ pub mod fold;
 pub mod leader;
 pub mod plugin;
 pub mod proof_file;
+pub mod redact;
 pub mod store;
 pub mod task;
 pub mod transport;

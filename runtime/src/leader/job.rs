@@ -221,8 +221,8 @@ impl JobState {
     }
 
     /// Wrap the root; an input wrap could not read (root or leaf, corrupt or missing)
-    /// comes back as `Err(Ok((uri, message)))` for the ledger to repair.
-    async fn wrap(&mut self, root: ArtifactRef) -> Result<JobOutput, Result<(String, String), JobError>> {
+    /// comes back as [`WrapFailure::Unusable`] for the ledger to repair.
+    async fn wrap(&mut self, root: ArtifactRef) -> Result<JobOutput, WrapFailure> {
         let started = Instant::now();
         let ledger = self.ledger.as_ref().expect("wrap comes from the ledger");
         let leaves =
@@ -246,8 +246,8 @@ impl JobState {
         .unwrap_or_else(|e| Err(Err(PluginError::permanent(format!("wrap panicked: {e}")))));
         let proof = match wrapped {
             Ok(proof) => proof,
-            Err(Ok(unusable)) => return Err(Ok(unusable)),
-            Err(Err(e)) => return Err(Err(JobError::Wrap(e))),
+            Err(Ok((uri, message))) => return Err(WrapFailure::Unusable { uri, message }),
+            Err(Err(e)) => return Err(WrapFailure::Failed(JobError::Wrap(e))),
         };
         let mut stats = self.ledger().stats();
         stats.wrap = started.elapsed();
@@ -273,6 +273,16 @@ impl JobState {
             let _ = done.send(outcome);
         }
     }
+}
+
+/// Why wrap did not produce a proof.
+enum WrapFailure {
+    /// It could not read `uri` (corrupt or missing): the ledger can have it remade.
+    Unusable {
+        uri: String,
+        message: String,
+    },
+    Failed(JobError),
 }
 
 struct StoreLeaves {
@@ -362,10 +372,7 @@ impl Actor for JobActor {
                 let results = state.inbox.take();
                 Ok(state.ledger().on_results(results, now))
             }
-            JobMsg::Tick => match state.refresh_lease().await {
-                Ok(()) => Ok(state.ledger().on_tick(now)),
-                Err(e) => Err(e),
-            },
+            JobMsg::Tick => state.refresh_lease().await.map(|()| state.ledger().on_tick(now)),
         };
         let mut end = match fx {
             Ok(fx) => state.carry_out(fx).await,
@@ -382,10 +389,10 @@ impl Actor for JobActor {
                 Some(Err(e)) => break Err(e),
                 Some(Ok(root)) => match state.wrap(root).await {
                     Ok(output) => break Ok(output),
-                    Err(Err(e)) => break Err(e),
+                    Err(WrapFailure::Failed(e)) => break Err(e),
                     // A root or leaf is corrupt or missing: the ledger has it remade, and
                     // wrap runs again when that is done.
-                    Err(Ok((uri, message))) => {
+                    Err(WrapFailure::Unusable { uri, message }) => {
                         let fx = state.ledger().on_wrap_input_unusable(&uri, &message, Instant::now());
                         end = state.carry_out(fx).await;
                     }

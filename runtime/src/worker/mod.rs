@@ -193,6 +193,30 @@ impl Worker {
         tokio::time::timeout(STATS_TIMEOUT, async { call!(self.actor, WorkerMsg::Stats) }).await.ok()?.ok()
     }
 
+    /// Poll the actor's stats every 50 ms until `done` holds or `deadline` passes; the
+    /// last stats seen, and whether `done` held.
+    async fn poll_until(
+        &self,
+        deadline: tokio::time::Instant,
+        done: impl Fn(&WorkerStats) -> bool,
+    ) -> (Option<WorkerStats>, bool) {
+        let mut last = None;
+        loop {
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+            if let Ok(Some(stats)) = tokio::time::timeout(left, self.stats_within()).await {
+                let finished = done(&stats);
+                last = Some(stats);
+                if finished {
+                    return (last, true);
+                }
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return (last, false);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// Graceful stop in bounded time (see the [module documentation](self#shutdown)):
     /// take no more work, requeue what has not started, give running tasks `grace` to
     /// finish, then requeue those too. Returns the last stats the actor gave.
@@ -201,38 +225,14 @@ impl Worker {
         let _ = self.actor.cast(WorkerMsg::Drain);
         // 2. Grace.
         let deadline = tokio::time::Instant::now() + grace;
-        let mut last = None;
-        loop {
-            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
-            let polled = tokio::time::timeout(left, self.stats_within()).await.ok().flatten();
-            if let Some(stats) = polled {
-                let done = stats.running == 0 && stats.queued == 0;
-                last = Some(stats);
-                if done {
-                    break;
-                }
-            }
-            if tokio::time::Instant::now() >= deadline {
-                // 3. Abandon.
-                let running = last.as_ref().map(|s| s.running);
-                tracing::warn!(?running, "grace period over; requeueing running tasks");
-                let _ = self.actor.cast(WorkerMsg::Abandon);
-                let until = tokio::time::Instant::now() + ABANDON_WAIT;
-                while tokio::time::Instant::now() < until {
-                    let left = until.saturating_duration_since(tokio::time::Instant::now());
-                    match tokio::time::timeout(left, self.stats_within()).await {
-                        Ok(Some(stats)) if stats.running == 0 => {
-                            last = Some(stats);
-                            break;
-                        }
-                        Ok(Some(stats)) => last = Some(stats),
-                        _ => {}
-                    }
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
+        let (mut last, idle) = self.poll_until(deadline, |s| s.running == 0 && s.queued == 0).await;
+        if !idle {
+            // 3. Abandon.
+            let running = last.as_ref().map(|s| s.running);
+            tracing::warn!(?running, "grace period over; requeueing running tasks");
+            let _ = self.actor.cast(WorkerMsg::Abandon);
+            let until = tokio::time::Instant::now() + ABANDON_WAIT;
+            last = self.poll_until(until, |s| s.running == 0).await.0.or(last);
         }
         let stats = match self.stats_within().await {
             Some(stats) => stats,

@@ -14,6 +14,7 @@ use aws_config::{BehaviorVersion, Region};
 use aws_sdk_s3::config::Credentials;
 use aws_smithy_http_client::tls::{self, rustls_provider::CryptoMode};
 
+use crate::redact::without_userinfo;
 use crate::store::StoreError;
 
 /// Region used when neither the config, the environment nor the profile names one.
@@ -204,20 +205,6 @@ impl S3Config {
         let shared = loader.load().await;
         let config = aws_sdk_s3::config::Builder::from(&shared).force_path_style(self.path_style).build();
         aws_sdk_s3::Client::from_conf(config)
-    }
-}
-
-/// `url` without the `user:password@` of its authority, and whether it had one. Like
-/// the AMQP redaction, userinfo runs to the *last* `@`: a password may hold `/` or `@`.
-pub(crate) fn without_userinfo(url: &str) -> (String, bool) {
-    let Some((before, after)) = url.rsplit_once('@') else {
-        return (url.to_owned(), false);
-    };
-    match before.split_once("://") {
-        Some((scheme, _)) if !scheme.is_empty() && scheme.chars().all(|c| c.is_ascii_alphanumeric()) => {
-            (format!("{scheme}://{after}"), true)
-        }
-        _ => (after.to_owned(), true),
     }
 }
 

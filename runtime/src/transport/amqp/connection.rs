@@ -423,26 +423,9 @@ pub(super) fn backoff(attempt: u32) -> Duration {
     base.mul_f64(factor)
 }
 
-/// `uri` with any `user:password@` removed, for logs (also used for URIs that do not
-/// parse).
-///
-/// Everything before the *last* `@` is userinfo: a password may hold `/`, `?`, `#`, `:`
-/// or `@` unescaped, so the authority's end cannot be trusted to find it. A URI whose
-/// path or query holds an `@` is shown from that `@` on: over-redacting beats leaking.
+/// `uri` without its credentials, for logs (also for URIs that do not parse).
 pub(super) fn redact_uri(uri: &str) -> String {
-    let Some((before, after)) = uri.rsplit_once('@') else {
-        return uri.to_owned();
-    };
-    match before.split_once("://") {
-        Some((scheme, _)) if is_scheme(scheme) => format!("{scheme}://{after}"),
-        _ => after.to_owned(),
-    }
-}
-
-/// RFC 3986 scheme: a letter, then letters, digits, `+`, `-`, `.`.
-fn is_scheme(text: &str) -> bool {
-    text.starts_with(|c: char| c.is_ascii_alphabetic())
-        && text.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '+' | '-' | '.'))
+    crate::redact::without_userinfo(uri).0
 }
 
 /// An AMQP URI that does not parse. Shows only the redacted URI: the parser's own
