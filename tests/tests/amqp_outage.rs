@@ -82,6 +82,10 @@ async fn a_leader_fails_its_job_naming_the_broker_when_it_stays_away() {
     // No worker: the job waits for results that cannot come once the broker is gone.
     let job = leader.submit(Arc::new(sim) as Arc<dyn ProofSystem>, plan).await.unwrap();
     let job_id = job.job.clone();
+    // Let the job publish its tasks first: this test is about a broker that goes away
+    // while the job waits, not one that resets the connection mid-publish (that fails
+    // the job at once with the publish error: a separate, known gap).
+    tokio::time::sleep(Duration::from_secs(1)).await;
     tokio::task::block_in_place(|| broker.stop());
     let err = tokio::time::timeout(GIVE_UP + Duration::from_secs(20), job.wait())
         .await
