@@ -59,6 +59,69 @@ pub struct Common {
     /// Log format on stderr.
     #[arg(long, global = true, env = "PROOFLINE_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
+    #[command(flatten)]
+    pub scheduling: SchedulingArgs,
+}
+
+/// How jobs share the workers (`batch` and `serve` run several at once).
+#[derive(Args, Debug, Clone)]
+pub struct SchedulingArgs {
+    /// How tasks of concurrent jobs share the workers: `fair` (weighted fair share
+    /// among clients, oldest job first within a client), `fifo` (oldest job first),
+    /// `round-robin` (equal shares per job), `unbounded` (publish every ready task at
+    /// once, no window).
+    #[arg(long, global = true, env = "PROOFLINE_SHARE_POLICY", value_enum, default_value = "fair")]
+    pub share_policy: SharePolicyArg,
+    /// Tasks out with the workers at once, across all jobs (0: automatic, 4 per lane
+    /// that reported work in the last 30 s, at least 64).
+    #[arg(long, global = true, env = "PROOFLINE_DISPATCH_WINDOW", default_value_t = 0)]
+    pub dispatch_window: usize,
+    /// A client's weight in the fair share, `NAME=WEIGHT` (repeatable; default 1).
+    #[arg(long = "client-weight", global = true, env = "PROOFLINE_CLIENT_WEIGHTS", value_delimiter = ',',
+          value_parser = parse_client_weight)]
+    pub client_weights: Vec<(String, u32)>,
+}
+
+impl SchedulingArgs {
+    pub fn scheduling(&self) -> proofline_runtime::leader::scheduler::Scheduling {
+        use proofline_runtime::leader::scheduler::{Scheduling, SharePolicy};
+        Scheduling {
+            policy: match self.share_policy {
+                SharePolicyArg::Fair => SharePolicy::Fair,
+                SharePolicyArg::Fifo => SharePolicy::Fifo,
+                SharePolicyArg::RoundRobin => SharePolicy::RoundRobin,
+                SharePolicyArg::Unbounded => SharePolicy::Unbounded,
+            },
+            window: (self.dispatch_window > 0).then_some(self.dispatch_window),
+            weights: self.client_weights.iter().cloned().collect(),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum SharePolicyArg {
+    Fair,
+    Fifo,
+    RoundRobin,
+    Unbounded,
+}
+
+/// `NAME=WEIGHT` with a client name of `[A-Za-z0-9._-]` and a weight of 1 to 1000.
+fn parse_client_weight(text: &str) -> Result<(String, u32), String> {
+    let (name, weight) =
+        text.split_once('=').ok_or_else(|| format!("{text:?}: expected NAME=WEIGHT, e.g. sequencer=3"))?;
+    if !is_client_name(name) {
+        return Err(format!("{name:?}: a client name is 1 to 64 characters of A-Z a-z 0-9 . _ -"));
+    }
+    match weight.parse::<u32>() {
+        Ok(w @ 1..=1000) => Ok((name.to_owned(), w)),
+        _ => Err(format!("{weight:?}: a weight is a whole number from 1 to 1000")),
+    }
+}
+
+/// A client name as `--client-weight` and the service accept it.
+pub fn is_client_name(name: &str) -> bool {
+    (1..=64).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
 }
 
 /// S3 settings beyond the standard AWS sources (env, profile, web identity).
@@ -100,6 +163,10 @@ impl S3Args {
 pub enum Mode {
     /// Read a block (with its execution witness) on stdin, write its proof to stdout.
     Stdio(ProveArgs),
+    /// Prove many blocks: one proof file each in `--out`, resumable by re-running.
+    Batch(crate::batch::BatchArgs),
+    /// A long-running proving service with an HTTP API.
+    Serve(crate::serve::ServeArgs),
     /// Check a proof file: exit 0 only if it verifies.
     Verify {
         /// The proof file (`-` for stdin).
@@ -133,7 +200,7 @@ pub const DEFAULT_MAX_INPUT_MIB: u64 = 512;
 pub const DEFAULT_MAX_PROOF_MIB: u64 = 1024;
 
 /// A job id as the leader prints them (`job-<hex>-<8 hex>`): it names a store prefix.
-fn parse_job_id(text: &str) -> Result<String, String> {
+pub fn parse_job_id(text: &str) -> Result<String, String> {
     if proofline_runtime::task::is_job_id(text) {
         Ok(text.to_owned())
     } else {
@@ -147,7 +214,7 @@ pub fn mib_to_bytes(mib: u64) -> Option<u64> {
 }
 
 /// A size in MiB whose byte count fits in a `u64` (and in memory addresses).
-fn parse_mib(text: &str) -> Result<u64, String> {
+pub fn parse_mib(text: &str) -> Result<u64, String> {
     let n: u64 = text.parse().map_err(|_| format!("{text:?}: expected a whole number of MiB"))?;
     match mib_to_bytes(n).and_then(|b| usize::try_from(b).ok()) {
         Some(_) => Ok(n),
@@ -180,6 +247,25 @@ pub struct ProveArgs {
     /// Write the proof to this file instead of stdout.
     #[arg(long, short, env = "PROOFLINE_OUT")]
     pub out: Option<PathBuf>,
+    /// Resume job JOB_ID (printed when it started) after its leader died: nothing is
+    /// read from stdin, and finished segments are not proven again.
+    #[arg(long, value_name = "JOB_ID", value_parser = parse_job_id)]
+    pub resume: Option<String>,
+    /// Largest block (with its witness) read from stdin, in MiB: a larger one is bad
+    /// input (exit 2), rejected before it is read whole into memory.
+    #[arg(long, env = "PROOFLINE_MAX_INPUT_MIB", default_value_t = DEFAULT_MAX_INPUT_MIB, value_parser = parse_mib)]
+    pub max_input_mib: u64,
+    /// Draw where the job's time went (one row per worker lane, one bar per task
+    /// attempt) into this SVG file.
+    #[arg(long, value_name = "FILE.svg", env = "PROOFLINE_TIMELINE")]
+    pub timeline: Option<PathBuf>,
+    #[command(flatten)]
+    pub job: JobArgs,
+}
+
+/// How each job is run: segment size, retries, deadlines, lease.
+#[derive(Args, Debug, Clone)]
+pub struct JobArgs {
     /// Most work per segment, in the plugin's unit (Keccak-f permutations for keccak).
     #[arg(long, env = "PROOFLINE_SEGMENT_SIZE")]
     pub segment_size: Option<u64>,
@@ -203,14 +289,25 @@ pub struct ProveArgs {
     /// Keep intermediate artifacts in the store after the job.
     #[arg(long, env = "PROOFLINE_KEEP_ARTIFACTS")]
     pub keep_artifacts: bool,
-    /// Resume job JOB_ID (printed when it started) after its leader died: nothing is
-    /// read from stdin, and finished segments are not proven again.
-    #[arg(long, value_name = "JOB_ID", value_parser = parse_job_id)]
-    pub resume: Option<String>,
-    /// Largest block (with its witness) read from stdin, in MiB: a larger one is bad
-    /// input (exit 2), rejected before it is read whole into memory.
-    #[arg(long, env = "PROOFLINE_MAX_INPUT_MIB", default_value_t = DEFAULT_MAX_INPUT_MIB, value_parser = parse_mib)]
-    pub max_input_mib: u64,
+}
+
+impl JobArgs {
+    /// The leader's policies for these flags.
+    pub fn leader_config(&self, scheduling: &SchedulingArgs) -> proofline_runtime::leader::LeaderConfig {
+        use std::time::Duration;
+        proofline_runtime::leader::LeaderConfig {
+            max_attempts: self.max_attempts.max(1),
+            task_deadline: Duration::from_secs(self.task_deadline_secs),
+            task_timeout: self.task_timeout_secs.map(Duration::from_secs),
+            keep_artifacts: self.keep_artifacts,
+            lease_ttl: Duration::from_secs(self.lease_secs),
+            scheduling: scheduling.scheduling(),
+        }
+    }
+
+    pub fn plan_options(&self) -> proofline_runtime::plugin::PlanOptions {
+        proofline_runtime::plugin::PlanOptions { segment_size: self.segment_size }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -242,6 +339,14 @@ mod tests {
         }
         for bad in ["", "d", "7w", "-1d", "1.5h"] {
             assert!(parse_age(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn client_weights_are_names_with_small_whole_weights() {
+        assert_eq!(parse_client_weight("seq-1=3"), Ok(("seq-1".to_owned(), 3)));
+        for bad in ["seq", "=3", "a b=2", "x=0", "x=1001", "x=-1", "x=1.5"] {
+            assert!(parse_client_weight(bad).is_err(), "{bad}");
         }
     }
 

@@ -1,12 +1,16 @@
-//! `proofline-leader`: prove a block (`stdio`) or check a proof (`verify`).
+//! `proofline-leader`: prove a block (`stdio`), many blocks (`batch`), run the proving
+//! service (`serve`), check a proof (`verify`) or clean the store (`gc`).
 //!
 //! Exit codes: 0 success, 2 bad input (nothing is published, nothing written to
 //! stdout), 1 any other failure (including a proof that does not verify).
 
+mod batch;
 mod cli;
 mod gc;
 mod progress;
 mod prove;
+mod serve;
+mod timeline;
 mod verify;
 
 use std::process::ExitCode;
@@ -42,6 +46,8 @@ fn main() -> ExitCode {
     let outcome = runtime.block_on(async {
         match &cli.mode {
             Mode::Stdio(args) => prove::prove_stdio(&cli.common, args).await,
+            Mode::Batch(args) => batch::run(&cli.common, args).await,
+            Mode::Serve(args) => serve::run(&cli.common, args).await,
             Mode::Verify { file, max_proof_mib } => verify::verify(file, *max_proof_mib),
             Mode::Gc { older_than, dry_run } => gc::gc(&cli.common, *older_than, *dry_run),
         }

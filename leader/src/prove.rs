@@ -1,4 +1,6 @@
-//! `stdio` mode: a block on stdin, its proof on stdout.
+//! `stdio` mode: a block on stdin, its proof on stdout; and what `batch` and `serve`
+//! share with it (starting the cluster, opening the store, planning an input, writing
+//! a proof durably).
 
 use std::io::Write;
 use std::path::Path;
@@ -6,8 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use proofline_runtime::embedded::Embedded;
-use proofline_runtime::leader::{JobError, JobHandle, Leader, LeaderConfig};
-use proofline_runtime::plugin::{Plan, PlanOptions, PluginError};
+use proofline_runtime::leader::{JobError, JobHandle, JobOptions, JobOutput, Leader, LeaderConfig};
+use proofline_runtime::plugin::{Plan, PlanOptions, PluginError, ProofSystem};
 use proofline_runtime::proof_file::ProofFile;
 use proofline_runtime::store::{ArtifactStore, StoreError};
 use proofline_runtime::transport::{AmqpConfig, AmqpTransport, Transport};
@@ -18,13 +20,13 @@ use crate::cli::{Common, ProveArgs, RuntimeKind};
 use crate::progress;
 
 /// Keeps whatever runs the tasks alive for as long as the job runs.
-enum Cluster {
+pub enum Cluster {
     Embedded(Embedded),
     Remote(Leader),
 }
 
 impl Cluster {
-    fn leader(&self) -> &Leader {
+    pub fn leader(&self) -> &Leader {
         match self {
             Self::Embedded(e) => &e.leader,
             Self::Remote(l) => l,
@@ -32,7 +34,8 @@ impl Cluster {
     }
 }
 
-async fn start_cluster(
+/// Start the embedded worker and a leader, or a leader on the broker (`--runtime`).
+pub async fn start_cluster(
     common: &Common,
     store: Arc<dyn ArtifactStore>,
     config: LeaderConfig,
@@ -82,21 +85,17 @@ async fn start_cluster(
 
 pub async fn prove_stdio(common: &Common, args: &ProveArgs) -> Result<(), Failure> {
     let registry = proofline_plugins::builtin();
-    let config = LeaderConfig {
-        max_attempts: args.max_attempts.max(1),
-        task_deadline: Duration::from_secs(args.task_deadline_secs),
-        task_timeout: args.task_timeout_secs.map(Duration::from_secs),
-        keep_artifacts: args.keep_artifacts,
-        lease_ttl: Duration::from_secs(args.lease_secs),
-    };
+    let config = args.job.leader_config(&common.scheduling);
+    let options = JobOptions { timeline: args.timeline.is_some(), ..JobOptions::default() };
     let job = match &args.resume {
         Some(job_id) => {
             let store = open(common)?;
             let cluster = start_cluster(common, store, config).await?;
-            let job = cluster.leader().resume(job_id, &registry).await.map_err(|e| match e {
-                JobError::Resume { .. } | JobError::MissingPlugin { .. } => Failure::bad_input(chain(&e)),
-                other => Failure::other(chain(&other)),
-            })?;
+            let job = cluster
+                .leader()
+                .resume_with(job_id, &registry, options)
+                .await
+                .map_err(|e| resume_failure(&e))?;
             (cluster, job)
         }
         None => {
@@ -104,7 +103,11 @@ pub async fn prove_stdio(common: &Common, args: &ProveArgs) -> Result<(), Failur
             let store = open(common)?;
             let cluster = start_cluster(common, store, config).await?;
             let plugin = crate::plugin_named(&registry, &common.plugin)?;
-            let job = cluster.leader().submit(plugin, plan).await.map_err(|e| Failure::other(chain(&e)))?;
+            let job = cluster
+                .leader()
+                .submit_with(plugin, plan, options)
+                .await
+                .map_err(|e| Failure::other(chain(&e)))?;
             (cluster, job)
         }
     };
@@ -115,7 +118,16 @@ pub async fn prove_stdio(common: &Common, args: &ProveArgs) -> Result<(), Failur
 
 use proofline_runtime::error_chain as chain;
 
-fn open(common: &Common) -> Result<Arc<dyn ArtifactStore>, Failure> {
+/// A resume that cannot start: a wrong job id or plugin is bad input.
+pub fn resume_failure(e: &JobError) -> Failure {
+    match e {
+        JobError::Resume { .. } | JobError::MissingPlugin { .. } => Failure::bad_input(chain(e)),
+        other => Failure::other(chain(other)),
+    }
+}
+
+/// Open `--store`; a malformed spec is bad input.
+pub fn open(common: &Common) -> Result<Arc<dyn ArtifactStore>, Failure> {
     let store = common.s3.open(&common.store).map_err(|e| match e {
         StoreError::InvalidSpec { .. } => Failure::bad_input(e.to_string()),
         other => Failure::other(format!("artifact store: {other}")),
@@ -145,14 +157,38 @@ fn read_and_plan(
     if input.iter().all(u8::is_ascii_whitespace) {
         return Err(Failure::bad_input("no input on stdin: pipe a block with its execution witness in"));
     }
-    let opts = PlanOptions { segment_size: args.segment_size };
-    // Planning validates the input: nothing is published before it succeeds.
-    let plan = plugin.plan(&input, &opts).map_err(|e| match e {
-        PluginError::BadInput(m) => Failure::bad_input(format!("bad input on stdin: {m}")),
+    plan_input(plugin.as_ref(), &input, "on stdin", &args.job.plan_options())
+}
+
+/// Plan `input` (read from `source`, e.g. `on stdin`, `in blocks/1.json`); planning
+/// validates it, so nothing is published for bad input (exit 2, the plugin's message).
+pub fn plan_input(
+    plugin: &dyn ProofSystem,
+    input: &[u8],
+    source: &str,
+    opts: &PlanOptions,
+) -> Result<Plan, Failure> {
+    let plan = plugin.plan(input, opts).map_err(|e| match e {
+        PluginError::BadInput(m) => Failure::bad_input(format!("bad input {source}: {m}")),
         other => Failure::other(format!("planning failed: {other}")),
     })?;
     tracing::info!(plugin = %plugin.id(), "{}", plan.summary);
     Ok(plan)
+}
+
+/// The proof file for a finished job (`proofline-leader verify` reads it).
+pub fn proof_file(output: &JobOutput) -> Vec<u8> {
+    ProofFile { plugin: output.plugin.to_string(), body: output.proof.clone() }.encode()
+}
+
+/// Log what a finished job did.
+pub fn log_stats(output: &JobOutput) {
+    let s = &output.stats;
+    tracing::info!(job = %output.job, segments = s.segments, aggregations = s.aggregations,
+        retries = s.retries, redispatches = s.redispatches, timeouts = s.timeouts, repairs = s.repairs,
+        duplicates = s.duplicates,
+        resumed_segments = s.resumed_segments,
+        elapsed_s = s.elapsed.as_secs_f64(), "proved");
 }
 
 /// Wait for the proof, write it durably, and only then delete the job's artifacts.
@@ -180,16 +216,18 @@ async fn run_job(leader: &Leader, job: JobHandle, args: &ProveArgs) -> Result<()
             chain(&e)
         ))
     })?;
-    let s = &output.stats;
-    tracing::info!(job = %output.job, segments = s.segments, aggregations = s.aggregations,
-        retries = s.retries, redispatches = s.redispatches, timeouts = s.timeouts, repairs = s.repairs,
-        duplicates = s.duplicates,
-        resumed_segments = s.resumed_segments,
-        elapsed_s = s.elapsed.as_secs_f64(), "proved");
+    log_stats(&output);
     if let Some(gpu) = proofline_shaders::opened_counters() {
         tracing::info!("gpu kernels: {gpu}");
     }
-    let file = ProofFile { plugin: output.plugin.to_string(), body: output.proof }.encode();
+    if let (Some(path), Some(timeline)) = (&args.timeline, &output.timeline) {
+        // A picture that cannot be written is reported; the proof still is.
+        match crate::timeline::write_svg(timeline, &output.job, path) {
+            Ok(()) => tracing::info!(path = %path.display(), "timeline written"),
+            Err(e) => tracing::warn!(path = %path.display(), "timeline not written: {}", e.message),
+        }
+    }
+    let file = proof_file(&output);
     write_proof(args.out.as_deref(), &file).map_err(|e| {
         Failure::other(format!(
             "{}; the job is kept in the store: write its proof again with --resume {job_id}",
@@ -206,7 +244,7 @@ async fn run_job(leader: &Leader, job: JobHandle, args: &ProveArgs) -> Result<()
 /// Write the whole proof durably or fail: a file appears only complete and synced
 /// (temp file, fsync, rename, fsync of the directory); stdout is flushed and, when it
 /// is a file, synced too.
-fn write_proof(out: Option<&Path>, bytes: &[u8]) -> Result<(), Failure> {
+pub fn write_proof(out: Option<&Path>, bytes: &[u8]) -> Result<(), Failure> {
     match out {
         None => {
             let mut stdout = std::io::stdout().lock();

@@ -21,7 +21,7 @@ use crate::worker::{WorkerActor, WorkerArgs, WorkerConfig, WorkerMsg, WorkerStat
 /// # impl ProofSystem for Echo {
 /// #   fn id(&self) -> PluginId { PluginId::new("echo", "1") }
 /// #   fn plan(&self, i: &[u8], _: &PlanOptions) -> Result<Plan, PluginError> {
-/// #     Ok(Plan { segments: i.iter().map(|b| SegmentSpec { payload: vec![*b], cost: 1 }).collect(), meta: vec![], summary: String::new() }) }
+/// #     Ok(Plan { segments: i.iter().map(|b| SegmentSpec { payload: vec![*b], cost: 1 }).collect(), meta: vec![], summary: String::new(), name: "echo".into() }) }
 /// #   fn prove_segment(&self, _: &mut ExecCx, s: &[u8]) -> Result<Vec<u8>, PluginError> { Ok(s.to_vec()) }
 /// #   fn aggregate(&self, _: &mut ExecCx, l: &[u8], r: &[u8]) -> Result<Vec<u8>, PluginError> { Ok([l, r].concat()) }
 /// #   fn wrap(&self, _: &mut ExecCx, root: &[u8], _: &JobMeta) -> Result<Vec<u8>, PluginError> { Ok(root.to_vec()) }

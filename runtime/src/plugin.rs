@@ -52,6 +52,19 @@ pub struct Plan {
     pub meta: Vec<u8>,
     /// One line for humans: what is being proven.
     pub summary: String,
+    /// A short, file-name-safe name for what is proven (`[A-Za-z0-9._-]`, e.g. the
+    /// keccak plugin's `<block number>-<hash prefix>`): `batch` names proof files after it.
+    pub name: String,
+}
+
+impl Plan {
+    /// Whether `name` is a usable [`Plan::name`]: 1 to 96 characters of
+    /// `[A-Za-z0-9._-]`, not starting with a dot.
+    pub fn is_valid_name(name: &str) -> bool {
+        (1..=96).contains(&name.len())
+            && !name.starts_with('.')
+            && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+    }
 }
 
 /// Read access to the leaf (segment) artifacts of a finished job, for `wrap`.
@@ -157,7 +170,7 @@ pub enum Verdict {
 ///     fn id(&self) -> PluginId { PluginId::new("concat", "1") }
 ///     fn plan(&self, input: &[u8], _: &PlanOptions) -> Result<Plan, PluginError> {
 ///         let segments = input.iter().map(|b| SegmentSpec { payload: vec![*b], cost: 1 }).collect();
-///         Ok(Plan { segments, meta: vec![], summary: format!("{} bytes", input.len()) })
+///         Ok(Plan { segments, meta: vec![], summary: format!("{} bytes", input.len()), name: "concat".into() })
 ///     }
 ///     fn prove_segment(&self, _: &mut ExecCx, seg: &[u8]) -> Result<Vec<u8>, PluginError> {
 ///         Ok(seg.to_vec())

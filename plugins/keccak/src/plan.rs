@@ -53,7 +53,8 @@ pub fn plan_witness(witness: &BlockWitness, segment_size: u64) -> Result<Plan, S
         statement.items.len(),
         segments.len()
     );
-    Ok(Plan { segments, meta: encode(&statement), summary })
+    let name = format!("{}-{}", statement.number, &hex::encode(statement.hash)[..8]);
+    Ok(Plan { segments, meta: encode(&statement), summary, name })
 }
 
 /// Every Keccak-f input of the witness's items, in proof order (for benchmarks: the same

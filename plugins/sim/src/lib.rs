@@ -146,6 +146,7 @@ impl ProofSystem for SimPlugin {
             // The task count, then whether wrap reads the leaves.
             meta: [&(costs.len() as u32).to_le_bytes()[..], &[workload.wrap_reads_leaves as u8]].concat(),
             summary: format!("sim: {} tasks, {:.1} ms of work", costs.len(), total as f64 / 1e3),
+            name: format!("sim-{}", &blake3::hash(input).to_hex()[..8]),
         })
     }
 

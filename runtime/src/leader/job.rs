@@ -6,7 +6,9 @@
 //!
 //! 1. **Journal** every finished task in one store write, so what is published next
 //!    never depends on a result that a crash could forget.
-//! 2. **Publish** the new tasks in one batch (one confirm round trip).
+//! 2. **Publish** the new tasks in one batch (one confirm round trip): re-dispatches,
+//!    and as many ready tasks as the leader's [`Dispatcher`] grants this job (the
+//!    window shared among jobs). Jobs granted slots freed here are told to dispatch.
 //! 3. **Abandon** attempts past their timeout (a broadcast that workers act on).
 //! 4. **End** on `Wrap` or `Fail`: stop the run's remaining tasks everywhere
 //!    (`CancelJob` for this run only), release the lease, and hand the outcome to the
@@ -25,7 +27,9 @@ use tokio::sync::{oneshot, watch};
 use super::journal::{Journal, Manifest, Record};
 use super::lease::Lease;
 use super::ledger::{Effect, Identity, JobLedger, Policy};
-use super::{JobError, JobOutput, LeaderConfig, Progress};
+use super::scheduler::Dispatcher;
+use super::timeline::{Span, SpanEnd, SpanKind, Timeline};
+use super::{JobError, JobOutput, LeaderConfig, Progress, Routes};
 use crate::plugin::{ExecCx, JobMeta, LeafSource, Plan, PluginError, ProofSystem};
 use crate::store::{ArtifactStore, StoreError};
 use crate::task::{ArtifactRef, Control, Task};
@@ -40,6 +44,8 @@ pub enum JobMsg {
     /// Results are waiting in the job's inbox.
     ResultsReady,
     Tick,
+    /// Slots in the shared window were granted to this job: publish ready tasks.
+    Dispatch,
     Cancel(String),
     /// Results can no longer arrive (the broker was given up): fail with this.
     ResultsLost(crate::transport::TransportError),
@@ -64,6 +70,10 @@ pub struct JobArgs {
     pub progress: watch::Sender<Progress>,
     pub done: oneshot::Sender<Result<JobOutput, JobError>>,
     pub inbox: Arc<super::Inbox>,
+    pub dispatcher: Arc<std::sync::Mutex<Dispatcher>>,
+    pub routes: Routes,
+    /// Record a timeline.
+    pub timeline: bool,
 }
 
 pub struct JobActor;
@@ -89,6 +99,10 @@ pub struct JobState {
     last_lease_refresh: Instant,
     /// The plan's opaque statement, for wrap.
     meta: Vec<u8>,
+    dispatcher: Arc<std::sync::Mutex<Dispatcher>>,
+    routes: Routes,
+    /// Wrap's attempts, when a timeline is recorded.
+    wrap_spans: Option<Vec<Span>>,
 }
 
 /// Run a store operation where it may block: in place on a multi-threaded runtime
@@ -150,6 +164,9 @@ impl JobState {
             }
         };
         let mut ledger = JobLedger::new(self.identity(), self.policy(), manifest.segments);
+        if self.wrap_spans.is_some() {
+            ledger = ledger.with_timeline();
+        }
         let fx = ledger.start(records, Instant::now());
         self.ledger = Some(ledger);
         Ok(fx)
@@ -157,6 +174,34 @@ impl JobState {
 
     fn ledger(&mut self) -> &mut JobLedger {
         self.ledger.as_mut().expect("events arrive after Start")
+    }
+
+    /// Ask the dispatcher how many ready tasks may go out now; wake the jobs that got
+    /// slots. Returns the released tasks' effects.
+    fn dispatch_ready(&mut self, now: Instant) -> Vec<Effect> {
+        let Some(ledger) = self.ledger.as_mut() else { return Vec::new() };
+        if ledger.is_over() {
+            return Vec::new();
+        }
+        let update = self.dispatcher.lock().expect("dispatcher lock").update(
+            &self.job,
+            ledger.ready_len(),
+            ledger.in_flight(),
+        );
+        wake(&self.routes, &update.wake);
+        ledger.release(update.grant, now)
+    }
+
+    /// Note the lanes that reported, so the automatic window follows the pool.
+    fn saw_lanes(&self, results: &[crate::task::TaskResult], now: Instant) {
+        let mut dispatcher = self.dispatcher.lock().expect("dispatcher lock");
+        let mut last: Option<&str> = None;
+        for r in results {
+            if last != Some(r.ran_on.as_str()) {
+                dispatcher.saw_lane(&r.ran_on, now);
+                last = Some(&r.ran_on);
+            }
+        }
     }
 
     /// Keep the lease alive; losing it to another leader ends this run.
@@ -224,6 +269,36 @@ impl JobState {
     /// comes back as [`WrapFailure::Unusable`] for the ledger to repair.
     async fn wrap(&mut self, root: ArtifactRef) -> Result<JobOutput, WrapFailure> {
         let started = Instant::now();
+        let outcome = self.run_wrap(root).await;
+        if let Some(spans) = self.wrap_spans.as_mut() {
+            let n = self.ledger.as_ref().map_or(0, |l| l.progress().segments_total);
+            spans.push(Span {
+                task: "wrap".into(),
+                kind: SpanKind::Wrap,
+                first: 0,
+                end: n,
+                attempt: spans.len() as u32 + 1,
+                lane: "leader".into(),
+                start: started.saturating_duration_since(self.started),
+                finish: self.started.elapsed(),
+                outcome: if outcome.is_ok() { SpanEnd::Done } else { SpanEnd::Failed },
+            });
+        }
+        let proof = outcome?;
+        let mut stats = self.ledger().stats();
+        stats.wrap = started.elapsed();
+        stats.elapsed = self.started.elapsed();
+        let timeline = self.wrap_spans.as_ref().map(|wraps| {
+            let ledger = self.ledger.as_ref().expect("wrap comes from the ledger");
+            // The ledger times spans from its start, the actor from its own: the same
+            // message, microseconds apart.
+            let spans = ledger.spans().iter().chain(wraps).cloned().collect();
+            Timeline { spans, elapsed: stats.elapsed }
+        });
+        Ok(JobOutput { job: self.job.clone(), plugin: self.plugin.id(), proof, stats, timeline })
+    }
+
+    async fn run_wrap(&mut self, root: ArtifactRef) -> Result<Vec<u8>, WrapFailure> {
         let ledger = self.ledger.as_ref().expect("wrap comes from the ledger");
         let leaves =
             StoreLeaves { store: self.store.clone(), refs: ledger.leaves(), unusable: Default::default() };
@@ -244,19 +319,17 @@ impl JobState {
         })
         .await
         .unwrap_or_else(|e| Err(Err(PluginError::permanent(format!("wrap panicked: {e}")))));
-        let proof = match wrapped {
-            Ok(proof) => proof,
-            Err(Ok((uri, message))) => return Err(WrapFailure::Unusable { uri, message }),
-            Err(Err(e)) => return Err(WrapFailure::Failed(JobError::Wrap(e))),
-        };
-        let mut stats = self.ledger().stats();
-        stats.wrap = started.elapsed();
-        stats.elapsed = self.started.elapsed();
-        Ok(JobOutput { job: self.job.clone(), plugin: self.plugin.id(), proof, stats })
+        match wrapped {
+            Ok(proof) => Ok(proof),
+            Err(Ok((uri, message))) => Err(WrapFailure::Unusable { uri, message }),
+            Err(Err(e)) => Err(WrapFailure::Failed(JobError::Wrap(e))),
+        }
     }
 
     /// Step 4: the job is over, whatever happened.
     async fn end(&mut self, outcome: Result<JobOutput, JobError>) {
+        let woken = self.dispatcher.lock().expect("dispatcher lock").leave(&self.job);
+        wake(&self.routes, &woken);
         if let Err(e) = self.transport.cancel_job(&self.job, self.run).await {
             tracing::warn!(job = %self.job, error = %e, "could not broadcast the end of the job");
         }
@@ -283,6 +356,19 @@ enum WrapFailure {
         message: String,
     },
     Failed(JobError),
+}
+
+/// Tell `jobs` that they were granted slots.
+fn wake(routes: &Routes, jobs: &[String]) {
+    if jobs.is_empty() {
+        return;
+    }
+    let routes = routes.lock().expect("routes lock");
+    for job in jobs {
+        if let Some((actor, _)) = routes.get(job) {
+            let _ = actor.cast(JobMsg::Dispatch);
+        }
+    }
 }
 
 struct StoreLeaves {
@@ -347,6 +433,9 @@ impl Actor for JobActor {
             lease: Some(Arc::new(args.lease)),
             last_lease_refresh: Instant::now(),
             meta: Vec::new(),
+            dispatcher: args.dispatcher,
+            routes: args.routes,
+            wrap_spans: args.timeline.then(Vec::new),
         })
     }
 
@@ -370,10 +459,19 @@ impl Actor for JobActor {
             _ if state.ledger.is_none() => Ok(Vec::new()),
             JobMsg::ResultsReady => {
                 let results = state.inbox.take();
+                state.saw_lanes(&results, now);
                 Ok(state.ledger().on_results(results, now))
             }
-            JobMsg::Tick => state.refresh_lease().await.map(|()| state.ledger().on_tick(now)),
+            JobMsg::Dispatch => Ok(Vec::new()),
+            JobMsg::Tick => {
+                state.dispatcher.lock().expect("dispatcher lock").forget_idle_lanes(now);
+                state.refresh_lease().await.map(|()| state.ledger().on_tick(now))
+            }
         };
+        let fx = fx.map(|mut fx| {
+            fx.extend(state.dispatch_ready(now));
+            fx
+        });
         let mut end = match fx {
             Ok(fx) => state.carry_out(fx).await,
             Err(e) => Some(Err(e)),

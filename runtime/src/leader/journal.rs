@@ -35,6 +35,9 @@ pub struct Manifest {
     /// `name@version` of the plugin.
     pub plugin: String,
     pub summary: String,
+    /// [`Plan::name`](crate::plugin::Plan::name); empty in journals written before it existed.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub name: String,
     pub meta: ArtifactRef,
     pub segments: Vec<SegmentRef>,
 }
@@ -120,6 +123,7 @@ impl Journal {
             job: job.to_owned(),
             plugin: plugin.to_owned(),
             summary: plan.summary,
+            name: plan.name,
             meta,
             segments,
         };
@@ -244,6 +248,7 @@ mod tests {
             ],
             meta: b"meta".to_vec(),
             summary: "two".into(),
+            name: "two".into(),
         };
         let (mut journal, _) = Journal::create(store.clone(), "j", "sim@1", plan).unwrap();
         journal.append(&[record("seg-0", 0, 1)]).unwrap();
@@ -264,7 +269,7 @@ mod tests {
     #[test]
     fn a_torn_last_entry_ends_the_journal_and_is_overwritten_by_the_next_append() {
         let store: Arc<dyn ArtifactStore> = Arc::new(MemStore::default());
-        let plan = Plan { segments: vec![], meta: b"m".to_vec(), summary: "s".into() };
+        let plan = Plan { segments: vec![], meta: b"m".to_vec(), summary: "s".into(), name: "s".into() };
         let (mut journal, _) = Journal::create(store.clone(), "j", "sim@1", plan).unwrap();
         journal.append(&[record("seg-0", 0, 1)]).unwrap();
         let mut torn = seal([record("seg-1", 1, 2)]);

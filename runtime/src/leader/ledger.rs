@@ -7,7 +7,12 @@
 //!
 //! # Life of a task
 //! 1. **Dispatch.** The ledger creates the task (id, kind, range and inputs come from
-//!    the plan or the fold, never from a message) and emits [`Effect::Publish`].
+//!    the plan or the fold, never from a message) and queues it as *ready*
+//!    (aggregations ahead of segments). [`JobLedger::release`] takes ready tasks out
+//!    and emits [`Effect::Publish`]: how many is the leader's [`scheduler`] decision,
+//!    shared among jobs. Repairs and re-dispatches go out at once.
+//!
+//! [`scheduler`]: super::scheduler
 //! 2. **Heartbeats.** A worker reports [`Outcome::Running`] for the current attempt
 //!    with how long it has been running. "The worker is alive" (any word within the
 //!    silence deadline) is kept apart from "the attempt makes progress" (its run time
@@ -33,10 +38,11 @@
 //! Once the ledger emits [`Effect::Fail`] or [`Effect::Wrap`] it is over and ignores
 //! further events (until wrap reports an unusable input).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use super::journal::{Record, SegmentRef, maximal_ranges};
+use super::timeline::{Span, SpanEnd, SpanKind};
 use super::{JobStats, Progress};
 use crate::fold::{Finished, Fold, FoldStep};
 use crate::task::{ArtifactRef, Outcome, Task, TaskKind, TaskResult, aggregate_task_id, segment_task_id};
@@ -116,6 +122,8 @@ struct Attempt {
     last_heard: Instant,
     /// When the current attempt started running, as its worker reported.
     running_since: Option<Instant>,
+    /// The lane that last reported on the current attempt.
+    lane: Option<String>,
     /// Waiting for this producer's repair; not running anywhere meanwhile.
     parked_on: Option<String>,
 }
@@ -135,6 +143,8 @@ pub struct JobLedger {
     fold: Fold<ArtifactRef>,
     leaves: Vec<Option<ArtifactRef>>,
     out: HashMap<String, Attempt>,
+    /// Created, waiting for [`JobLedger::release`]: aggregations first.
+    ready: VecDeque<Task>,
     done: HashMap<String, Done>,
     /// Artifact uri -> the finished task that wrote it.
     producers: HashMap<String, String>,
@@ -146,6 +156,10 @@ pub struct JobLedger {
     wrap_repairs: u32,
     /// Wrap runs again once this task's repair succeeded.
     rewrap_after: Option<String>,
+    /// When [`JobLedger::start`] ran: spans are timed from here.
+    began: Option<Instant>,
+    /// Every ended attempt, when a timeline is recorded.
+    spans: Option<Vec<Span>>,
 }
 
 impl JobLedger {
@@ -164,6 +178,7 @@ impl JobLedger {
             leaves: vec![None; n as usize],
             segments,
             out: HashMap::new(),
+            ready: VecDeque::new(),
             done: HashMap::new(),
             producers: HashMap::new(),
             progress,
@@ -172,7 +187,38 @@ impl JobLedger {
             root: None,
             wrap_repairs: 0,
             rewrap_after: None,
+            began: None,
+            spans: None,
         }
+    }
+
+    /// Record a [`Span`] for every attempt that ends (see [`JobLedger::take_spans`]).
+    pub fn with_timeline(mut self) -> Self {
+        self.spans = Some(Vec::new());
+        self
+    }
+
+    /// The spans recorded so far (empty without [`JobLedger::with_timeline`]).
+    pub fn spans(&self) -> &[Span] {
+        self.spans.as_deref().unwrap_or_default()
+    }
+
+    /// Tasks ready to be published, waiting for [`JobLedger::release`].
+    pub fn ready_len(&self) -> usize {
+        self.ready.len()
+    }
+
+    /// Publish up to `n` ready tasks (aggregations first, then segments in order).
+    pub fn release(&mut self, n: usize, now: Instant) -> Vec<Effect> {
+        let mut fx = Vec::new();
+        if self.over {
+            return fx;
+        }
+        for _ in 0..n.min(self.ready.len()) {
+            let task = self.ready.pop_front().expect("counted above");
+            self.send(task, Purpose::Fold, now, &mut fx);
+        }
+        fx
     }
 
     pub fn progress(&self) -> &Progress {
@@ -192,7 +238,7 @@ impl JobLedger {
         self.leaves.iter().flatten().cloned().collect()
     }
 
-    /// Tasks out with workers now (parked ones included).
+    /// Tasks out with workers now (parked ones included; ready ones not).
     pub fn in_flight(&self) -> usize {
         self.out.len()
     }
@@ -205,6 +251,7 @@ impl JobLedger {
     /// new job). Dispatches every segment no finished range covers.
     pub fn start(&mut self, records: Vec<Record>, now: Instant) -> Vec<Effect> {
         let mut fx = Vec::new();
+        self.began = Some(now);
         // A task journalled twice (its artifact was repaired) counts once, as last written.
         let mut latest: HashMap<String, Record> = HashMap::new();
         for r in records {
@@ -306,6 +353,16 @@ impl JobLedger {
         overdue.sort();
         for (id, why) in overdue {
             let from = fx.len();
+            if let Some(a) = self.out.get(&id)
+                && let Some(since) = a.running_since
+            {
+                let outcome = match why {
+                    Overdue::RanTooLong(_) => SpanEnd::TimedOut,
+                    Overdue::Silent => SpanEnd::Lost,
+                };
+                let (task, lane) = (a.task.clone(), a.lane.clone().unwrap_or_else(|| "unknown".into()));
+                self.span(&task, &lane, since, now, outcome);
+            }
             match why {
                 Overdue::RanTooLong(timeout) => {
                     self.stats.timeouts += 1;
@@ -391,19 +448,39 @@ impl JobLedger {
     }
 
     fn on_result(&mut self, r: TaskResult, now: Instant, fx: &mut Vec<Effect>) {
+        let ran = Duration::from_micros(r.exec_micros);
+        let began = now.checked_sub(ran).unwrap_or(now);
         let Some(a) = self.out.get_mut(&r.task) else {
             // Late news of a finished task: a duplicate success counts, heartbeats do not.
-            if self.done.contains_key(&r.task) && matches!(r.outcome, Outcome::Done(_)) {
+            if let Some(done) = self.done.get(&r.task)
+                && matches!(r.outcome, Outcome::Done(_))
+            {
                 self.stats.duplicates += 1;
+                let mut task = done.task.clone();
+                task.attempt = r.attempt;
+                self.span(&task, &r.ran_on, began, now, SpanEnd::Duplicate);
             }
             return;
         };
         let current = r.attempt == a.task.attempt && a.parked_on.is_none();
+        let ended = match &r.outcome {
+            Outcome::Done(_) => Some(SpanEnd::Done),
+            Outcome::Failed { .. } | Outcome::CorruptInput { .. } if current => Some(SpanEnd::Failed),
+            _ => None,
+        };
+        if let Some(outcome) = ended {
+            let mut task = a.task.clone();
+            task.attempt = r.attempt;
+            self.span(&task, &r.ran_on, began, now, outcome);
+        }
+        let a = self.out.get_mut(&r.task).expect("looked up above");
         match r.outcome {
             Outcome::Running if current => {
                 a.last_heard = now;
-                let ran = Duration::from_micros(r.exec_micros);
-                a.running_since = Some(now.checked_sub(ran).unwrap_or(now));
+                a.running_since = Some(began);
+                if a.lane.as_deref() != Some(r.ran_on.as_str()) {
+                    a.lane = Some(r.ran_on);
+                }
             }
             Outcome::Failed { message, retryable } if current => {
                 tracing::warn!(job = %self.who.job, task = %r.task, attempt = r.attempt, ran_on = %r.ran_on,
@@ -549,16 +626,52 @@ impl JobLedger {
         a.task.attempt += 1;
         a.last_heard = now;
         a.running_since = None;
+        a.lane = None;
         tracing::warn!(job = %self.who.job, task = id, attempt = a.task.attempt, reason = why, "re-dispatching");
         fx.push(Effect::Publish(a.task.clone()));
         true
     }
 
+    /// A new task: a repair goes out at once; a fold task waits in the ready queue,
+    /// aggregations ahead of segments (they are what finishes the job).
     fn dispatch(&mut self, task: Task, purpose: Purpose, now: Instant, fx: &mut Vec<Effect>) {
-        let attempt =
-            Attempt { task: task.clone(), purpose, last_heard: now, running_since: None, parked_on: None };
+        match (&purpose, task.kind) {
+            (Purpose::Repair { .. }, _) => self.send(task, purpose, now, fx),
+            (Purpose::Fold, TaskKind::Aggregate) => self.ready.push_front(task),
+            (Purpose::Fold, TaskKind::Segment) => self.ready.push_back(task),
+        }
+    }
+
+    fn send(&mut self, task: Task, purpose: Purpose, now: Instant, fx: &mut Vec<Effect>) {
+        let attempt = Attempt {
+            task: task.clone(),
+            purpose,
+            last_heard: now,
+            running_since: None,
+            lane: None,
+            parked_on: None,
+        };
         self.out.insert(task.id.clone(), attempt);
         fx.push(Effect::Publish(task));
+    }
+
+    /// Record that an attempt of `task` ran on `lane` from `start` to `now`.
+    fn span(&mut self, task: &Task, lane: &str, start: Instant, now: Instant, outcome: SpanEnd) {
+        let (Some(spans), Some(began)) = (self.spans.as_mut(), self.began) else { return };
+        spans.push(Span {
+            task: task.id.clone(),
+            kind: match task.kind {
+                TaskKind::Segment => SpanKind::Segment,
+                TaskKind::Aggregate => SpanKind::Aggregate,
+            },
+            first: task.start,
+            end: task.end,
+            attempt: task.attempt,
+            lane: lane.to_owned(),
+            start: start.saturating_duration_since(began),
+            finish: now.saturating_duration_since(began),
+            outcome,
+        });
     }
 
     /// Feed a finished range into the fold; dispatch the aggregation or wrap the root.

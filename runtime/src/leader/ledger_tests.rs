@@ -13,7 +13,47 @@ fn art(name: &str) -> ArtifactRef {
     }
 }
 
-fn ledger(n: u32) -> JobLedger {
+/// A ledger whose ready tasks are all released at once (an unbounded window), so each
+/// event's effects include what it made ready.
+struct Eager(JobLedger);
+
+impl std::ops::Deref for Eager {
+    type Target = JobLedger;
+    fn deref(&self) -> &JobLedger {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Eager {
+    fn deref_mut(&mut self) -> &mut JobLedger {
+        &mut self.0
+    }
+}
+
+impl Eager {
+    fn all(&mut self, mut fx: Vec<Effect>, now: Instant) -> Vec<Effect> {
+        fx.extend(self.0.release(usize::MAX, now));
+        fx
+    }
+    fn start(&mut self, records: Vec<Record>, now: Instant) -> Vec<Effect> {
+        let fx = self.0.start(records, now);
+        self.all(fx, now)
+    }
+    fn on_results(&mut self, results: Vec<TaskResult>, now: Instant) -> Vec<Effect> {
+        let fx = self.0.on_results(results, now);
+        self.all(fx, now)
+    }
+    fn on_tick(&mut self, now: Instant) -> Vec<Effect> {
+        let fx = self.0.on_tick(now);
+        self.all(fx, now)
+    }
+    fn on_wrap_input_unusable(&mut self, uri: &str, message: &str, now: Instant) -> Vec<Effect> {
+        let fx = self.0.on_wrap_input_unusable(uri, message, now);
+        self.all(fx, now)
+    }
+}
+
+fn ledger(n: u32) -> Eager {
     let who = Identity {
         job: "job-1-abcdef12".into(),
         run: 7,
@@ -23,7 +63,7 @@ fn ledger(n: u32) -> JobLedger {
     let policy = Policy { max_attempts: 3, silence: SILENCE, timeout_of: Box::new(|_, _| TIMEOUT) };
     let segments =
         (0..n).map(|i| SegmentRef { payload: art(&format!("seg-{i}.in")), cost: 10 + i as u64 }).collect();
-    JobLedger::new(who, policy, segments)
+    Eager(JobLedger::new(who, policy, segments).with_timeline())
 }
 
 fn result(task: &Task, outcome: Outcome) -> TaskResult {
@@ -47,7 +87,7 @@ fn wrapped(fx: &[Effect]) -> Option<&ArtifactRef> {
 }
 
 /// Start `n` segments at `t0` and return their tasks.
-fn started(n: u32, t0: Instant) -> (JobLedger, Vec<Task>) {
+fn started(n: u32, t0: Instant) -> (Eager, Vec<Task>) {
     let mut l = ledger(n);
     let fx = l.start(Vec::new(), t0);
     let tasks = published(&fx);
@@ -166,7 +206,7 @@ fn cancel_fails_once() {
 }
 
 /// seg-0 and seg-1 done, agg-0-1 out; then agg-0-1 finds seg-1's artifact unusable.
-fn corrupt_setup(t0: Instant) -> (JobLedger, Vec<Task>, Task) {
+fn corrupt_setup(t0: Instant) -> (Eager, Vec<Task>, Task) {
     let (mut l, segs) = started(2, t0);
     let fx = l.on_results(vec![done(&segs[0]), done(&segs[1])], t0);
     let agg = published(&fx).remove(0);
@@ -332,4 +372,50 @@ fn aggregations_journal_their_children_and_one_without_them_is_not_recomputed() 
     let fx = l.on_results(vec![result(&root, bad)], t0);
     let Some(Failure::TaskFailed { message, .. }) = failure(&fx) else { panic!("{fx:?}") };
     assert!(message.contains("does not say what agg-0-1 folded"), "{message}");
+}
+
+#[test]
+fn ready_tasks_wait_for_the_window_and_aggregations_go_first() {
+    let t0 = Instant::now();
+    let mut l = ledger(4);
+    assert!(published(&l.0.start(Vec::new(), t0)).is_empty(), "nothing goes out unasked");
+    assert_eq!((l.ready_len(), l.in_flight()), (4, 0));
+    let first = published(&l.release(2, t0));
+    assert_eq!(first.iter().map(|t| t.id.as_str()).collect::<Vec<_>>(), ["seg-0", "seg-1"]);
+    // A queued task has no deadline: only what is out can go silent.
+    assert!(published(&l.0.on_tick(t0 + SILENCE * 5)).len() == 2, "only the two out are re-sent");
+    let fx = l.0.on_results(vec![done(&first[0]), done(&first[1])], t0);
+    assert!(published(&fx).is_empty());
+    // agg-0-1 was made ready after seg-2 and seg-3, but goes out before them.
+    let next = published(&l.release(1, t0));
+    assert_eq!(next[0].id, "agg-0-1");
+    assert_eq!(l.ready_len(), 2);
+}
+
+#[test]
+fn the_timeline_has_a_span_for_every_attempt_that_ended() {
+    let t0 = Instant::now();
+    let (mut l, segs) = started(2, t0);
+    let mut slow = result(&segs[0], Outcome::Failed { message: "oom".into(), retryable: true });
+    slow.exec_micros = 3_000_000;
+    let retried = published(&l.on_results(vec![slow], t0 + Duration::from_secs(4))).remove(0);
+    let mut ok = done(&retried);
+    ok.exec_micros = 1_000_000;
+    ok.ran_on = "w/1".into();
+    let agg = published(&l.on_results(vec![ok, done(&segs[1])], t0 + Duration::from_secs(6))).remove(0);
+    l.on_results(vec![done(&segs[1]), done(&agg)], t0 + Duration::from_secs(7));
+    let spans = l.spans();
+    let summary: Vec<_> = spans.iter().map(|s| (s.task.as_str(), s.attempt, s.outcome)).collect();
+    assert_eq!(
+        summary,
+        [
+            ("seg-0", 1, SpanEnd::Failed),
+            ("seg-0", 2, SpanEnd::Done),
+            ("seg-1", 1, SpanEnd::Done),
+            ("seg-1", 1, SpanEnd::Duplicate),
+            ("agg-0-1", 1, SpanEnd::Done),
+        ]
+    );
+    assert_eq!((spans[0].start, spans[0].finish), (Duration::from_secs(1), Duration::from_secs(4)));
+    assert_eq!((spans[1].start, spans[1].lane.as_str()), (Duration::from_secs(5), "w/1"));
 }

@@ -14,6 +14,8 @@ mod job;
 mod journal;
 mod lease;
 pub mod ledger;
+pub mod scheduler;
+pub mod timeline;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -31,6 +33,8 @@ pub use journal::{JournalError, Manifest};
 pub use lease::{
     Lease, LeaseDecision, LeaseError, LeaseRecord, decide as decide_lease, lease_is_live, new_holder_id,
 };
+use scheduler::{Dispatcher, Scheduling};
+use timeline::Timeline;
 
 /// Policies of a job.
 #[derive(Clone, Debug)]
@@ -47,6 +51,8 @@ pub struct LeaderConfig {
     /// How long a job's lease outlives its last refresh (a dead leader's job can be
     /// resumed after this). Refreshed every third of it.
     pub lease_ttl: Duration,
+    /// How jobs share the workers.
+    pub scheduling: Scheduling,
 }
 
 impl Default for LeaderConfig {
@@ -57,6 +63,7 @@ impl Default for LeaderConfig {
             task_timeout: None,
             keep_artifacts: false,
             lease_ttl: Duration::from_secs(15),
+            scheduling: Scheduling::default(),
         }
     }
 }
@@ -105,6 +112,25 @@ pub struct JobOutput {
     /// The plugin's final (wrapped) proof.
     pub proof: Vec<u8>,
     pub stats: JobStats,
+    /// Every task attempt and wrap, when [`JobOptions::timeline`] asked for it.
+    pub timeline: Option<Timeline>,
+}
+
+/// How one job is run among the leader's others.
+#[derive(Clone, Debug, Default)]
+pub struct JobOptions {
+    /// Use this job id (`job-<hex>-<8 hex>`, see [`crate::task::new_job_id`]) instead of
+    /// a fresh one: for callers that record the id before the job starts.
+    pub id: Option<String>,
+    /// Who the job is for: clients share the workers by weight
+    /// ([`Scheduling::weights`]). Empty: the default client.
+    pub client: String,
+    /// Among one client's jobs, lower goes first (chain order: `batch` passes block
+    /// numbers). `None`: the submission time in microseconds since the Unix epoch, so
+    /// a service that records it keeps its jobs' order across restarts.
+    pub order: Option<u64>,
+    /// Record a [`Timeline`] of every task attempt (about 100 bytes per attempt).
+    pub timeline: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -182,7 +208,7 @@ impl JobCanceller {
     }
 }
 
-type Routes = Arc<Mutex<HashMap<String, (ActorRef<JobMsg>, Arc<Inbox>)>>>;
+pub(crate) type Routes = Arc<Mutex<HashMap<String, (ActorRef<JobMsg>, Arc<Inbox>)>>>;
 
 /// Results waiting for a job actor. The router appends and tells the actor only when
 /// the inbox was empty; the actor takes everything at once. While the actor is busy
@@ -213,6 +239,9 @@ pub struct Leader {
     holder: String,
     routes: Routes,
     router: tokio::task::JoinHandle<()>,
+    dispatcher: Arc<Mutex<Dispatcher>>,
+    /// The last order given to a job without an explicit one (kept increasing).
+    last_order: Mutex<u64>,
 }
 
 impl Leader {
@@ -260,14 +289,30 @@ impl Leader {
             }
         });
         let holder = new_holder_id();
-        Ok(Self { transport, store, config, results_queue, holder, routes, router })
+        let dispatcher = Arc::new(Mutex::new(Dispatcher::new(config.scheduling.clone())));
+        let last_order = Mutex::new(0);
+        Ok(Self { transport, store, config, results_queue, holder, routes, router, dispatcher, last_order })
     }
 
     /// Start proving `plan` (made by `plugin.plan`) as a new job.
     pub async fn submit(&self, plugin: Arc<dyn ProofSystem>, plan: Plan) -> Result<JobHandle, JobError> {
-        let job = new_job_id();
+        self.submit_with(plugin, plan, JobOptions::default()).await
+    }
+
+    /// [`submit`](Self::submit) with a chosen id, client, order or timeline.
+    pub async fn submit_with(
+        &self,
+        plugin: Arc<dyn ProofSystem>,
+        plan: Plan,
+        options: JobOptions,
+    ) -> Result<JobHandle, JobError> {
+        let job = match &options.id {
+            Some(id) if crate::task::is_job_id(id) => id.clone(),
+            Some(id) => return Err(JobError::Internal(format!("{id:?} is not a job id"))),
+            None => new_job_id(),
+        };
         let lease = self.take_lease(&job).await?;
-        self.spawn_job(job, plugin, JobStart::New(plan), lease).await
+        self.spawn_job(job, plugin, JobStart::New(plan), lease, options).await
     }
 
     /// Pick up `job` where an earlier leader left it: only work its journal does not
@@ -278,6 +323,16 @@ impl Leader {
         &self,
         job: &str,
         plugins: &crate::plugin::PluginRegistry,
+    ) -> Result<JobHandle, JobError> {
+        self.resume_with(job, plugins, JobOptions::default()).await
+    }
+
+    /// [`resume`](Self::resume) with a client, order or timeline (`options.id` is ignored).
+    pub async fn resume_with(
+        &self,
+        job: &str,
+        plugins: &crate::plugin::PluginRegistry,
+        options: JobOptions,
     ) -> Result<JobHandle, JobError> {
         let (store, key) = (self.store.clone(), format!("{job}/manifest"));
         if job::blocking("looking for the job's manifest", move || store.get_raw(&key)).await?.is_none() {
@@ -305,8 +360,8 @@ impl Leader {
         let (store, meta_ref) = (self.store.clone(), manifest.meta.clone());
         let meta = job::blocking("reading the job's metadata", move || store.get(&meta_ref)).await?;
         tracing::info!(%job, finished_tasks = records.len(), segments = manifest.segments.len(), "resuming: {}", manifest.summary);
-        self.spawn_job(job.to_owned(), plugin, JobStart::Resume { journal, manifest, records, meta }, lease)
-            .await
+        let start = JobStart::Resume { journal, manifest, records, meta };
+        self.spawn_job(job.to_owned(), plugin, start, lease, options).await
     }
 
     /// Delete a finished job's artifacts (unless `keep_artifacts`): call it once the
@@ -350,8 +405,11 @@ impl Leader {
         plugin: Arc<dyn ProofSystem>,
         start: JobStart,
         lease: Lease,
+        options: JobOptions,
     ) -> Result<JobHandle, JobError> {
         let (progress_tx, progress) = watch::channel(Progress::default());
+        let order = options.order.unwrap_or_else(|| self.submission_order());
+        self.dispatcher.lock().expect("dispatcher lock").join(&job, &options.client, order);
         let (done_tx, done) = oneshot::channel();
         let args = JobArgs {
             job: job.clone(),
@@ -366,11 +424,18 @@ impl Leader {
             progress: progress_tx,
             done: done_tx,
             inbox: Arc::default(),
+            dispatcher: self.dispatcher.clone(),
+            routes: self.routes.clone(),
+            timeline: options.timeline,
         };
         let inbox = args.inbox.clone();
-        let (actor, _) = Actor::spawn(None, JobActor, args)
-            .await
-            .map_err(|e| JobError::Internal(format!("could not start the job actor: {e}")))?;
+        let (actor, _) = match Actor::spawn(None, JobActor, args).await {
+            Ok(spawned) => spawned,
+            Err(e) => {
+                self.dispatcher.lock().expect("dispatcher lock").leave(&job);
+                return Err(JobError::Internal(format!("could not start the job actor: {e}")));
+            }
+        };
         // Route results before the first task goes out.
         self.routes.lock().expect("routes lock").insert(job.clone(), (actor.clone(), inbox));
         actor.cast(JobMsg::Start).map_err(|e| JobError::Internal(format!("job actor gone: {e}")))?;
@@ -391,6 +456,18 @@ impl Leader {
             self.routes.lock().expect("routes lock").remove(&job);
         }
         out
+    }
+}
+
+impl Leader {
+    /// Microseconds since the Unix epoch, strictly increasing per leader.
+    fn submission_order(&self) -> u64 {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_micros() as u64);
+        let mut last = self.last_order.lock().expect("order lock");
+        *last = now.max(*last + 1);
+        *last
     }
 }
 
