@@ -105,6 +105,7 @@ pub struct CachedStore {
 impl CachedStore {
     /// Cache at most `limit_bytes` of artifacts; larger artifacts are never cached.
     pub fn new(inner: Arc<dyn ArtifactStore>, limit_bytes: u64) -> Self {
+        crate::metrics::store::cache_created();
         Self { inner, limit: limit_bytes, lru: Mutex::new(Lru::default()) }
     }
 
@@ -145,10 +146,12 @@ impl ArtifactStore for CachedStore {
             if let Some(bytes) = hit {
                 lru.touch(&artifact.uri);
                 lru.stats.hits += 1;
+                crate::metrics::store::cache_hit();
                 lru.stats.hit_bytes += bytes.len() as u64;
                 return Ok(bytes.to_vec());
             }
             lru.stats.misses += 1;
+            crate::metrics::store::cache_miss();
         }
         // The inner store verifies the bytes against the reference.
         let bytes = self.inner.get(artifact)?;

@@ -11,13 +11,15 @@
 //! | `fs:DIR`              | [`FsStore`]  | the default, `fs:./.proofline/artifacts`       |
 //! | `s3://bucket/prefix`  | [`S3Store`]  | AWS S3, MinIO, any S3 server ([`StoreOptions`]) |
 //!
-//! Remote stores can be wrapped in a bounded local [`CachedStore`]
+//! Stores opened here are wrapped in a [`MeteredStore`] (latency and bytes per
+//! operation, in the Prometheus metrics). Remote stores can be wrapped in a bounded local [`CachedStore`]
 //! ([`StoreOptions::cache_bytes`]). Nothing here ever sets an expiry (no lifecycle
 //! rules, no TTLs): artifacts live until [`ArtifactStore::delete_prefix`] removes them.
 
 mod cache;
 mod fs;
 mod mem;
+mod metered;
 mod s3;
 
 use std::sync::Arc;
@@ -27,8 +29,10 @@ use std::time::SystemTime;
 pub use cache::{CacheStats, CachedStore};
 pub use fs::{FsStore, write_durably};
 pub use mem::MemStore;
+pub use metered::MeteredStore;
 pub use s3::{S3Config, S3Credentials, S3Store, sdk as s3_sdk};
 
+use crate::metrics::store::StoreKind;
 use crate::task::ArtifactRef;
 
 /// The default store of the CLI: artifacts on the local disk.
@@ -146,14 +150,15 @@ pub fn open_store_with(spec: &str, opts: &StoreOptions) -> Result<Arc<dyn Artifa
         config.endpoint = opts.s3_endpoint.clone();
         config.path_style = opts.s3_path_style;
         config.region = opts.s3_region.clone();
-        let store: Arc<dyn ArtifactStore> = Arc::new(S3Store::connect(config)?);
+        let s3: Arc<dyn ArtifactStore> = Arc::new(S3Store::connect(config)?);
+        let store: Arc<dyn ArtifactStore> = Arc::new(MeteredStore::new(s3, StoreKind::S3));
         if opts.cache_bytes > 0 {
             return Ok(Arc::new(CachedStore::new(store, opts.cache_bytes)));
         }
         return Ok(store);
     }
     if spec == "mem:" || spec == "mem" {
-        return Ok(Arc::new(MemStore::default()));
+        return Ok(Arc::new(MeteredStore::new(Arc::new(MemStore::default()), StoreKind::Mem)));
     }
     if let Some(dir) = spec.strip_prefix("fs:") {
         if dir.is_empty() {
@@ -162,7 +167,7 @@ pub fn open_store_with(spec: &str, opts: &StoreOptions) -> Result<Arc<dyn Artifa
                 reason: "fs: needs a directory, e.g. fs:./artifacts".into(),
             });
         }
-        return Ok(Arc::new(FsStore::open(dir)?));
+        return Ok(Arc::new(MeteredStore::new(Arc::new(FsStore::open(dir)?), StoreKind::Fs)));
     }
     Err(StoreError::InvalidSpec {
         spec: spec.into(),

@@ -106,12 +106,14 @@ pub struct Delivery {
     pub task: Task,
     /// True if an earlier delivery of this message was not acked.
     pub redelivered: bool,
+    /// When this process received it (the start of its queue wait on the worker).
+    pub received: std::time::Instant,
     acker: Option<Box<dyn Acker>>,
 }
 
 impl Delivery {
     pub fn new(task: Task, redelivered: bool, acker: Box<dyn Acker>) -> Self {
-        Self { task, redelivered, acker: Some(acker) }
+        Self { task, redelivered, received: std::time::Instant::now(), acker: Some(acker) }
     }
 
     pub fn settle(mut self, how: Settle) {

@@ -10,6 +10,7 @@ use tokio::task::JoinHandle;
 
 use super::lane::{CancelledRuns, Finished, LaneCtx, LaneSlot, spawn_lane};
 use super::{LaneStats, WorkerArgs, WorkerConfig, WorkerMsg, WorkerStats};
+use crate::metrics::worker::{self as metrics, DeadLetter};
 use crate::plugin::LaneDevice;
 use crate::task::{Control, Outcome, TaskResult};
 use crate::transport::{Settle, TaskStream, Transport};
@@ -90,6 +91,9 @@ impl WorkerState {
                 Outcome::Failed { retryable, .. } => !retryable || task.attempt >= task.max_attempts,
                 _ => false,
             };
+            if spent {
+                metrics::dead_lettered(DeadLetter::Failed);
+            }
             replies.push((task.reply_to.clone(), result));
             deliveries.push((delivery, spent));
         }
@@ -108,6 +112,8 @@ impl WorkerState {
     }
 
     async fn tick(&mut self) {
+        let running = self.slots.len() - self.idle_lanes();
+        metrics::set_tasks_held(self.queued() + running + self.lane_ctx.finished.len());
         if self.last_heartbeat.elapsed() >= self.config.heartbeat {
             self.last_heartbeat = Instant::now();
             for running in self.slots.iter().filter_map(|s| s.current()) {
@@ -269,6 +275,8 @@ impl Actor for WorkerActor {
         for lane in 0..state.config.lanes {
             state.start_lane(lane)?;
         }
+        let gpu_lanes = state.config.gpus.len();
+        metrics::set_lanes(state.config.lanes - gpu_lanes, gpu_lanes);
         myself.send_interval(TICK, || WorkerMsg::Tick);
         tracing::info!(worker = %state.config.name, lanes = state.config.lanes, gpu_lanes = ?state.config.gpus, prefetch = state.config.prefetch,
             steal = state.config.steal, transport = %state.transport.describe(), "worker started");

@@ -32,6 +32,8 @@ use ractor::ActorRef;
 
 use super::WorkerMsg;
 use super::exec::run_task;
+use crate::metrics::worker::{self as meter, DeadLetter};
+use crate::metrics::{Device, TaskOutcome};
 use crate::plugin::{ExecCx, LaneDevice, PluginRegistry};
 use crate::store::ArtifactStore;
 use crate::task::{Outcome, Task, TaskResult};
@@ -154,6 +156,11 @@ impl Finished {
         queue.len() == 1
     }
 
+    /// Results waiting to be sent.
+    pub fn len(&self) -> usize {
+        self.queue.lock().expect("finished queue lock").len()
+    }
+
     pub fn drain(&self) -> Vec<(Delivery, TaskResult)> {
         std::mem::take(&mut *self.queue.lock().expect("finished queue lock"))
     }
@@ -242,10 +249,12 @@ fn lane_loop(ctx: &LaneCtx) -> bool {
         if let Err(why) = check_task(&delivery.task) {
             // Never run or answer a task whose fields could point anywhere.
             tracing::warn!(task = %delivery.task.id, job = %delivery.task.job, "{why}; dead-lettering it");
+            meter::dead_lettered(DeadLetter::Malformed);
             delivery.settle(Settle::DeadLetter);
             continue;
         }
         if ctx.is_cancelled(&delivery.task) {
+            meter::task_finished(delivery.task.kind, TaskOutcome::Cancelled, None);
             delivery.settle(Settle::Ack);
             continue;
         }
@@ -255,8 +264,11 @@ fn lane_loop(ctx: &LaneCtx) -> bool {
         let task = &delivery.task;
         let mut cx = ExecCx::new(task.id.clone(), ctx.index, cancel.clone()).on(ctx.device);
         let started = Instant::now();
+        meter::task_started(task.kind, started.saturating_duration_since(delivery.received));
         let outcome = run_task(&ctx.plugins, ctx.store.as_ref(), task, &mut cx);
-        let micros = started.elapsed().as_micros() as u64;
+        let elapsed = started.elapsed();
+        let micros = elapsed.as_micros() as u64;
+        meter::lane_busy(Device::from(ctx.device), elapsed);
         *slot.current.lock().expect("lane current lock") = None;
         if slot.kill.load(Ordering::Acquire) {
             // Die holding the delivery: dropping it unsettled hands it back to the broker.
@@ -266,13 +278,17 @@ fn lane_loop(ctx: &LaneCtx) -> bool {
         let abandoned = cancel.load(Ordering::Acquire) && matches!(outcome, Outcome::Failed { .. });
         if abandoned && slot.stop.load(Ordering::Acquire) {
             // Shutdown cut the task short: give it back for another worker to run.
+            meter::task_finished(task.kind, TaskOutcome::Cancelled, Some(elapsed));
             delivery.settle(Settle::Requeue);
             return true;
         }
         if ctx.is_cancelled(task) {
+            meter::task_finished(task.kind, TaskOutcome::Cancelled, Some(elapsed));
             delivery.settle(Settle::Ack);
             continue;
         }
+        let label = if abandoned { Some(TaskOutcome::Cancelled) } else { TaskOutcome::of(&outcome) };
+        meter::task_finished(task.kind, label.unwrap_or(TaskOutcome::Failed), Some(elapsed));
         slot.executed.fetch_add(1, Ordering::Relaxed);
         slot.busy_micros.fetch_add(micros, Ordering::Relaxed);
         let result = TaskResult::of(task, outcome, format!("{}/{}", ctx.worker_name, ctx.index), micros);

@@ -15,6 +15,7 @@ use std::collections::hash_map::RandomState;
 use std::hash::{BuildHasher, Hasher};
 use std::str::FromStr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::Duration;
 
 use futures_util::future::join_all;
@@ -28,6 +29,7 @@ use tokio::time::Instant;
 
 use super::AmqpConfig;
 use super::topology::Topology;
+use crate::metrics::BrokerRole;
 use crate::transport::TransportError;
 
 /// First reconnect delay; doubled per failed attempt up to [`BACKOFF_MAX`].
@@ -57,7 +59,12 @@ pub(crate) struct Shared {
     publisher: Mutex<Option<Channel>>,
     /// `Some(why)` once the broker was given up (terminal).
     lost: watch::Sender<Option<String>>,
+    /// What this connection serves, for the reconnect metric: [`ROLE_UNKNOWN`] until
+    /// a leader opens a result stream or a worker consumes tasks.
+    role: AtomicU8,
 }
+
+const ROLE_UNKNOWN: u8 = u8::MAX;
 
 #[derive(Default)]
 struct Slot {
@@ -114,10 +121,21 @@ impl Shared {
             slot: Mutex::default(),
             publisher: Mutex::default(),
             lost: watch::Sender::new(None),
+            role: AtomicU8::new(ROLE_UNKNOWN),
         };
         let conn = shared.open_once().await?;
         shared.slot.lock().await.current = Some(conn);
         Ok(shared)
+    }
+
+    /// Record what this connection serves (labels its reconnects in the metrics).
+    pub(super) fn set_role(&self, role: BrokerRole) {
+        self.role.store(role as u8, Ordering::Relaxed);
+        crate::metrics::broker_connected();
+    }
+
+    fn role(&self) -> Option<BrokerRole> {
+        BrokerRole::ALL.into_iter().find(|r| *r as u8 == self.role.load(Ordering::Relaxed))
     }
 
     /// A deadline `reconnect_give_up` from now.
@@ -227,6 +245,9 @@ impl Shared {
                     match self.open_once().await {
                         Ok(conn) => {
                             tracing::warn!(broker = %self.redacted, attempt, "AMQP reconnected");
+                            if let Some(role) = self.role() {
+                                crate::metrics::broker_reconnected(role);
+                            }
                             slot.failures = 0;
                             slot.next_attempt = None;
                             slot.down_since = None;

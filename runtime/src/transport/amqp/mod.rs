@@ -259,6 +259,7 @@ impl Transport for AmqpTransport {
         let queue = queue.to_owned();
         Box::pin(async move {
             topology::check_queue_name(&queue)?;
+            self.shared.set_role(crate::metrics::BrokerRole::Leader);
             subscribe::open_results(self.shared.clone(), queue).await
         })
     }
@@ -292,6 +293,7 @@ impl Transport for AmqpTransport {
                 0 => self.shared.config.prefetch.max(1),
                 n => u16::try_from(n).unwrap_or(u16::MAX),
             };
+            self.shared.set_role(crate::metrics::BrokerRole::Worker);
             let stream = stream::AmqpTaskStream::open(self.shared.clone(), consumer, prefetch).await?;
             Ok(Box::new(stream) as Box<dyn TaskStream>)
         })

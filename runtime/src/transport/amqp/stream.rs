@@ -212,6 +212,7 @@ impl AmqpTaskStream {
                     %reason,
                     "dead-lettering invalid message"
                 );
+                crate::metrics::worker::dead_lettered(crate::metrics::worker::DeadLetter::Undecodable);
                 let (channel, tag) = (channel.clone(), delivery.delivery_tag);
                 run_eagerly(&self.shared.handle, async move {
                     channel.basic_reject(tag, BasicRejectOptions { requeue: false }).await
