@@ -17,10 +17,10 @@ use serde_json::json;
 use crate::median;
 
 /// Worker processes of one configuration; killed on drop.
-struct Workers(Vec<Child>);
+pub(crate) struct Workers(Vec<Child>);
 
 impl Workers {
-    fn spawn(n: usize, uri: &str, store: &Path, args: &[&str]) -> anyhow::Result<Self> {
+    pub(crate) fn spawn(n: usize, uri: &str, store: &Path, args: &[&str]) -> anyhow::Result<Self> {
         let exe = sibling("proofline-worker")?;
         let mut children = Vec::new();
         for i in 0..n {
@@ -106,7 +106,7 @@ async fn prove(leader: &Leader, sim: &SimPlugin, workload: &serde_json::Value) -
     Ok((started.elapsed().as_secs_f64(), out.stats.segments + out.stats.aggregations))
 }
 
-fn scratch() -> anyhow::Result<tempfile::TempDir> {
+pub(crate) fn scratch() -> anyhow::Result<tempfile::TempDir> {
     // Artifacts on tmpfs when there is one: the store is not what is measured here.
     let shm = Path::new("/dev/shm");
     Ok(if shm.is_dir() { tempfile::tempdir_in(shm)? } else { tempfile::tempdir()? })

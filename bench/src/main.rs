@@ -7,11 +7,13 @@
 //! cargo run --release -p proofline-bench -- cluster     # over RabbitMQ with worker processes
 //! cargo run --release -p proofline-bench -- store       # fs vs S3 vs S3 + cache, 1 MiB artifacts
 //! cargo run --release -p proofline-bench -- kernels     # GPU kernels vs Plonky3 on the CPU
+//! cargo run --release -p proofline-bench -- sharing     # concurrent jobs: share policies compared
 //! ```
 
 mod amqp;
 mod keccak;
 mod kernels;
+mod sharing;
 mod sim;
 mod store;
 
@@ -32,6 +34,12 @@ enum What {
         tasks: u32,
         #[arg(long, default_value_t = 3)]
         reps: usize,
+        /// Tasks out at once (default: the leader's automatic window).
+        #[arg(long)]
+        window: Option<usize>,
+        /// Publish every ready task at once (no window), as before the window existed.
+        #[arg(long)]
+        unbounded: bool,
     },
     /// Makespan of a heavy-tailed workload, stealing on vs off, against the lower bound.
     Stealing {
@@ -69,6 +77,20 @@ enum What {
         #[arg(long, default_value_t = 5)]
         reps: usize,
     },
+    /// Concurrent jobs sharing the workers: per-job completion and makespan by share policy.
+    Sharing {
+        #[arg(long, default_value_t = 8)]
+        jobs: usize,
+        #[arg(long, default_value_t = 64)]
+        tasks: u32,
+        /// Sleep of every segment and aggregation, in microseconds.
+        #[arg(long, default_value_t = 10_000)]
+        micros: u64,
+        /// Worker processes (1 lane each) for the AMQP rows (0: skip them; needs
+        /// proofline-worker built in release next to this binary).
+        #[arg(long, default_value_t = 3)]
+        amqp_workers: usize,
+    },
     /// End-to-end keccak proving vs one direct Plonky3 `prove` of the same permutations.
     Keccak {
         /// Block files (any supported witness format).
@@ -97,10 +119,18 @@ fn main() -> anyhow::Result<()> {
     }
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     match cli.what {
-        What::Runtime { tasks, reps } => rt.block_on(sim::runtime_overhead(tasks, reps)),
+        What::Runtime { tasks, reps, window, unbounded } => {
+            use proofline_runtime::leader::scheduler::{Scheduling, SharePolicy};
+            let policy = if unbounded { SharePolicy::Unbounded } else { SharePolicy::default() };
+            let scheduling = Scheduling { policy, window, ..Scheduling::default() };
+            rt.block_on(sim::runtime_overhead(tasks, reps, scheduling))
+        }
         What::Stealing { tasks, reps } => rt.block_on(sim::stealing_makespan(tasks, reps)),
         What::Cluster { tasks, reps } => rt.block_on(amqp::cluster(tasks, reps)),
         What::Keccak { blocks, lanes } => rt.block_on(keccak::end_to_end(&blocks, lanes)),
+        What::Sharing { jobs, tasks, micros, amqp_workers } => {
+            rt.block_on(sharing::sharing(jobs, tasks, micros, amqp_workers))
+        }
         What::Store { .. } | What::Kernels { .. } => unreachable!("handled above"),
     }
 }

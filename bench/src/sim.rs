@@ -4,6 +4,8 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use proofline_runtime::embedded::Embedded;
+use proofline_runtime::leader::LeaderConfig;
+use proofline_runtime::leader::scheduler::Scheduling;
 use proofline_runtime::plugin::{PlanOptions, PluginRegistry, ProofSystem};
 use proofline_runtime::store::MemStore;
 use proofline_runtime::worker::WorkerConfig;
@@ -13,12 +15,23 @@ use serde_json::json;
 use crate::median;
 
 async fn embedded(sim: &SimPlugin, lanes: usize, prefetch: usize, steal: bool) -> anyhow::Result<Embedded> {
+    embedded_with(sim, lanes, prefetch, steal, Default::default()).await
+}
+
+async fn embedded_with(
+    sim: &SimPlugin,
+    lanes: usize,
+    prefetch: usize,
+    steal: bool,
+    scheduling: Scheduling,
+) -> anyhow::Result<Embedded> {
     let mut plugins = PluginRegistry::new();
     plugins.register(Arc::new(sim.clone()));
     let mut worker = WorkerConfig::new("bench", lanes);
     worker.prefetch = prefetch;
     worker.steal = steal;
-    Ok(Embedded::start(plugins, Arc::new(MemStore::default()), worker, Default::default()).await?)
+    let config = LeaderConfig { scheduling, ..LeaderConfig::default() };
+    Ok(Embedded::start(plugins, Arc::new(MemStore::default()), worker, config).await?)
 }
 
 /// Seconds to prove `workload` once on `cluster` (planning excluded, like paladin's `run()`).
@@ -34,9 +47,10 @@ async fn run_once(
     Ok((started.elapsed().as_secs_f64(), tasks))
 }
 
-pub async fn runtime_overhead(tasks: u32, reps: usize) -> anyhow::Result<()> {
+pub async fn runtime_overhead(tasks: u32, reps: usize, scheduling: Scheduling) -> anyhow::Result<()> {
     let sim = SimPlugin::new();
-    let cluster = embedded(&sim, 2, 512, true).await?;
+    eprintln!("dispatch: {:?}, window {:?}", scheduling.policy, scheduling.window);
+    let cluster = embedded_with(&sim, 2, 512, true, scheduling).await?;
     // Warm up (like paladin's harness: a long-lived leader).
     run_once(&cluster, &sim, &json!({"tasks": 200, "cost": {"fixed": {"micros": 0}}})).await?;
 

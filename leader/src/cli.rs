@@ -59,6 +59,10 @@ pub struct Common {
     /// Log format on stderr.
     #[arg(long, global = true, env = "PROOFLINE_LOG_FORMAT", value_enum, default_value = "text")]
     pub log_format: LogFormat,
+    /// Serve Prometheus metrics at `GET /metrics` on this address while the leader
+    /// runs (stdio, batch, serve), e.g. `127.0.0.1:9464`.
+    #[arg(long, global = true, env = "PROOFLINE_METRICS_ADDR")]
+    pub metrics_addr: Option<std::net::SocketAddr>,
     #[command(flatten)]
     pub scheduling: SchedulingArgs,
 }
@@ -72,8 +76,9 @@ pub struct SchedulingArgs {
     /// once, no window).
     #[arg(long, global = true, env = "PROOFLINE_SHARE_POLICY", value_enum, default_value = "fair")]
     pub share_policy: SharePolicyArg,
-    /// Tasks out with the workers at once, across all jobs (0: automatic, 4 per lane
-    /// that reported work in the last 30 s, at least 64).
+    /// Tasks out with the workers at once, across all jobs (0: automatic: 4 per lane
+    /// that reported work in the last 30 s, at least 16 while jobs share the workers
+    /// and 256 while one job has them to itself).
     #[arg(long, global = true, env = "PROOFLINE_DISPATCH_WINDOW", default_value_t = 0)]
     pub dispatch_window: usize,
     /// A client's weight in the fair share, `NAME=WEIGHT` (repeatable; default 1).
@@ -188,6 +193,13 @@ pub enum Mode {
         #[arg(long)]
         dry_run: bool,
     },
+}
+
+impl Mode {
+    /// Whether this mode proves jobs (and so serves `--metrics-addr`).
+    pub fn runs_jobs(&self) -> bool {
+        matches!(self, Mode::Stdio(_) | Mode::Batch(_) | Mode::Serve(_))
+    }
 }
 
 /// The smallest `--task-deadline-secs`: three heartbeat intervals of a worker. A

@@ -24,8 +24,10 @@
 //! # The window
 //! `window` (fixed), or automatic: [`Dispatcher::AUTO_PER_LANE`] tasks per lane that
 //! reported work in the last [`Dispatcher::LANE_MEMORY`], at least
-//! [`Dispatcher::AUTO_MIN`]. Repairs and re-dispatches of tasks already out do not
-//! need a slot.
+//! [`Dispatcher::AUTO_MIN_SHARED`] while jobs share the workers and
+//! [`Dispatcher::AUTO_MIN_ALONE`] while one job has them to itself (nobody to protect,
+//! and a deeper queue hides the leader's reaction time behind tiny tasks). Repairs and
+//! re-dispatches of tasks already out do not need a slot.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -88,8 +90,10 @@ pub struct Dispatcher {
 impl Dispatcher {
     /// Automatic window: tasks per active lane (one running, more queued behind it).
     pub const AUTO_PER_LANE: usize = 4;
-    /// Automatic window: never smaller than this.
-    pub const AUTO_MIN: usize = 64;
+    /// Automatic window with several jobs: never smaller than this.
+    pub const AUTO_MIN_SHARED: usize = 16;
+    /// Automatic window with one job: never smaller than this.
+    pub const AUTO_MIN_ALONE: usize = 256;
     /// How long a lane counts as active after its last report.
     pub const LANE_MEMORY: Duration = Duration::from_secs(30);
 
@@ -101,7 +105,10 @@ impl Dispatcher {
     pub fn window(&self) -> usize {
         match self.scheduling.window {
             Some(w) => w.max(1),
-            None => (self.lanes.len() * Self::AUTO_PER_LANE).max(Self::AUTO_MIN),
+            None => {
+                let floor = if self.jobs.len() > 1 { Self::AUTO_MIN_SHARED } else { Self::AUTO_MIN_ALONE };
+                (self.lanes.len() * Self::AUTO_PER_LANE).max(floor)
+            }
         }
     }
 

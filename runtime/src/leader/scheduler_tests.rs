@@ -83,15 +83,18 @@ fn unbounded_publishes_everything_and_a_leaving_job_frees_its_slots() {
 }
 
 #[test]
-fn the_automatic_window_follows_the_lanes_that_report_work() {
+fn the_automatic_window_follows_the_lanes_that_report_work_and_the_jobs_sharing_them() {
     let mut d = Dispatcher::new(Scheduling::default());
     let t0 = Instant::now();
-    assert_eq!(d.window(), Dispatcher::AUTO_MIN);
+    d.join("a", "x", 1);
+    assert_eq!(d.window(), Dispatcher::AUTO_MIN_ALONE, "one job: a deep queue");
+    d.join("b", "x", 2);
+    assert_eq!(d.window(), Dispatcher::AUTO_MIN_SHARED, "shared: a short queue");
     for i in 0..100 {
         d.saw_lane(&format!("w{i}/0"), t0);
     }
     assert_eq!(d.window(), 100 * Dispatcher::AUTO_PER_LANE);
     d.saw_lane("w0/0", t0 + Dispatcher::LANE_MEMORY);
     d.forget_idle_lanes(t0 + Dispatcher::LANE_MEMORY + Duration::from_secs(1));
-    assert_eq!(d.window(), Dispatcher::AUTO_MIN, "one lane left");
+    assert_eq!(d.window(), Dispatcher::AUTO_MIN_SHARED, "one lane left");
 }
