@@ -7,6 +7,7 @@
 mod batch;
 mod cli;
 mod gc;
+mod metrics_http;
 mod progress;
 mod prove;
 mod serve;
@@ -39,11 +40,20 @@ impl Failure {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logs(cli.common.log_format);
+    if let Err(e) = proofline_runtime::metrics::install() {
+        tracing::warn!("metrics are not exported: {e}");
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => return report(Failure::other(format!("cannot start the async runtime: {e}"))),
     };
     let outcome = runtime.block_on(async {
+        if let Some(addr) = cli.common.metrics_addr.filter(|_| cli.mode.runs_jobs()) {
+            let bound = metrics_http::serve(addr)
+                .await
+                .map_err(|e| Failure::other(format!("binding the metrics endpoint on {addr}: {e}")))?;
+            tracing::info!("metrics on http://{bound}/metrics");
+        }
         match &cli.mode {
             Mode::Stdio(args) => prove::prove_stdio(&cli.common, args).await,
             Mode::Batch(args) => batch::run(&cli.common, args).await,

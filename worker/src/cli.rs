@@ -54,6 +54,10 @@ pub struct Cli {
     /// Liveness (`/livez`) and readiness (`/readyz`) endpoints.
     #[arg(long, env = "PROOFLINE_HEALTH_ADDR", default_value = "127.0.0.1:8080")]
     pub health_addr: SocketAddr,
+    /// Serve Prometheus metrics at `GET /metrics` on this address too (the health
+    /// address always serves them); e.g. `0.0.0.0:9464` in a pod.
+    #[arg(long, env = "PROOFLINE_METRICS_ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
     /// On SIGTERM, seconds running tasks get to finish before they are requeued.
     #[arg(long, env = "PROOFLINE_SHUTDOWN_GRACE_SECS", default_value_t = 30)]
     pub shutdown_grace_secs: u64,

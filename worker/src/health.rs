@@ -6,6 +6,8 @@
 //!   only in the moments before).
 //! - `GET /readyz`: 200 while the worker takes tasks; 503 before it started, while it
 //!   drains, and whenever `/livez` fails.
+//! - `GET /metrics`: the Prometheus text exposition (also on `--metrics-addr`, which
+//!   serves only that, with the same limits).
 //! - Anything else: 404.
 //!
 //! The endpoints cannot be exhausted: at most [`Limits::max_connections`] connections
@@ -101,6 +103,19 @@ pub fn accept_backoff(failures: u32) -> Duration {
     Duration::from_millis(ms.min(1000))
 }
 
+/// `GET /metrics`: the process's Prometheus exposition.
+pub fn metrics_router() -> Router {
+    Router::new().route(
+        "/metrics",
+        get(|| async {
+            (
+                [(axum::http::header::CONTENT_TYPE, proofline_runtime::metrics::CONTENT_TYPE)],
+                proofline_runtime::metrics::render(),
+            )
+        }),
+    )
+}
+
 fn router(probes: Probes) -> Router {
     Router::new()
         .route("/livez", get(|State(p): State<Probes>| async move { livez_response((p.live)()) }))
@@ -110,15 +125,28 @@ fn router(probes: Probes) -> Router {
                 readyz_response(p.ready.load(Ordering::Relaxed), (p.live)())
             }),
         )
-        .fallback(|| async { (StatusCode::NOT_FOUND, "try /livez or /readyz\n") })
+        .fallback(|| async { (StatusCode::NOT_FOUND, "try /livez, /readyz or /metrics\n") })
         .with_state(probes)
+        .merge(metrics_router())
 }
 
-/// Bind `addr` and serve the probes until the process exits; returns the bound address.
+/// Bind `addr` and serve the probes (and `/metrics`) until the process exits; returns
+/// the bound address.
 pub async fn serve(addr: SocketAddr, probes: Probes, limits: Limits) -> std::io::Result<SocketAddr> {
+    serve_router(addr, router(probes), limits).await
+}
+
+/// Bind `addr` and serve only `/metrics` until the process exits; returns the bound
+/// address.
+pub async fn serve_metrics(addr: SocketAddr, limits: Limits) -> std::io::Result<SocketAddr> {
+    let app = metrics_router().fallback(|| async { (StatusCode::NOT_FOUND, "try /metrics\n") });
+    serve_router(addr, app, limits).await
+}
+
+/// Bind `addr` and serve `app` with `limits` until the process exits.
+async fn serve_router(addr: SocketAddr, app: Router, limits: Limits) -> std::io::Result<SocketAddr> {
     let listener = TcpListener::bind(addr).await?;
     let bound = listener.local_addr()?;
-    let app = router(probes);
     let slots = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     tokio::spawn(async move {
         let mut failures = 0u32;
@@ -133,14 +161,14 @@ pub async fn serve(addr: SocketAddr, probes: Probes, limits: Limits) -> std::io:
                     let delay = accept_backoff(failures);
                     if failures.is_power_of_two() {
                         tracing::warn!(error = %e, failures, retry_in_ms = delay.as_millis() as u64,
-                            "health endpoint: accept failed");
+                            %bound, "HTTP endpoint: accept failed");
                     }
                     tokio::time::sleep(delay).await;
                     continue;
                 }
             };
             let Ok(slot) = slots.clone().try_acquire_owned() else {
-                tracing::debug!(max = limits.max_connections, "health endpoint: connection cap reached");
+                tracing::debug!(max = limits.max_connections, %bound, "HTTP endpoint: connection cap reached");
                 drop(stream);
                 continue;
             };

@@ -1,5 +1,5 @@
 //! The health server in front of a real worker on a real RabbitMQ: `/livez` follows
-//! the worker actor, `/readyz` the readiness flag.
+//! the worker actor, `/readyz` the readiness flag, `/metrics` the worker's series.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,7 +12,7 @@ use proofline_runtime::worker::{Worker, WorkerArgs, WorkerConfig};
 use proofline_tests::rabbit::RabbitBroker;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::{Limits, Probes, serve, worker_check};
+use super::{Limits, Probes, serve, serve_metrics, worker_check};
 
 /// `GET path` over a fresh connection: status code and body.
 async fn get(addr: SocketAddr, path: &str) -> (u16, String) {
@@ -52,6 +52,23 @@ async fn livez_turns_503_once_the_worker_actor_dies() {
     assert_eq!(get(addr, "/livez").await, (200, "ok\n".to_owned()));
     assert_eq!(get(addr, "/readyz").await.0, 200);
     assert_eq!(get(addr, "/nope").await.0, 404);
+    // `/metrics` on the health address and on a metrics-only address.
+    proofline_runtime::metrics::install().unwrap();
+    let metrics_addr = serve_metrics("127.0.0.1:0".parse().unwrap(), Limits::default()).await.unwrap();
+    assert_eq!(get(metrics_addr, "/livez").await.0, 404, "the metrics address serves only /metrics");
+    let until = Instant::now() + Duration::from_secs(5);
+    for at in [addr, metrics_addr] {
+        loop {
+            // The actor exports its held tasks on its next tick.
+            let (code, body) = get(at, "/metrics").await;
+            assert_eq!(code, 200, "{body}");
+            if body.contains("proofline_worker_tasks_held 0") {
+                break;
+            }
+            assert!(Instant::now() < until, "no proofline_worker_tasks_held on {at}:\n{body}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
 
     worker.actor.kill();
     let until = Instant::now() + Duration::from_secs(5);

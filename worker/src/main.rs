@@ -28,6 +28,9 @@ use cli::{Cli, LogFormat};
 fn main() -> ExitCode {
     let cli = Cli::parse();
     init_logs(cli.log_format);
+    if let Err(e) = proofline_runtime::metrics::install() {
+        tracing::warn!("metrics are not exported: {e}");
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(rt) => rt,
         Err(e) => {
@@ -107,6 +110,15 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let health = health::serve(cli.health_addr, probes, health::Limits::default())
         .await
         .with_context(|| format!("binding the health endpoints on {}", cli.health_addr))?;
+    let metrics = match cli.metrics_addr {
+        Some(addr) => {
+            let bound = health::serve_metrics(addr, health::Limits::default())
+                .await
+                .with_context(|| format!("binding the metrics endpoint on {addr}"))?;
+            format!(", metrics on http://{bound}/metrics")
+        }
+        None => String::new(),
+    };
     let name = config.name.clone();
     let prefetch = config.prefetch;
     let worker = Worker::start(WorkerArgs { config, transport, store: store.clone(), plugins })
@@ -121,7 +133,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         format!("{} GPU lane(s) on {}", gpus.len(), list.join(", "))
     };
     tracing::info!(
-        "proofline-worker {name}: {lanes} CPU lanes, {gpu_lanes}, consuming tasks from {broker} (prefetch {prefetch}), store {}, plugins {}, health on http://{health}",
+        "proofline-worker {name}: {lanes} CPU lanes, {gpu_lanes}, consuming tasks from {broker} (prefetch {prefetch}), store {}, plugins {}, health on http://{health}{metrics}",
         store.describe(),
         names.join(", ")
     );
