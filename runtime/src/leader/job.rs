@@ -29,7 +29,9 @@ use super::lease::Lease;
 use super::ledger::{Effect, Identity, JobLedger, Policy};
 use super::scheduler::Dispatcher;
 use super::timeline::{Span, SpanEnd, SpanKind, Timeline};
-use super::{JobError, JobOutput, LeaderConfig, Progress, Routes};
+use super::{JobError, JobOutput, JobStats, LeaderConfig, Progress, Routes};
+use crate::metrics::leader as metrics;
+use crate::metrics::{Kind, TaskOutcome};
 use crate::plugin::{ExecCx, JobMeta, LeafSource, Plan, PluginError, ProofSystem};
 use crate::store::{ArtifactStore, StoreError};
 use crate::task::{ArtifactRef, Control, Task};
@@ -183,13 +185,30 @@ impl JobState {
         if ledger.is_over() {
             return Vec::new();
         }
-        let update = self.dispatcher.lock().expect("dispatcher lock").update(
-            &self.job,
-            ledger.ready_len(),
-            ledger.in_flight(),
-        );
+        let (update, window) = {
+            let mut dispatcher = self.dispatcher.lock().expect("dispatcher lock");
+            (dispatcher.update(&self.job, ledger.ready_len(), ledger.in_flight()), dispatcher.window())
+        };
+        metrics::set_dispatch_window(window);
         wake(&self.routes, &update.wake);
         ledger.release(update.grant, now)
+    }
+
+    /// Export what the last event changed: waits, retries, outstanding work.
+    fn report(&mut self, before: &JobStats) {
+        let Some(ledger) = self.ledger.as_mut() else { return };
+        for (kind, wait) in ledger.take_waits() {
+            metrics::task_started(kind.into(), wait);
+        }
+        let after = ledger.stats();
+        (0..after.retries - before.retries).for_each(|_| metrics::task_retried());
+        (0..after.redispatches - before.redispatches)
+            .for_each(|_| metrics::task_redispatched(metrics::Redispatch::Silent));
+        (0..after.timeouts - before.timeouts)
+            .for_each(|_| metrics::task_redispatched(metrics::Redispatch::Timeout));
+        (0..after.repairs - before.repairs).for_each(|_| metrics::task_repaired());
+        let (ready, out, ready_cost, out_cost) = ledger.outstanding();
+        metrics::set_job_outstanding(&self.job, ready as u64, out as u64, ready_cost, out_cost);
     }
 
     /// Note the lanes that reported, so the automatic window follows the pool.
@@ -270,6 +289,8 @@ impl JobState {
     async fn wrap(&mut self, root: ArtifactRef) -> Result<JobOutput, WrapFailure> {
         let started = Instant::now();
         let outcome = self.run_wrap(root).await;
+        let wrapped = if outcome.is_ok() { TaskOutcome::Done } else { TaskOutcome::Failed };
+        metrics::task_finished(Kind::Wrap, wrapped, Some(started.elapsed()));
         if let Some(spans) = self.wrap_spans.as_mut() {
             let n = self.ledger.as_ref().map_or(0, |l| l.progress().segments_total);
             spans.push(Span {
@@ -328,6 +349,13 @@ impl JobState {
 
     /// Step 4: the job is over, whatever happened.
     async fn end(&mut self, outcome: Result<JobOutput, JobError>) {
+        metrics::forget_job(&self.job);
+        let finished = match &outcome {
+            Ok(_) => metrics::JobOutcome::Proven,
+            Err(e) if e.is_cancelled() => metrics::JobOutcome::Cancelled,
+            Err(_) => metrics::JobOutcome::Failed,
+        };
+        metrics::job_finished(finished, self.started.elapsed());
         let woken = self.dispatcher.lock().expect("dispatcher lock").leave(&self.job);
         wake(&self.routes, &woken);
         if let Err(e) = self.transport.cancel_job(&self.job, self.run).await {
@@ -449,6 +477,7 @@ impl Actor for JobActor {
             return Ok(());
         }
         let now = Instant::now();
+        let before = state.ledger.as_ref().map(JobLedger::stats).unwrap_or_default();
         let fx = match msg {
             JobMsg::Start => state.start().await,
             JobMsg::Cancel(reason) if state.ledger.is_none() => {
@@ -460,6 +489,12 @@ impl Actor for JobActor {
             JobMsg::ResultsReady => {
                 let results = state.inbox.take();
                 state.saw_lanes(&results, now);
+                for r in &results {
+                    if let Some(outcome) = TaskOutcome::of(&r.outcome) {
+                        let kind = if r.task.starts_with("agg-") { Kind::Aggregate } else { Kind::Segment };
+                        metrics::task_finished(kind, outcome, Some(Duration::from_micros(r.exec_micros)));
+                    }
+                }
                 Ok(state.ledger().on_results(results, now))
             }
             JobMsg::Dispatch => Ok(Vec::new()),
@@ -476,6 +511,7 @@ impl Actor for JobActor {
             Ok(fx) => state.carry_out(fx).await,
             Err(e) => Some(Err(e)),
         };
+        state.report(&before);
         if let Some(ledger) = &state.ledger {
             let mut progress = ledger.progress().clone();
             progress.elapsed = state.started.elapsed();

@@ -379,13 +379,24 @@ fn ready_tasks_wait_for_the_window_and_aggregations_go_first() {
     let t0 = Instant::now();
     let mut l = ledger(4);
     assert!(published(&l.0.start(Vec::new(), t0)).is_empty(), "nothing goes out unasked");
-    assert_eq!((l.ready_len(), l.in_flight()), (4, 0));
+    assert_eq!(l.outstanding(), (4, 0, 10 + 11 + 12 + 13, 0));
     let first = published(&l.release(2, t0));
+    assert_eq!(l.outstanding(), (2, 2, 12 + 13, 10 + 11));
     assert_eq!(first.iter().map(|t| t.id.as_str()).collect::<Vec<_>>(), ["seg-0", "seg-1"]);
     // A queued task has no deadline: only what is out can go silent.
-    assert!(published(&l.0.on_tick(t0 + SILENCE * 5)).len() == 2, "only the two out are re-sent");
-    let fx = l.0.on_results(vec![done(&first[0]), done(&first[1])], t0);
+    let resent = published(&l.0.on_tick(t0 + SILENCE * 5));
+    assert_eq!(resent.len(), 2, "only the two out are re-sent");
+    let mut beat = result(&resent[1], Outcome::Running);
+    beat.exec_micros = 2_000_000;
+    l.0.on_results(vec![beat], t0 + SILENCE * 5 + Duration::from_secs(3));
+    assert_eq!(
+        l.take_waits(),
+        [(TaskKind::Segment, Duration::from_secs(1))],
+        "re-sent at 5 silences, ran from +1 s"
+    );
+    let fx = l.0.on_results(vec![done(&resent[0]), done(&resent[1])], t0);
     assert!(published(&fx).is_empty());
+    assert_eq!(l.outstanding(), (3, 0, 1 + 12 + 13, 0), "agg-0-1 (cost 1) is ready");
     // agg-0-1 was made ready after seg-2 and seg-3, but goes out before them.
     let next = published(&l.release(1, t0));
     assert_eq!(next[0].id, "agg-0-1");

@@ -42,7 +42,7 @@ use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use super::journal::{Record, SegmentRef, maximal_ranges};
-use super::timeline::{Span, SpanEnd, SpanKind};
+use super::timeline::{Span, SpanEnd};
 use super::{JobStats, Progress};
 use crate::fold::{Finished, Fold, FoldStep};
 use crate::task::{ArtifactRef, Outcome, Task, TaskKind, TaskResult, aggregate_task_id, segment_task_id};
@@ -120,6 +120,8 @@ struct Attempt {
     purpose: Purpose,
     /// Last word of this attempt (dispatch, heartbeat).
     last_heard: Instant,
+    /// When this attempt was published.
+    sent: Instant,
     /// When the current attempt started running, as its worker reported.
     running_since: Option<Instant>,
     /// The lane that last reported on the current attempt.
@@ -145,6 +147,11 @@ pub struct JobLedger {
     out: HashMap<String, Attempt>,
     /// Created, waiting for [`JobLedger::release`]: aggregations first.
     ready: VecDeque<Task>,
+    /// Summed cost of `ready` and of `out`.
+    ready_cost: u64,
+    out_cost: u64,
+    /// Queue waits (publish to start) seen since [`JobLedger::take_waits`].
+    waits: Vec<(TaskKind, Duration)>,
     done: HashMap<String, Done>,
     /// Artifact uri -> the finished task that wrote it.
     producers: HashMap<String, String>,
@@ -179,6 +186,9 @@ impl JobLedger {
             segments,
             out: HashMap::new(),
             ready: VecDeque::new(),
+            ready_cost: 0,
+            out_cost: 0,
+            waits: Vec::new(),
             done: HashMap::new(),
             producers: HashMap::new(),
             progress,
@@ -208,6 +218,17 @@ impl JobLedger {
         self.ready.len()
     }
 
+    /// Work not yet done: `(ready tasks, tasks out, ready cost, cost out)`, in the
+    /// plugin's cost unit.
+    pub fn outstanding(&self) -> (usize, usize, u64, u64) {
+        (self.ready.len(), self.out.len(), self.ready_cost, self.out_cost)
+    }
+
+    /// Publish-to-start waits of attempts that started since the last call.
+    pub fn take_waits(&mut self) -> Vec<(TaskKind, Duration)> {
+        std::mem::take(&mut self.waits)
+    }
+
     /// Publish up to `n` ready tasks (aggregations first, then segments in order).
     pub fn release(&mut self, n: usize, now: Instant) -> Vec<Effect> {
         let mut fx = Vec::new();
@@ -216,6 +237,7 @@ impl JobLedger {
         }
         for _ in 0..n.min(self.ready.len()) {
             let task = self.ready.pop_front().expect("counted above");
+            self.ready_cost -= task.cost;
             self.send(task, Purpose::Fold, now, &mut fx);
         }
         fx
@@ -388,51 +410,6 @@ impl JobLedger {
         self.settle(fx)
     }
 
-    /// Wrap could not read `uri` (the root or a leaf): recompute it, then wrap again.
-    pub fn on_wrap_input_unusable(&mut self, uri: &str, message: &str, now: Instant) -> Vec<Effect> {
-        let fail = |message: String| {
-            vec![Effect::Fail(Failure::TaskFailed { task: "wrap".into(), attempts: 1, message })]
-        };
-        let Some(producer) = self.producers.get(uri).cloned() else {
-            return self
-                .settle(fail(format!("{message}; no task produced {uri}, so it cannot be recomputed")));
-        };
-        if self.root.is_none() || self.wrap_repairs >= self.policy.max_attempts {
-            let message =
-                format!("{message}; wrap's inputs were repaired {} time(s) already", self.wrap_repairs);
-            return self.settle(fail(message));
-        }
-        let Some(task) = self.repair_task(&producer) else {
-            let message = format!(
-                "{message}; the journal does not say what {producer} folded, so it cannot be recomputed"
-            );
-            return self.settle(fail(message));
-        };
-        tracing::warn!(job = %self.who.job, artifact = uri, producer = %producer,
-            "{message}; recomputing it, then wrapping again");
-        self.over = false;
-        self.wrap_repairs += 1;
-        self.stats.repairs += 1;
-        self.rewrap_after = Some(producer);
-        let mut fx = Vec::new();
-        self.dispatch(task, Purpose::Repair { waiting: Vec::new() }, now, &mut fx);
-        fx
-    }
-
-    /// The next attempt of finished task `id`, with a fresh budget of attempts; `None`
-    /// if it is an aggregation whose inputs the journal did not record.
-    fn repair_task(&self, id: &str) -> Option<Task> {
-        let done = self.done.get(id)?;
-        if done.task.kind == TaskKind::Aggregate && done.task.inputs.len() != 2 {
-            return None;
-        }
-        let mut task = done.task.clone();
-        // A fresh budget of attempts, numbered after every earlier one.
-        task.attempt += 1;
-        task.max_attempts = task.attempt + self.policy.max_attempts - 1;
-        Some(task)
-    }
-
     /// Stop the job.
     pub fn cancel(&mut self, reason: &str) -> Vec<Effect> {
         if self.over {
@@ -474,6 +451,10 @@ impl JobLedger {
             self.span(&task, &r.ran_on, began, now, outcome);
         }
         let a = self.out.get_mut(&r.task).expect("looked up above");
+        let first_word = current && a.running_since.is_none();
+        if first_word && matches!(r.outcome, Outcome::Running | Outcome::Done(_)) {
+            self.waits.push((a.task.kind, began.saturating_duration_since(a.sent)));
+        }
         match r.outcome {
             Outcome::Running if current => {
                 a.last_heard = now;
@@ -505,6 +486,7 @@ impl JobLedger {
 
     fn on_done(&mut self, id: &str, artifact: ArtifactRef, now: Instant, fx: &mut Vec<Effect>) {
         let a = self.out.remove(id).expect("caller checked");
+        self.out_cost -= a.task.cost;
         let record = Record {
             task: id.to_owned(),
             start: a.task.start,
@@ -570,110 +552,6 @@ impl JobLedger {
         }
     }
 
-    /// `consumer` could not use its input `uri`: run the task that made it again.
-    fn repair(&mut self, consumer: &str, uri: &str, message: &str, now: Instant, fx: &mut Vec<Effect>) {
-        if !self.out[consumer].task.inputs.iter().any(|i| i.uri == uri) {
-            let why = format!("{message} (an artifact it does not read: {uri})");
-            if self.redispatch(consumer, &why, now, fx) {
-                self.stats.retries += 1;
-            }
-            return;
-        }
-        let Some(producer) = self.producers.get(uri).cloned() else {
-            let attempts = self.out[consumer].task.attempt;
-            let message =
-                format!("{message}; no task produced it (a plan payload), so it cannot be recomputed");
-            fx.push(Effect::Fail(Failure::TaskFailed { task: consumer.to_owned(), attempts, message }));
-            return;
-        };
-        if producer == consumer {
-            let attempts = self.out[consumer].task.attempt;
-            let message = format!("{message}; the task reads its own output");
-            fx.push(Effect::Fail(Failure::TaskFailed { task: consumer.to_owned(), attempts, message }));
-            return;
-        }
-        tracing::warn!(job = %self.who.job, task = consumer, artifact = uri, producer = %producer, "{message}; recomputing it");
-        self.stats.repairs += 1;
-        self.out.get_mut(consumer).expect("caller checked").parked_on = Some(producer.clone());
-        if let Some(Attempt { purpose: Purpose::Repair { waiting }, .. }) = self.out.get_mut(&producer) {
-            waiting.push(consumer.to_owned());
-            return;
-        }
-        let Some(task) = self.repair_task(&producer) else {
-            let attempts = self.out[consumer].task.attempt;
-            let message = format!(
-                "{message}; the journal does not say what {producer} folded, so it cannot be recomputed"
-            );
-            fx.push(Effect::Fail(Failure::TaskFailed { task: consumer.to_owned(), attempts, message }));
-            return;
-        };
-        self.dispatch(task, Purpose::Repair { waiting: vec![consumer.to_owned()] }, now, fx);
-    }
-
-    /// Send `id` again as its next attempt (true), or fail the job if its attempts
-    /// are spent (false).
-    fn redispatch(&mut self, id: &str, why: &str, now: Instant, fx: &mut Vec<Effect>) -> bool {
-        let Some(a) = self.out.get_mut(id) else { return false };
-        if a.task.attempt >= a.task.max_attempts {
-            let attempts = a.task.attempt;
-            fx.push(Effect::Fail(Failure::TaskFailed {
-                task: id.to_owned(),
-                attempts,
-                message: why.to_owned(),
-            }));
-            return false;
-        }
-        a.task.attempt += 1;
-        a.last_heard = now;
-        a.running_since = None;
-        a.lane = None;
-        tracing::warn!(job = %self.who.job, task = id, attempt = a.task.attempt, reason = why, "re-dispatching");
-        fx.push(Effect::Publish(a.task.clone()));
-        true
-    }
-
-    /// A new task: a repair goes out at once; a fold task waits in the ready queue,
-    /// aggregations ahead of segments (they are what finishes the job).
-    fn dispatch(&mut self, task: Task, purpose: Purpose, now: Instant, fx: &mut Vec<Effect>) {
-        match (&purpose, task.kind) {
-            (Purpose::Repair { .. }, _) => self.send(task, purpose, now, fx),
-            (Purpose::Fold, TaskKind::Aggregate) => self.ready.push_front(task),
-            (Purpose::Fold, TaskKind::Segment) => self.ready.push_back(task),
-        }
-    }
-
-    fn send(&mut self, task: Task, purpose: Purpose, now: Instant, fx: &mut Vec<Effect>) {
-        let attempt = Attempt {
-            task: task.clone(),
-            purpose,
-            last_heard: now,
-            running_since: None,
-            lane: None,
-            parked_on: None,
-        };
-        self.out.insert(task.id.clone(), attempt);
-        fx.push(Effect::Publish(task));
-    }
-
-    /// Record that an attempt of `task` ran on `lane` from `start` to `now`.
-    fn span(&mut self, task: &Task, lane: &str, start: Instant, now: Instant, outcome: SpanEnd) {
-        let (Some(spans), Some(began)) = (self.spans.as_mut(), self.began) else { return };
-        spans.push(Span {
-            task: task.id.clone(),
-            kind: match task.kind {
-                TaskKind::Segment => SpanKind::Segment,
-                TaskKind::Aggregate => SpanKind::Aggregate,
-            },
-            first: task.start,
-            end: task.end,
-            attempt: task.attempt,
-            lane: lane.to_owned(),
-            start: start.saturating_duration_since(began),
-            finish: now.saturating_duration_since(began),
-            outcome,
-        });
-    }
-
     /// Feed a finished range into the fold; dispatch the aggregation or wrap the root.
     fn fold_in(&mut self, done: Finished<ArtifactRef>, now: Instant, fx: &mut Vec<Effect>) {
         match self.fold.finish(done.start, done.end, done.depth, done.value) {
@@ -688,29 +566,6 @@ impl JobLedger {
                 let task = self.new_task(id, TaskKind::Aggregate, vec![left.value, right.value], range);
                 self.dispatch(task, Purpose::Fold, now, fx);
             }
-        }
-    }
-
-    fn new_task(&self, id: String, kind: TaskKind, inputs: Vec<ArtifactRef>, range: (u32, u32)) -> Task {
-        let cost = match kind {
-            TaskKind::Segment => self.segments[range.0 as usize].cost,
-            TaskKind::Aggregate => 1,
-        };
-        let timeout = (self.policy.timeout_of)(kind, cost);
-        Task {
-            job: self.who.job.clone(),
-            run: self.who.run,
-            id,
-            kind,
-            plugin: self.who.plugin.clone(),
-            inputs,
-            start: range.0,
-            end: range.1,
-            attempt: 1,
-            max_attempts: self.policy.max_attempts,
-            deadline_ms: timeout.as_millis().min(u64::MAX as u128) as u64,
-            cost,
-            reply_to: self.who.reply_to.clone(),
         }
     }
 }
@@ -739,6 +594,8 @@ fn depth_of(task: &Task) -> u32 {
     }
 }
 
+mod out;
+mod repair;
+
 #[cfg(test)]
-#[path = "ledger_tests.rs"]
 mod tests;
