@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install what the tests need (RabbitMQ, S3 test servers), then run every check CI
+# Install what the tests need (RabbitMQ, S3 test servers, Prometheus), then run every check CI
 # runs. Idempotent: a second run installs nothing.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -12,6 +12,7 @@ fi
 
 bash scripts/services/rabbitmq.sh
 bash scripts/services/s3.sh
+bash scripts/services/prometheus.sh
 bash scripts/services/vulkan.sh
 
 # GPU kernel tests run on the first Vulkan adapter: lavapipe where there is no GPU.

@@ -52,6 +52,8 @@ fn main() -> ExitCode {
             let bound = metrics_http::serve(addr)
                 .await
                 .map_err(|e| Failure::other(format!("binding the metrics endpoint on {addr}: {e}")))?;
+            // Every leader series, at zero until the first job moves it.
+            proofline_runtime::metrics::leader::register();
             tracing::info!("metrics on http://{bound}/metrics");
         }
         match &cli.mode {

@@ -1,3 +1,4 @@
 //! e2e helpers
+pub mod prometheus;
 pub mod rabbit;
 pub mod s3;
