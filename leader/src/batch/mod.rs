@@ -1,0 +1,466 @@
+//! `batch` mode: many blocks at once, one proof file each, resumable by re-running.
+//!
+//! 1. The inputs are expanded ([`inputs`]), read with `--max-input-mib` and planned
+//!    (bad input is reported with its path; nothing starts for it). Two inputs of the
+//!    same block are proven once.
+//! 2. Each block is decided ([`decide::decide`]): skipped if `<name>.proof` is in
+//!    `--out` and verifies, resumed if `<name>.job` names a job whose manifest is in the
+//!    store, else proven afresh, its job id written durably to `<name>.job` before the
+//!    job starts.
+//! 3. Jobs start in chain order (block number), at most `--max-jobs` at once, sharing the
+//!    workers; the leader's scheduler gives the oldest block workers first.
+//! 4. A proven block's summary (`<name>.json`), optional timeline picture and proof are
+//!    written durably, the proof last; then the job's artifacts are deleted and
+//!    `<name>.job` removed. A batch killed at any point loses no finished work.
+//!
+//! Exit code ([`decide::exit_code`]): 1 if any job failed or was interrupted, else 2 if
+//! any input was bad, else 0. A table of every input's outcome goes to stderr.
+
+mod decide;
+mod inputs;
+mod report;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Args;
+use proofline_runtime::error_chain as chain;
+use proofline_runtime::leader::{JobError, JobHandle, JobOptions, JobOutput};
+use proofline_runtime::plugin::{Plan, PlanOptions, PluginRegistry, ProofSystem, Verdict};
+use proofline_runtime::proof_file::ProofFile;
+use proofline_runtime::store::write_durably;
+use tokio::sync::{Semaphore, watch};
+
+use crate::Failure;
+use crate::cli::{Common, DEFAULT_MAX_INPUT_MIB, DEFAULT_MAX_PROOF_MIB, JobArgs, mib_to_bytes, parse_mib};
+use crate::prove::{Cluster, open, start_cluster};
+use decide::{Action, BlockFiles, ExistingProof, Outcome};
+use inputs::Input;
+
+#[derive(Args, Debug)]
+pub struct BatchArgs {
+    /// Block files, directories of them (their `*.json` files), or `-` (paths on stdin).
+    #[arg(required = true)]
+    pub inputs: Vec<PathBuf>,
+    /// Directory for the proofs (`<number>-<hash prefix>.proof`) and their summaries.
+    #[arg(long, short, env = "PROOFLINE_OUT")]
+    pub out: PathBuf,
+    /// Jobs proven at once, sharing the workers (the oldest block gets them first).
+    #[arg(long, env = "PROOFLINE_MAX_JOBS", default_value_t = 4,
+          value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub max_jobs: u32,
+    /// Largest block file (with its witness) read, in MiB: a larger one is bad input.
+    #[arg(long, env = "PROOFLINE_MAX_INPUT_MIB", default_value_t = DEFAULT_MAX_INPUT_MIB, value_parser = parse_mib)]
+    pub max_input_mib: u64,
+    /// Draw each job's timeline (one row per worker lane, one bar per task attempt)
+    /// into `DIR/<name>.svg`.
+    #[arg(long, value_name = "DIR")]
+    pub timeline: Option<PathBuf>,
+    #[command(flatten)]
+    pub job: JobArgs,
+}
+
+/// One input after planning.
+struct Entry {
+    input: PathBuf,
+    state: EntryState,
+}
+
+enum EntryState {
+    /// Planned: a block to decide and maybe prove.
+    Block {
+        name: String,
+        summary: String,
+    },
+    Done(Outcome),
+}
+
+/// A block to prove (or resume).
+struct Work {
+    index: usize,
+    input: PathBuf,
+    name: String,
+    summary: String,
+    order: u64,
+    action: Action,
+}
+
+/// What every block's task shares.
+struct Ctx {
+    cluster: Cluster,
+    registry: PluginRegistry,
+    plugin: Arc<dyn ProofSystem>,
+    out: PathBuf,
+    timeline: Option<PathBuf>,
+    plan_options: PlanOptions,
+    max_input_mib: u64,
+}
+
+pub async fn run(common: &Common, args: &BatchArgs) -> Result<(), Failure> {
+    let registry = proofline_plugins::builtin();
+    let plugin = crate::plugin_named(&registry, &common.plugin)?;
+    for dir in std::iter::once(&args.out).chain(&args.timeline) {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| Failure::other(format!("cannot create {}: {e}", dir.display())))?;
+    }
+    let expanded =
+        inputs::expand(&args.inputs, &inputs::Fs, &mut || std::io::read_to_string(std::io::stdin()));
+    tracing::info!(inputs = expanded.len(), "planning");
+    let (plugin2, options, mib) = (plugin.clone(), args.job.plan_options(), args.max_input_mib);
+    let mut entries = blocking(move || plan_all(expanded, plugin2.as_ref(), &options, mib)).await?;
+
+    // Chain order among the planned blocks; a second input of the same block is a duplicate.
+    let planned: Vec<usize> =
+        (0..entries.len()).filter(|&i| matches!(entries[i].state, EntryState::Block { .. })).collect();
+    let names: Vec<&str> = planned
+        .iter()
+        .map(|&i| match &entries[i].state {
+            EntryState::Block { name, .. } => name.as_str(),
+            EntryState::Done(_) => unreachable!("only planned entries"),
+        })
+        .collect();
+    let order: Vec<(usize, u64)> =
+        decide::chain_order(&names).into_iter().map(|(k, order)| (planned[k], order)).collect();
+    let mut todo = Vec::new();
+    let mut first_of: std::collections::HashMap<String, PathBuf> = Default::default();
+    for (index, order) in order {
+        let EntryState::Block { name, summary } = &entries[index].state else { continue };
+        if let Some(of) = first_of.get(name) {
+            entries[index].state = EntryState::Done(Outcome::Duplicate { of: of.clone() });
+            continue;
+        }
+        first_of.insert(name.clone(), entries[index].input.clone());
+        let (input, name, summary) = (entries[index].input.clone(), name.clone(), summary.clone());
+        todo.push(Work { index, input, name, summary, order, action: Action::Prove });
+    }
+
+    // Decide each block: its proof may be there already, or its job half done.
+    let (out, plugin2) = (args.out.clone(), plugin.clone());
+    let todo = blocking(move || {
+        Ok(todo.into_iter().map(|w| decide_block(w, &out, plugin2.as_ref())).collect::<Vec<_>>())
+    })
+    .await?;
+    let mut outcomes: Vec<Option<Outcome>> = entries
+        .iter_mut()
+        .map(|e| match &e.state {
+            EntryState::Done(o) => Some(o.clone()),
+            EntryState::Block { .. } => None,
+        })
+        .collect();
+    let mut work = Vec::new();
+    for w in todo {
+        match w.action {
+            Action::Skip => outcomes[w.index] = Some(Outcome::Skipped),
+            _ => work.push(w),
+        }
+    }
+
+    if !work.is_empty() {
+        let ctx = Arc::new(Ctx {
+            cluster: start_cluster(common, open(common)?, args.job.leader_config(&common.scheduling)).await?,
+            registry,
+            plugin,
+            out: args.out.clone(),
+            timeline: args.timeline.clone(),
+            plan_options: args.job.plan_options(),
+            max_input_mib: args.max_input_mib,
+        });
+        for (index, outcome) in prove_all(ctx, work, args.max_jobs as usize).await {
+            outcomes[index] = Some(outcome);
+        }
+    }
+
+    let outcomes: Vec<Outcome> = outcomes
+        .into_iter()
+        .map(|o| o.unwrap_or_else(|| Outcome::Failed("internal: no outcome".into())))
+        .collect();
+    let rows: Vec<report::Row<'_>> = entries
+        .iter()
+        .zip(&outcomes)
+        .map(|(e, outcome)| report::Row {
+            block: match &e.state {
+                EntryState::Block { name, .. } => name.clone(),
+                EntryState::Done(_) => e.input.display().to_string(),
+            },
+            outcome,
+        })
+        .collect();
+    eprintln!("{}", report::table(&rows));
+    let count = |state: &str| outcomes.iter().filter(|o| o.state() == state).count();
+    match decide::exit_code(&outcomes) {
+        0 => Ok(()),
+        2 => Err(Failure::bad_input(format!(
+            "{} of {} inputs were bad input (see above)",
+            count("bad input"),
+            outcomes.len()
+        ))),
+        _ => Err(Failure::other(format!(
+            "{} block(s) failed, {} interrupted (see above); their finished work is kept: run the same command again to resume",
+            count("failed"),
+            count("interrupted")
+        ))),
+    }
+}
+
+/// Run a blocking closure off the async workers.
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, Failure> + Send + 'static,
+) -> Result<T, Failure> {
+    tokio::task::spawn_blocking(f).await.map_err(|e| Failure::other(format!("internal: {e}")))?
+}
+
+/// Read and plan every input (plans are dropped: they are made again when a job starts,
+/// so memory does not grow with the number of blocks).
+fn plan_all(
+    expanded: Vec<Input>,
+    plugin: &dyn ProofSystem,
+    options: &PlanOptions,
+    mib: u64,
+) -> Result<Vec<Entry>, Failure> {
+    Ok(expanded
+        .into_iter()
+        .map(|input| match input {
+            Input::Bad { path, message } => {
+                let outcome = Outcome::BadInput(format!("{}: {message}", path.display()));
+                Entry { input: path, state: EntryState::Done(outcome) }
+            }
+            Input::File(path) => {
+                let state = match plan_file(&path, plugin, options, mib) {
+                    Ok(plan) => EntryState::Block { name: plan.name, summary: plan.summary },
+                    Err(outcome) => EntryState::Done(outcome),
+                };
+                Entry { input: path, state }
+            }
+        })
+        .collect())
+}
+
+/// Read (bounded) and plan one block file; the outcome says what is wrong and where.
+fn plan_file(
+    path: &Path,
+    plugin: &dyn ProofSystem,
+    options: &PlanOptions,
+    mib: u64,
+) -> Result<Plan, Outcome> {
+    let bytes =
+        inputs::read_block(path, mib_to_bytes(mib).unwrap_or(u64::MAX), mib).map_err(Outcome::BadInput)?;
+    let plan = crate::prove::plan_input(plugin, &bytes, &format!("in {}", path.display()), options)
+        .map_err(|f| if f.code == 2 { Outcome::BadInput(f.message) } else { Outcome::Failed(f.message) })?;
+    if !Plan::is_valid_name(&plan.name) {
+        return Err(Outcome::Failed(format!(
+            "{}: the plugin named it {:?}, not a file name",
+            path.display(),
+            plan.name
+        )));
+    }
+    Ok(plan)
+}
+
+/// Look at `--out` for this block: its proof, its recorded job.
+fn decide_block(mut work: Work, out: &Path, plugin: &dyn ProofSystem) -> Work {
+    let files = BlockFiles::new(out, &work.name);
+    let existing = check_proof(&files.proof, plugin);
+    let recorded = std::fs::read_to_string(&files.job).ok();
+    if let ExistingProof::Unusable(why) = &existing {
+        tracing::warn!(block = %work.name, "{}: {why}; proving it again", files.proof.display());
+    }
+    work.action = decide::decide(&existing, recorded.as_deref());
+    if work.action == Action::Skip && recorded.is_some() {
+        // The proof is durable; the job's leftover artifacts are for `gc`.
+        tracing::info!(block = %work.name, "proof already there; removing the stale {}", files.job.display());
+        let _ = std::fs::remove_file(&files.job);
+    }
+    work
+}
+
+/// Whether `path` holds a proof by this plugin that verifies.
+fn check_proof(path: &Path, plugin: &dyn ProofSystem) -> ExistingProof {
+    let limit = mib_to_bytes(DEFAULT_MAX_PROOF_MIB).unwrap_or(u64::MAX);
+    let bytes = match std::fs::File::open(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return ExistingProof::Missing,
+        Err(e) => return ExistingProof::Unusable(format!("cannot read it: {e}")),
+        Ok(file) => match crate::verify::read_limited(file, limit) {
+            Ok(crate::verify::Limited::Within(bytes)) => bytes,
+            Ok(crate::verify::Limited::Over) => {
+                return ExistingProof::Unusable("too large for a proof".into());
+            }
+            Err(e) => return ExistingProof::Unusable(format!("cannot read it: {e}")),
+        },
+    };
+    let proof = match ProofFile::decode(&bytes) {
+        Ok(proof) => proof,
+        Err(e) => return ExistingProof::Unusable(e.to_string()),
+    };
+    if proof.plugin != plugin.id().to_string() {
+        return ExistingProof::Unusable(format!(
+            "made by {}, this batch proves with {}",
+            proof.plugin,
+            plugin.id()
+        ));
+    }
+    match plugin.verify(&proof.body) {
+        Ok(Verdict::Valid { .. }) => ExistingProof::Verifies,
+        Ok(Verdict::Invalid { reason }) => ExistingProof::Unusable(format!("does not verify: {reason}")),
+        Err(e) => ExistingProof::Unusable(format!("does not verify: {e}")),
+    }
+}
+
+/// Prove `work` (in chain order) at most `max_jobs` at once; Ctrl-C stops them all.
+async fn prove_all(ctx: Arc<Ctx>, work: Vec<Work>, max_jobs: usize) -> Vec<(usize, Outcome)> {
+    let (stop_tx, stop) = watch::channel(false);
+    let ctrl_c = tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            tracing::warn!("interrupted (Ctrl-C): stopping the running jobs, they stay resumable");
+            let _ = stop_tx.send(true);
+        }
+    });
+    let slots = Arc::new(Semaphore::new(max_jobs));
+    let mut running = tokio::task::JoinSet::new();
+    let mut outcomes = Vec::new();
+    for w in work {
+        let mut stopped = stop.clone();
+        let slot = tokio::select! {
+            slot = slots.clone().acquire_owned() => slot.expect("never closed"),
+            () = interrupted(&mut stopped) => {
+                outcomes.push((w.index, Outcome::Interrupted("not started (Ctrl-C)".into())));
+                continue;
+            }
+        };
+        if *stop.borrow() {
+            outcomes.push((w.index, Outcome::Interrupted("not started (Ctrl-C)".into())));
+            continue;
+        }
+        let ctx = ctx.clone();
+        running.spawn(async move {
+            let index = w.index;
+            let outcome = prove_block(&ctx, w, stopped).await;
+            drop(slot);
+            (index, outcome)
+        });
+    }
+    while let Some(done) = running.join_next().await {
+        match done {
+            Ok(outcome) => outcomes.push(outcome),
+            Err(e) => tracing::error!("a block's task ended abnormally: {e}"),
+        }
+    }
+    ctrl_c.abort();
+    outcomes
+}
+
+/// Returns once Ctrl-C was pressed (never, if the sender is gone without it).
+async fn interrupted(stop: &mut watch::Receiver<bool>) {
+    if stop.wait_for(|s| *s).await.is_err() {
+        std::future::pending::<()>().await;
+    }
+}
+
+/// Start (or resume) one block's job, wait for it and make its proof durable.
+async fn prove_block(ctx: &Ctx, work: Work, mut stop: watch::Receiver<bool>) -> Outcome {
+    let files = BlockFiles::new(&ctx.out, &work.name);
+    let options =
+        JobOptions { order: Some(work.order), timeline: ctx.timeline.is_some(), ..JobOptions::default() };
+    let job = match start_job(ctx, &work, &files, options).await {
+        Ok(job) => job,
+        Err(outcome) => return outcome,
+    };
+    let id = job.job.clone();
+    let canceller = job.canceller();
+    let waiting = job.wait();
+    tokio::pin!(waiting);
+    let output = tokio::select! {
+        out = &mut waiting => out,
+        () = interrupted(&mut stop) => {
+            canceller.cancel("interrupted (Ctrl-C)");
+            let _ = tokio::time::timeout(Duration::from_secs(5), &mut waiting).await;
+            return Outcome::Interrupted(format!("job {id} stopped; re-run to resume it"));
+        }
+    };
+    let output = match output {
+        Ok(output) => output,
+        Err(e) => return Outcome::Failed(format!("job {id} failed: {}; re-run to resume it", chain(&e))),
+    };
+    crate::prove::log_stats(&output);
+    if let Err(message) = finish(ctx, &work, &files, &output).await {
+        return Outcome::Failed(message);
+    }
+    let s = &output.stats;
+    Outcome::Proven { elapsed: s.elapsed, resumed_segments: s.resumed_segments, retries: s.retries }
+}
+
+/// Resume the recorded job, or record a fresh id and start a new job.
+async fn start_job(
+    ctx: &Ctx,
+    work: &Work,
+    files: &BlockFiles,
+    options: JobOptions,
+) -> Result<JobHandle, Outcome> {
+    let leader = ctx.cluster.leader();
+    if let Action::Resume(id) = &work.action {
+        match leader.resume_with(id, &ctx.registry, options.clone()).await {
+            Ok(job) => {
+                tracing::info!(block = %work.name, job = %id, "resuming the job of an earlier run");
+                return Ok(job);
+            }
+            // Gone (never started, or cleaned up), unreadable, or for another plugin
+            // version: this block is proven afresh.
+            Err(e @ (JobError::Resume { .. } | JobError::MissingPlugin { .. })) => {
+                tracing::warn!(block = %work.name, "{}; proving it afresh", chain(&e));
+            }
+            Err(e) => return Err(Outcome::Failed(format!("resuming job {id}: {}", chain(&e)))),
+        }
+    }
+    let (input, plugin, plan_options, mib) =
+        (work.input.clone(), ctx.plugin.clone(), ctx.plan_options.clone(), ctx.max_input_mib);
+    let plan = tokio::task::spawn_blocking(move || plan_file(&input, plugin.as_ref(), &plan_options, mib))
+        .await
+        .map_err(|e| Outcome::Failed(format!("internal: {e}")))??;
+    if plan.name != work.name {
+        return Err(Outcome::Failed(format!(
+            "{} changed while the batch ran (now {})",
+            work.input.display(),
+            plan.name
+        )));
+    }
+    let id = proofline_runtime::task::new_job_id();
+    // Recorded before the job exists: a batch killed from here on resumes it.
+    write_durably(&files.job, format!("{id}\n").as_bytes())
+        .map_err(|e| Outcome::Failed(format!("recording the job id in {}: {e}", files.job.display())))?;
+    let options = JobOptions { id: Some(id.clone()), ..options };
+    let job = leader
+        .submit_with(ctx.plugin.clone(), plan, options)
+        .await
+        .map_err(|e| Outcome::Failed(format!("starting job {id}: {}", chain(&e))))?;
+    tracing::info!(block = %work.name, job = %id, input = %work.input.display(), "{}", work.summary);
+    Ok(job)
+}
+
+/// Summary, picture, then the proof (durable: the block is done), then clean up.
+async fn finish(ctx: &Ctx, work: &Work, files: &BlockFiles, output: &JobOutput) -> Result<(), String> {
+    let proof = crate::prove::proof_file(output);
+    let summary = report::summary_json(&work.input, &work.name, &work.summary, output, proof.len());
+    let summary = serde_json::to_vec_pretty(&summary).expect("JSON values serialize");
+    write_durably(&files.summary, &summary)
+        .map_err(|e| format!("writing {}: {e}; re-run to write it", files.summary.display()))?;
+    if let (Some(dir), Some(timeline)) = (&ctx.timeline, &output.timeline) {
+        let path = decide::timeline_file(dir, &work.name);
+        let title = format!("{} (job {})", work.name, output.job);
+        // A picture that cannot be written is reported; the proof still is.
+        if let Err(e) = crate::timeline::write_svg(timeline, &title, &path) {
+            tracing::warn!(block = %work.name, "timeline not written: {}", e.message);
+        }
+    }
+    write_durably(&files.proof, &proof).map_err(|e| {
+        format!("writing {}: {e}; the job is kept: re-run to write it", files.proof.display())
+    })?;
+    tracing::info!(block = %work.name, path = %files.proof.display(), bytes = proof.len(), "proof written");
+    // The proof is durable: the job's artifacts and its record may go.
+    if let Err(e) = ctx.cluster.leader().discard(&output.job).await {
+        tracing::warn!(job = %output.job, "the job's artifacts were not deleted (gc removes them): {}", chain(&e));
+    }
+    if let Err(e) = std::fs::remove_file(&files.job) {
+        tracing::warn!(path = %files.job.display(), "could not remove the job record: {e}");
+    }
+    Ok(())
+}
