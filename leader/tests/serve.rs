@@ -32,7 +32,10 @@ impl Server {
     /// plugin and 2 lanes unless `global` says otherwise.
     fn start(store: &str, global: &[&str], serve: &[&str], token: Option<&str>) -> Self {
         let mut cmd = Command::new(LEADER);
-        cmd.args(["--plugin", "sim", "--lanes", "2", "--store", store])
+        // sim and 2 lanes by environment, so that `global` may say otherwise.
+        cmd.args(["--store", store])
+            .env("PROOFLINE_PLUGIN", "sim")
+            .env("PROOFLINE_LANES", "2")
             .args(global)
             .args(["serve", "--listen", "127.0.0.1:0"])
             .args(serve)
@@ -545,21 +548,34 @@ fn schemathesis_finds_no_server_error_and_no_response_off_the_schema() {
             ""
         }
     );
-    let server = Server::start("mem:", &[], &[], Some(TOKEN));
-    // Some jobs in every state to look at: proven, cancelled, and failed.
+    let server = Server::start("mem:", &[], &["--max-jobs", "1"], Some(TOKEN));
+    // Jobs in every state for the job operations to find (besides random ids):
+    // proven, failed, cancelled, running and queued.
     let proven = server.submit(&sim(2, 1_000));
     server.wait_proven(&proven, Duration::from_secs(60));
-    let cancelled = server.submit(&sim(30, 200_000));
-    server.call("DELETE", &format!("/v1/jobs/{cancelled}"), &[], b"");
     let failing =
         br#"{"tasks": 2, "cost": {"fixed": {"micros": 1}}, "fail": {"segments": [0], "mode": "permanent"}}"#;
     let failed = server.submit(failing);
     let job = server.wait_for(&failed, Duration::from_secs(60), |j| j["state"] == "failed");
     assert!(!job["error"].as_str().unwrap().is_empty(), "{job:#}");
+    let running = server.submit(&sim(200, 100_000));
+    server.wait_for(&running, Duration::from_secs(30), |j| j["state"] == "running");
+    let cancelled = server.submit(&sim(2, 1_000));
+    assert_eq!(server.call("DELETE", &format!("/v1/jobs/{cancelled}"), &[], b"").status, 200);
+    let queued = server.submit(&sim(2, 1_000));
     let scratch = tempfile::tempdir().unwrap();
+    let ids = [&proven, &failed, &running, &cancelled, &queued].map(|id| format!("{id:?}")).join(", ");
+    std::fs::write(
+        scratch.path().join("schemathesis.toml"),
+        format!(
+            "[dictionaries.jobs]\nvalues = [{ids}]\n\n[parameters]\n\"path.id\" = {{ dictionary = \"jobs\", probability = 0.7 }}\n"
+        ),
+    )
+    .unwrap();
     let out = Command::new(&st)
         .current_dir(scratch.path())
-        .args(["--no-color", "run", &format!("http://{}/openapi.json", server.addr)])
+        .args(["--no-color", "--config-file", "schemathesis.toml"])
+        .args(["run", &format!("http://{}/openapi.json", server.addr)])
         .args(["--checks", "not_a_server_error,response_schema_conformance,status_code_conformance,content_type_conformance,response_headers_conformance"])
         .args(["-H", &format!("Authorization: Bearer {TOKEN}")])
         .args(["--max-examples", "40"])
@@ -568,5 +584,11 @@ fn schemathesis_finds_no_server_error_and_no_response_off_the_schema() {
         .unwrap();
     let report = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert_eq!(out.status.code(), Some(0), "schemathesis failed:\n{report}\nservice log:\n{}", server.log());
+    // It reached the jobs (not only 404s for random ids), and tested every operation.
+    assert!(!report.contains("Missing test data"), "{report}");
+    let field =
+        |name: &str| report.split(name).nth(1).and_then(|r| r.split_whitespace().next()).unwrap_or("");
+    let selected = field("Selected:").split('/').nth(1).unwrap_or("?");
+    assert_eq!(field("Tested:"), selected, "{report}");
     assert!(server.log().lines().all(|l| !l.contains("internal error")), "{}", server.log());
 }

@@ -95,18 +95,23 @@ async fn start(svc: &Service, id: &str) -> Result<JobHandle, String> {
             Err(e) => return Err(chain(&e)),
         }
     }
+    // The plugin that accepted the job (the service may have restarted with another).
+    let plugin =
+        svc.plugins.get_exact(&record.plugin).cloned().ok_or_else(|| {
+            format!("the job needs plugin {}, which this build does not have", record.plugin)
+        })?;
     let input_ref = record.input.clone();
     let input = registry::blocking(&svc.store, move |s| s.get(&input_ref)).await;
     let input = input.map_err(|e| format!("reading the job's input: {e}"))?;
-    let (plugin, opts) = (svc.plugin.clone(), svc.plan_options.clone());
+    let (planner, opts) = (plugin.clone(), svc.plan_options.clone());
     let source = format!("in the stored input of job {id}");
     let plan = tokio::task::spawn_blocking(move || {
-        crate::prove::plan_input(plugin.as_ref(), &input, &source, &opts)
+        crate::prove::plan_input(planner.as_ref(), &input, &source, &opts)
     })
     .await
     .map_err(|e| format!("planning panicked: {e}"))?
     .map_err(|f| f.message)?;
-    leader.submit_with(svc.plugin.clone(), plan, options).await.map_err(|e| chain(&e))
+    leader.submit_with(plugin, plan, options).await.map_err(|e| chain(&e))
 }
 
 /// Step 4 (and 5).

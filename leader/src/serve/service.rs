@@ -29,6 +29,8 @@ use super::registry::{self, JobRecord};
 use super::state::{Event, JobState};
 use crate::prove::Cluster;
 
+const STOPPING: &str = "the service is stopping (the job resumes when it starts again)";
+
 /// Bounds of the service.
 #[derive(Clone, Debug)]
 pub struct Limits {
@@ -143,17 +145,23 @@ impl Service {
         self.stopping.load(Ordering::SeqCst)
     }
 
-    /// Steps 1-4 of the module doc; returns the queued record.
-    pub async fn submit(&self, input: Vec<u8>, client: String) -> Result<JobRecord, ServiceError> {
-        if self.is_stopping() {
-            return Err(ServiceError::ShuttingDown);
-        }
-        self.reserve()?;
-        let outcome = self.submit_reserved(input, client).await;
-        self.table().reserved -= 1;
-        let record = outcome?;
-        self.wake.notify_one();
-        Ok(record)
+    /// Steps 1-4 of the module doc; returns the queued record. Runs as a task of its
+    /// own: a client that hangs up mid-way cannot leave a job recorded but not queued.
+    pub async fn submit(self: &Arc<Self>, input: Vec<u8>, client: String) -> Result<JobRecord, ServiceError> {
+        let svc = self.clone();
+        tokio::spawn(async move {
+            if svc.is_stopping() {
+                return Err(ServiceError::ShuttingDown);
+            }
+            svc.reserve()?;
+            let outcome = svc.submit_reserved(input, client).await;
+            svc.table().reserved -= 1;
+            let record = outcome?;
+            svc.wake.notify_one();
+            Ok(record)
+        })
+        .await
+        .map_err(|e| ServiceError::Internal(format!("submission task: {e}")))?
     }
 
     fn reserve(&self) -> Result<(), ServiceError> {
@@ -305,6 +313,8 @@ impl Service {
         let Some(entry) = table.jobs.get_mut(id) else { return };
         if entry.record.state == JobState::Cancelled {
             live.canceller.cancel("cancelled by DELETE");
+        } else if self.is_stopping() {
+            live.canceller.cancel(STOPPING);
         }
         entry.live = Some(live);
     }
@@ -325,8 +335,16 @@ impl Service {
     }
 
     /// `DELETE`: cancel a queued or running job (its record says `cancelled` durably
-    /// before this returns), or delete a finished one and its proof (`None`).
-    pub async fn cancel_or_delete(&self, id: &str) -> Result<Option<JobRecord>, ServiceError> {
+    /// before this returns), or delete a finished one and its proof (`None`). Runs as
+    /// a task of its own, so a client that hangs up cannot cut it short.
+    pub async fn cancel_or_delete(self: &Arc<Self>, id: &str) -> Result<Option<JobRecord>, ServiceError> {
+        let (svc, id) = (self.clone(), id.to_owned());
+        tokio::spawn(async move { svc.cancel_or_delete_now(&id).await })
+            .await
+            .map_err(|e| ServiceError::Internal(format!("cancel task: {e}")))?
+    }
+
+    async fn cancel_or_delete_now(&self, id: &str) -> Result<Option<JobRecord>, ServiceError> {
         let state = self.state(id).ok_or_else(|| ServiceError::NotFound(id.to_owned()))?;
         if state.is_final() {
             self.delete(id).await?;
@@ -373,7 +391,7 @@ impl Service {
         let table = self.table();
         let live: Vec<&Live> = table.jobs.values().filter_map(|e| e.live.as_ref()).collect();
         for l in &live {
-            l.canceller.cancel("the service is stopping (the job resumes when it starts again)");
+            l.canceller.cancel(STOPPING);
         }
         live.len()
     }
