@@ -1,4 +1,5 @@
 //! e2e helpers
+pub mod dashboard;
 pub mod prometheus;
 pub mod rabbit;
 pub mod s3;

@@ -230,6 +230,20 @@ fn prometheus_scrapes_a_leader_and_two_workers_during_a_job() {
     );
     let run_p50 = run_p50.first().map_or(f64::NAN, |(_, v)| *v);
     assert!((0.5..=2.5).contains(&run_p50), "median segment run time {run_p50} s (tasks sleep 1 s)");
+    // Every query of the Grafana dashboard is valid PromQL for this server, and the
+    // worker, store and outstanding-work panels have data.
+    let mut with_data = BTreeSet::new();
+    for (title, expr) in proofline_tests::dashboard::exprs(&proofline_tests::dashboard::load()) {
+        let expr = proofline_tests::dashboard::for_prometheus(&expr, "1m");
+        if !prometheus.query(&expr).is_empty() {
+            with_data.insert(title);
+        }
+    }
+    for title in
+        ["Task throughput by kind and outcome (workers)", "Lane utilisation: CPU vs GPU", "Store throughput"]
+    {
+        assert!(with_data.contains(title), "panel {title:?} has no data; panels with data: {with_data:?}");
+    }
     eprintln!(
         "scraped mid-job: {mid_job}; peak outstanding tasks {seen_outstanding}; peak CPU lane utilisation \
          {utilisation:.2}; segment run p50 {run_p50:.2} s; queue wait p90 {:?}; tasks done {done}",
