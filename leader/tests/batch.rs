@@ -355,3 +355,56 @@ fn over_amqp_with_a_real_worker_process() {
     }
     drop(broker);
 }
+
+#[test]
+fn ctrl_c_stops_the_running_jobs_and_a_rerun_resumes_them() {
+    let dir = Dir::new();
+    let inputs: Vec<String> = (0..2).map(|i| sim_block(&dir, &format!("b{i}.json"), 24, 300, i)).collect();
+    let global = ["--plugin", "sim", "--lanes", "2"];
+    let mut args: Vec<&str> = inputs.iter().map(String::as_str).collect();
+    args.extend(["--max-jobs", "2", "--lease-secs", "3"]);
+    let child = dir.command(&global, &args, &[]).stdin(Stdio::null()).spawn().unwrap();
+    let until = Instant::now() + Duration::from_secs(60);
+    loop {
+        assert!(Instant::now() < until, "no progress");
+        let jobs: Vec<String> =
+            files_in(&dir.path("proofs")).into_iter().filter(|f| f.ends_with(".job")).collect();
+        let progressed = jobs.len() == 2
+            && jobs.iter().all(|j| {
+                let id = std::fs::read_to_string(dir.path(&format!("proofs/{j}"))).unwrap();
+                journaled(&dir.path("store"), id.trim()) >= 2
+            });
+        if progressed {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let interrupted_at = Instant::now();
+    let sent = Command::new("kill").args(["-INT", &child.id().to_string()]).status().unwrap();
+    assert!(sent.success());
+    let out = child.wait_with_output().unwrap();
+    let log = stderr(&out);
+    assert!(interrupted_at.elapsed() < Duration::from_secs(15), "stopped promptly");
+    assert_eq!(out.status.code(), Some(1), "{log}");
+    let rows = table(&log);
+    assert_eq!(
+        rows.values().filter(|r| r.starts_with("interrupted") && r.contains("re-run to resume")).count(),
+        2
+    );
+    let files = files_in(&dir.path("proofs"));
+    assert_eq!(files.iter().filter(|f| f.ends_with(".job")).count(), 2, "job records kept: {files:?}");
+    assert!(!files.iter().any(|f| f.ends_with(".proof")), "{files:?}");
+
+    let out = dir.command(&global, &args, &[]).stdin(Stdio::null()).output().unwrap();
+    let log = stderr(&out);
+    assert_eq!(out.status.code(), Some(0), "{log}");
+    let rows = table(&log);
+    assert_eq!(
+        rows.values().filter(|r| r.starts_with("proven") && r.contains("resumed")).count(),
+        2,
+        "{rows:?}"
+    );
+    for f in files_in(&dir.path("proofs")).iter().filter(|f| f.ends_with(".proof")) {
+        verify(&dir.path(&format!("proofs/{f}")));
+    }
+}
