@@ -13,6 +13,7 @@ fi
 bash scripts/services/rabbitmq.sh
 bash scripts/services/s3.sh
 bash scripts/services/prometheus.sh
+bash scripts/services/schemathesis.sh
 bash scripts/services/vulkan.sh
 
 # GPU kernel tests run on the first Vulkan adapter: lavapipe where there is no GPU.

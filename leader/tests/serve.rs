@@ -379,6 +379,7 @@ fn auth_size_limit_and_no_open_api_beyond_loopback() {
         assert_eq!((r.status, r.error_code().as_str()), (401, "unauthorized"), "{}", r.text());
         assert_eq!(r.header("www-authenticate").as_deref(), Some("Bearer"));
         assert_eq!(request(server.addr, "GET", "/v1/jobs", &headers, b"").status, 401);
+        assert_eq!(request(server.addr, "GET", "/metrics", &headers, b"").status, 401);
     }
     // Probes and the document stay open.
     assert_eq!(request(server.addr, "GET", "/livez", &[], b"").status, 200);
@@ -436,6 +437,13 @@ fn a_full_queue_answers_429_and_cancel_stops_queued_and_running_jobs() {
     assert_eq!((full.status, full.error_code().as_str()), (429, "queue_full"), "{}", full.text());
     let retry: u64 = full.header("retry-after").expect("Retry-After").parse().unwrap();
     assert!((1..=600).contains(&retry));
+    // Prometheus sees the same: one job running, one queued.
+    let metrics = server.get("/metrics");
+    assert_eq!(metrics.status, 200, "{}", metrics.text());
+    assert!(metrics.header("content-type").unwrap().starts_with("text/plain"));
+    for line in [r#"proofline_jobs{state="running"} 1"#, r#"proofline_jobs{state="queued"} 1"#] {
+        assert!(metrics.text().lines().any(|l| l == line), "{line} missing:\n{}", metrics.text());
+    }
     // Cancel the queued one: the queue has room again.
     let r = server.call("DELETE", &format!("/v1/jobs/{queued}"), &[], b"");
     assert_eq!((r.status, r.json()["state"].as_str()), (200, Some("cancelled")), "{}", r.text());

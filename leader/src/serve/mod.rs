@@ -101,6 +101,8 @@ pub async fn run(common: &Common, args: &ServeArgs) -> Result<(), Failure> {
         common.scheduling.share_policy == SharePolicyArg::Fair,
         common.scheduling.client_weights.iter().cloned().collect(),
     ));
+    // Every leader series from the start (zero until jobs move them), on /metrics.
+    proofline_runtime::metrics::leader::register();
     runner::restore(&svc)
         .await
         .map_err(|e| Failure::other(format!("restoring the jobs in the store: {e}")))?;

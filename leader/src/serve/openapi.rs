@@ -234,6 +234,17 @@ pub fn document() -> Value {
                     }
                 }
             },
+            "/metrics": {
+                "get": {
+                    "operationId": "metrics",
+                    "summary": "Prometheus text exposition (jobs by state, tasks, outstanding work, store, ...)",
+                    "security": auth,
+                    "responses": {
+                        "200": {"description": "Metrics.", "content": {"text/plain": {"schema": {"type": "string"}}}},
+                        "401": unauthorized
+                    }
+                }
+            },
             "/openapi.json": {
                 "get": {
                     "operationId": "openapi",
@@ -283,6 +294,7 @@ mod tests {
             "/v1/jobs/{id}",
             "/v1/jobs/{id}/proof",
             "/v1/jobs/{id}/timeline.svg",
+            "/metrics",
             "/openapi.json",
             "/livez",
             "/readyz",

@@ -141,6 +141,13 @@ impl Service {
         self.table.lock().expect("service table lock")
     }
 
+    /// Export the number of queued and running jobs (`proofline_jobs{state}`); called
+    /// after every change of the table.
+    fn publish(table: &Table) {
+        let count = |state| table.jobs.values().filter(|e| e.record.state == state).count();
+        proofline_runtime::metrics::leader::set_jobs(count(JobState::Queued), count(JobState::Running));
+    }
+
     pub fn is_stopping(&self) -> bool {
         self.stopping.load(Ordering::SeqCst)
     }
@@ -227,6 +234,7 @@ impl Service {
         table.last_order = table.last_order.max(record.order);
         let entry = Entry { record, live: None, write: Arc::default() };
         table.jobs.insert(entry.record.id.clone(), entry);
+        Self::publish(&table);
     }
 
     pub fn get(&self, id: &str) -> Option<Snapshot> {
@@ -260,7 +268,9 @@ impl Service {
         let next = super::state::next(entry.record.state, event)?;
         entry.record.state = next;
         update(&mut entry.record);
-        Some(entry.record.clone())
+        let record = entry.record.clone();
+        Self::publish(&table);
+        Some(record)
     }
 
     pub fn state(&self, id: &str) -> Option<JobState> {
@@ -303,7 +313,9 @@ impl Service {
         entry.record.state = super::state::next(entry.record.state, Event::Start)?;
         entry.record.started_ms = Some(now_ms());
         entry.record.finished_ms = None;
-        Some(entry.record.clone())
+        let record = entry.record.clone();
+        Self::publish(&table);
+        Some(record)
     }
 
     /// The job started on the leader: show its progress, and cancel it at once if a
@@ -370,7 +382,9 @@ impl Service {
         registry::blocking(&self.store, move |s| registry::delete(s, &job))
             .await
             .map_err(|e| ServiceError::Internal(format!("deleting job {id}: {e}")))?;
-        self.table().jobs.remove(id);
+        let mut table = self.table();
+        table.jobs.remove(id);
+        Self::publish(&table);
         Ok(())
     }
 
