@@ -600,3 +600,29 @@ fn schemathesis_finds_no_server_error_and_no_response_off_the_schema() {
     assert_eq!(field("Tested:"), selected, "{report}");
     assert!(server.log().lines().all(|l| !l.contains("internal error")), "{}", server.log());
 }
+
+#[test]
+fn sigterm_stops_the_service_and_its_running_job_resumes_on_the_next_start() {
+    let (_dir, store) = fs_store();
+    let serve = ["--lease-secs", "3"];
+    let mut server = Server::start(&store, &[], &serve, None);
+    let id = server.submit(&sim(40, 150_000));
+    server.wait_for(&id, Duration::from_secs(60), |j| j["progress"]["segments_done"].as_u64() >= Some(6));
+    let status = Command::new("kill").args(["-TERM", &server.child.id().to_string()]).status().unwrap();
+    assert!(status.success());
+    let until = Instant::now() + Duration::from_secs(30);
+    let code = loop {
+        if let Some(status) = server.child.try_wait().unwrap() {
+            break status.code();
+        }
+        assert!(Instant::now() < until, "still running 30 s after SIGTERM:\n{}", server.log());
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(code, Some(0), "{}", server.log());
+    assert!(server.log().contains("stopping: running jobs resume on the next start"), "{}", server.log());
+    // Stopped, not failed nor cancelled: the next start finishes it from its journal.
+    let server = Server::start(&store, &[], &serve, None);
+    let job = server.wait_proven(&id, Duration::from_secs(120));
+    assert!(job["stats"]["resumed_segments"].as_u64().unwrap() > 0, "{job:#}");
+    download_and_verify(&server, &id);
+}

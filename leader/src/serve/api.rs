@@ -258,6 +258,7 @@ async fn submit(State(api): State<Shared>, request: Request) -> Result<Response,
     let client = client_of(header, parts.uri.query()).map_err(|m| ApiError::new(ErrorCode::BadInput, m))?;
     let mib = api.max_input_bytes >> 20;
     check_declared_length(&parts.headers, api.max_input_bytes, mib)?;
+    api.service.check_room()?;
     let input = read_limited(body, api.max_input_bytes).await.map_err(|e| match e {
         BodyError::TooLarge => too_large(mib),
         BodyError::Read(m) => ApiError::new(ErrorCode::BadInput, format!("reading the request body: {m}")),

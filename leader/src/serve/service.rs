@@ -171,6 +171,16 @@ impl Service {
         .map_err(|e| ServiceError::Internal(format!("submission task: {e}")))?
     }
 
+    /// 429 before a body is read: whether the queue has room now (submit checks again).
+    pub fn check_room(&self) -> Result<(), ServiceError> {
+        if self.is_stopping() {
+            return Err(ServiceError::ShuttingDown);
+        }
+        self.reserve()?;
+        self.table().reserved -= 1;
+        Ok(())
+    }
+
     fn reserve(&self) -> Result<(), ServiceError> {
         let mut table = self.table();
         let queued = table.jobs.values().filter(|e| e.record.state == JobState::Queued).count();
