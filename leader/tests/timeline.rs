@@ -2,7 +2,7 @@
 //! PNG), has exactly one bar per task attempt the job reported in its stats, and marks
 //! a failed attempt.
 //!
-//! The PNG of the example block's timeline in `docs/timeline.png` comes from this test:
+//! `docs/timeline.png` (mainnet block 22615247's timeline) comes from this test:
 //! `PROOFLINE_TIMELINE_PNG=$PWD/docs/timeline.png cargo test -p proofline-leader --test timeline`.
 
 mod common;
@@ -74,17 +74,20 @@ fn has_pixel_of(pixmap: &resvg::tiny_skia::Pixmap, hex: &str) -> bool {
 fn a_real_block_draws_one_bar_per_attempt_and_renders_to_png() {
     let dir = tempfile::tempdir().unwrap();
     let svg_path = dir.path().join("job.svg");
-    // 1996 permutations in segments of 256: 8 segments, 7 aggregations, one wrap.
+    // A real mainnet block: 4110 permutations in segments of 600, so 7 segments,
+    // 6 aggregations and one wrap.
+    let block =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/mainnet-22615247.canonical.json");
     let out = common::leader_with(
-        &["stdio", "--segment-size", "256", "--timeline", svg_path.to_str().unwrap()],
-        &common::example(),
+        &["stdio", "--segment-size", "600", "--timeline", svg_path.to_str().unwrap()],
+        &std::fs::read(block).unwrap(),
         &[("RUST_LOG", "info")],
     );
     let log = stderr(&out);
     assert_eq!(out.status.code(), Some(0), "{log}");
     assert!(!out.stdout.is_empty(), "the proof still reaches stdout");
     let s = stats(&log);
-    assert_eq!(s["segments"], 8, "{log}");
+    assert_eq!(s["segments"], 7, "{log}");
     let wasted_expected = s["retries"] + s["redispatches"] + s["timeouts"] + s["duplicates"];
     let attempts = s["segments"] + s["aggregations"] + 1 + wasted_expected;
 
