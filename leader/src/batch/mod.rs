@@ -323,12 +323,12 @@ async fn prove_all(ctx: Arc<Ctx>, work: Vec<Work>, max_jobs: usize) -> Vec<(usiz
         let slot = tokio::select! {
             slot = slots.clone().acquire_owned() => slot.expect("never closed"),
             () = interrupted(&mut stopped) => {
-                outcomes.push((w.index, Outcome::Interrupted("not started (Ctrl-C)".into())));
+                outcomes.push((w.index, Outcome::Interrupted("not started (Ctrl-C); re-run to prove it".into())));
                 continue;
             }
         };
         if *stop.borrow() {
-            outcomes.push((w.index, Outcome::Interrupted("not started (Ctrl-C)".into())));
+            outcomes.push((w.index, Outcome::Interrupted("not started (Ctrl-C); re-run to prove it".into())));
             continue;
         }
         let ctx = ctx.clone();
