@@ -31,6 +31,17 @@ impl Server {
     /// `proofline-leader GLOBAL serve --listen 127.0.0.1:0 SERVE` on `store`, sim
     /// plugin and 2 lanes unless `global` says otherwise.
     fn start(store: &str, global: &[&str], serve: &[&str], token: Option<&str>) -> Self {
+        Self::start_with(store, global, serve, token, &[])
+    }
+
+    /// [`Server::start`] with extra environment variables.
+    fn start_with(
+        store: &str,
+        global: &[&str],
+        serve: &[&str],
+        token: Option<&str>,
+        envs: &[(&str, &str)],
+    ) -> Self {
         let mut cmd = Command::new(LEADER);
         // sim and 2 lanes by environment, so that `global` may say otherwise.
         cmd.args(["--store", store])
@@ -41,6 +52,7 @@ impl Server {
             .args(serve)
             .env("RUST_LOG", "info")
             .env_remove("PROOFLINE_API_TOKEN")
+            .envs(envs.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
@@ -632,4 +644,35 @@ fn sigterm_stops_the_service_and_its_running_job_resumes_on_the_next_start() {
     let job = server.wait_proven(&id, Duration::from_secs(120));
     assert!(job["stats"]["resumed_segments"].as_u64().unwrap() > 0, "{job:#}");
     download_and_verify(&server, &id);
+}
+
+#[test]
+fn on_an_s3_store_a_killed_service_resumes_its_job_and_serves_its_proofs() {
+    use proofline_tests::s3::{ACCESS_KEY, S3Server, SECRET_KEY};
+    let s3 = S3Server::s3s_fs();
+    s3.create_bucket("proofs");
+    let endpoint = s3.endpoint();
+    let global = ["--s3-endpoint", endpoint.as_str(), "--s3-path-style"];
+    let serve = ["--max-jobs", "1", "--lease-secs", "3"];
+    let envs = [
+        ("AWS_ACCESS_KEY_ID", ACCESS_KEY),
+        ("AWS_SECRET_ACCESS_KEY", SECRET_KEY),
+        ("AWS_REGION", "us-east-1"),
+    ];
+    let store = "s3://proofs/service";
+    let mut server = Server::start_with(store, &global, &serve, Some(TOKEN), &envs);
+    let done = server.submit(&sim(3, 10_000));
+    server.wait_proven(&done, Duration::from_secs(60));
+    let proof = download_and_verify(&server, &done);
+    let long = server.submit(&sim(30, 150_000));
+    server.wait_for(&long, Duration::from_secs(60), |j| j["progress"]["segments_done"].as_u64() >= Some(6));
+    server.kill();
+    assert!(!server.log().contains(SECRET_KEY));
+
+    let server = Server::start_with(store, &global, &serve, Some(TOKEN), &envs);
+    assert_eq!(download_and_verify(&server, &done), proof);
+    let job = server.wait_proven(&long, Duration::from_secs(120));
+    assert!(job["stats"]["resumed_segments"].as_u64().unwrap() > 0, "{job:#}");
+    download_and_verify(&server, &long);
+    assert!(!server.log().contains(SECRET_KEY));
 }
