@@ -213,9 +213,9 @@ fn prometheus_scrapes_a_leader_and_two_workers_during_a_job() {
         std::thread::sleep(Duration::from_millis(500));
     };
     assert!(done >= expected_done, "{done} tasks done, expected {expected_done}");
-    let puts = prometheus.samples(&format!(
-        "sum by (job) (max_over_time(proofline_store_operation_seconds_count{{op=\"put\",store=\"fs\"}}[5m]))"
-    ));
+    let puts = prometheus.samples(
+        "sum by (job) (max_over_time(proofline_store_operation_seconds_count{op=\"put\",store=\"fs\"}[5m]))",
+    );
     let put_jobs: BTreeSet<String> = puts
         .iter()
         .filter(|(_, v)| *v > 0.0)
