@@ -32,11 +32,17 @@ use super::service::{Service, ServiceError, now_ms};
 use super::state::JobState;
 use super::views;
 
+/// Request bodies read and planned at once: memory stays under this many times
+/// `--max-input-mib` however many clients upload (the others wait their turn).
+pub const CONCURRENT_UPLOADS: usize = 4;
+
 /// The service and the API's settings, shared by the handlers.
 pub struct Api {
     pub service: Arc<Service>,
     pub token: Option<Token>,
     pub max_input_bytes: u64,
+    /// [`CONCURRENT_UPLOADS`] permits.
+    pub uploads: tokio::sync::Semaphore,
 }
 
 /// The stable error codes.
@@ -259,6 +265,8 @@ async fn submit(State(api): State<Shared>, request: Request) -> Result<Response,
     let mib = api.max_input_bytes >> 20;
     check_declared_length(&parts.headers, api.max_input_bytes, mib)?;
     api.service.check_room()?;
+    let _upload =
+        api.uploads.acquire().await.map_err(|e| ApiError::new(ErrorCode::Internal, e.to_string()))?;
     let input = read_limited(body, api.max_input_bytes).await.map_err(|e| match e {
         BodyError::TooLarge => too_large(mib),
         BodyError::Read(m) => ApiError::new(ErrorCode::BadInput, format!("reading the request body: {m}")),

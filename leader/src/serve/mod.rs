@@ -113,6 +113,7 @@ pub async fn run(common: &Common, args: &ServeArgs) -> Result<(), Failure> {
         service: svc.clone(),
         token: args.api_token.clone(),
         max_input_bytes: crate::cli::mib_to_bytes(args.max_input_mib).unwrap_or(u64::MAX),
+        uploads: tokio::sync::Semaphore::new(api::CONCURRENT_UPLOADS),
     });
     tracing::info!(
         auth = if args.api_token.is_some() { "bearer token" } else { "none (loopback only)" },
