@@ -46,10 +46,11 @@ use crate::task::{Outcome, TaskKind};
 /// `Content-Type` of [`render`]'s text (the Prometheus text format 0.0.4).
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
-/// Default buckets of `_seconds` histograms: 0.5 ms to 1 h.
+/// Default buckets of `_seconds` histograms (task run times): 0.5 ms to 1 h, denser
+/// from 0.5 s to 3 min where proving tasks take their time.
 pub const SECONDS_BUCKETS: &[f64] = &[
-    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0,
-    300.0, 600.0, 1800.0, 3600.0,
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 5.0, 7.5,
+    10.0, 15.0, 20.0, 30.0, 45.0, 60.0, 90.0, 120.0, 180.0, 300.0, 600.0, 1800.0, 3600.0,
 ];
 /// Buckets of queue waits: 0.1 ms (a lane was idle) to 30 min (a deep backlog).
 pub const QUEUE_WAIT_BUCKETS: &[f64] = &[
@@ -141,6 +142,12 @@ pub fn is_installed() -> bool {
 
 /// The Prometheus text exposition of every series recorded so far; empty (a valid,
 /// empty exposition) before [`install`].
+///
+/// ```
+/// // Nothing is installed in this process: nothing is recorded, nothing rendered.
+/// proofline_runtime::metrics::worker::set_tasks_held(3);
+/// assert_eq!(proofline_runtime::metrics::render(), "");
+/// ```
 pub fn render() -> String {
     let Some(handle) = HANDLE.get() else {
         return String::new();
