@@ -137,10 +137,7 @@ pub async fn run(common: &Common, args: &BatchArgs) -> Result<(), Failure> {
 
     // Decide each block: its proof may be there already, or its job half done.
     let (out, plugin2) = (args.out.clone(), plugin.clone());
-    let todo = blocking(move || {
-        Ok(todo.into_iter().map(|w| decide_block(w, &out, plugin2.as_ref())).collect::<Vec<_>>())
-    })
-    .await?;
+    let todo = blocking(move || Ok(decide_all(todo, &out, plugin2.as_ref()))).await?;
     let mut outcomes: Vec<Option<Outcome>> = entries
         .iter_mut()
         .map(|e| match &e.state {
@@ -255,6 +252,29 @@ fn plan_file(
         )));
     }
     Ok(plan)
+}
+
+/// [`decide_block`] for every block, verifying existing proofs on all CPUs (a re-run
+/// of a large batch verifies every proof it skips). Keeps the order of `todo`.
+fn decide_all(todo: Vec<Work>, out: &Path, plugin: &dyn ProofSystem) -> Vec<Work> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let per_thread = todo.len().div_ceil(threads).max(1);
+    let mut chunks: Vec<Vec<Work>> = Vec::new();
+    let mut rest = todo.into_iter().peekable();
+    while rest.peek().is_some() {
+        chunks.push(rest.by_ref().take(per_thread).collect());
+    }
+    std::thread::scope(|scope| {
+        let running: Vec<_> = chunks
+            .into_iter()
+            .map(|chunk| {
+                scope.spawn(move || {
+                    chunk.into_iter().map(|w| decide_block(w, out, plugin)).collect::<Vec<_>>()
+                })
+            })
+            .collect();
+        running.into_iter().flat_map(|t| t.join().expect("deciding a block panicked")).collect()
+    })
 }
 
 /// Look at `--out` for this block: its proof, its recorded job.
