@@ -58,7 +58,7 @@ fn every_listed_metric_is_rendered_with_help_and_type_and_nothing_else() {
     assert!(text.contains("proofline_worker_lane_busy_seconds_total{device=\"cpu\"} "), "{text}");
     assert!(text.contains("proofline_worker_lanes{device=\"gpu\"} 1\n"), "{text}");
     assert!(text.contains("proofline_store_bytes_total{op=\"put\",store=\"fs\"} "), "{text}");
-    assert!(text.contains("proofline_task_run_seconds_bucket{kind=\"wrap\",le=\"2.5\"} "), "{text}");
+    assert!(text.contains("proofline_task_run_seconds_bucket{kind=\"wrap\",le=\"3\"} "), "{text}");
     assert!(text.contains("proofline_job_duration_seconds_bucket{le=\"60\"} "), "{text}");
     // Registered label sets are exported at zero before anything happens to them.
     assert!(text.contains("proofline_worker_tasks_total{kind=\"aggregate\",outcome=\"corrupt_input\"} 0\n"));
