@@ -285,13 +285,33 @@ enum BodyError {
     Read(String),
 }
 
+/// A request body that sends nothing for this long is refused (400), so that a stalled
+/// upload cannot hold one of the [`CONCURRENT_UPLOADS`] slots for ever.
+pub const BODY_IDLE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// The whole body, reading at most `limit` bytes.
 async fn read_limited(body: Body, limit: u64) -> Result<Vec<u8>, BodyError> {
     let limit = usize::try_from(limit).unwrap_or(usize::MAX);
-    match http_body_util::Limited::new(body, limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes().to_vec()),
-        Err(e) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => Err(BodyError::TooLarge),
-        Err(e) => Err(BodyError::Read(e.to_string())),
+    let mut body = http_body_util::Limited::new(body, limit);
+    let mut data = Vec::new();
+    loop {
+        let frame = match tokio::time::timeout(BODY_IDLE_TIMEOUT, body.frame()).await {
+            Err(_) => {
+                let idle = BODY_IDLE_TIMEOUT.as_secs();
+                return Err(BodyError::Read(format!(
+                    "nothing arrived for {idle} s; send the body without pauses"
+                )));
+            }
+            Ok(None) => return Ok(data),
+            Ok(Some(Err(e))) if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() => {
+                return Err(BodyError::TooLarge);
+            }
+            Ok(Some(Err(e))) => return Err(BodyError::Read(e.to_string())),
+            Ok(Some(Ok(frame))) => frame,
+        };
+        if let Ok(chunk) = frame.into_data() {
+            data.extend_from_slice(&chunk);
+        }
     }
 }
 
