@@ -676,3 +676,19 @@ fn on_an_s3_store_a_killed_service_resumes_its_job_and_serves_its_proofs() {
     download_and_verify(&server, &long);
     assert!(!server.log().contains(SECRET_KEY));
 }
+
+#[test]
+fn a_second_service_on_the_same_store_is_refused() {
+    let (_dir, store) = fs_store();
+    let first = Server::start(&store, &[], &["--lease-secs", "3"], None);
+    let second = Command::new(LEADER)
+        .args(["--plugin", "sim", "--store", &store, "serve", "--listen", "127.0.0.1:0", "--lease-secs", "3"])
+        .env_remove("PROOFLINE_API_TOKEN")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&second.stderr);
+    assert_eq!(second.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("run one service per store"), "{stderr}");
+    // The first one is unharmed.
+    assert_eq!(first.get("/readyz").status, 200);
+}

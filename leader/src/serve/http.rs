@@ -21,15 +21,15 @@ fn accept_backoff(failures: u32) -> Duration {
     Duration::from_millis(ms.min(1000))
 }
 
-/// Serve `app` on `listener` until `shutdown` completes.
-pub async fn serve(listener: TcpListener, app: Router, shutdown: impl Future<Output = ()>) {
+/// Serve `app` on `listener` until `shutdown` completes; returns its output.
+pub async fn serve<T>(listener: TcpListener, app: Router, shutdown: impl Future<Output = T>) -> T {
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let mut failures = 0u32;
     tokio::pin!(shutdown);
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
-            () = &mut shutdown => return,
+            out = &mut shutdown => return out,
         };
         let stream = match accepted {
             Ok((stream, _)) => {

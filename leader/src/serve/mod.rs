@@ -4,8 +4,9 @@
 //!
 //! 1. refuse an open API beyond loopback ([`auth::check_exposure`], exit 2) and an
 //!    unknown plugin (exit 2);
-//! 2. bind `--listen` (exit 1 if taken), open the store and start the cluster (an
-//!    embedded worker, or the broker with `--runtime amqp`);
+//! 2. bind `--listen` (exit 1 if taken), open the store, take the store's service
+//!    lease ([`exclusive`]: one service per store, exit 1 if another one runs) and
+//!    start the cluster (an embedded worker, or the broker with `--runtime amqp`);
 //! 3. restore the jobs recorded in the store ([`runner::restore`]): unfinished ones
 //!    are queued again (a job that was running resumes from its journal), finished
 //!    ones are served as they are;
@@ -20,6 +21,7 @@
 
 mod api;
 mod auth;
+mod exclusive;
 mod http;
 mod openapi;
 mod queue;
@@ -83,6 +85,9 @@ pub async fn run(common: &Common, args: &ServeArgs) -> Result<(), Failure> {
         .map_err(|e| Failure::other(format!("cannot listen on {}: {e}", args.listen)))?;
     let bound = listener.local_addr().map_err(|e| Failure::other(format!("listening: {e}")))?;
     let store = crate::prove::open(common)?;
+    let lease = exclusive::acquire(store.clone(), Duration::from_secs(args.job.lease_secs))
+        .await
+        .map_err(Failure::other)?;
     let cluster =
         crate::prove::start_cluster(common, store.clone(), args.job.leader_config(&common.scheduling))
             .await?;
@@ -122,10 +127,27 @@ pub async fn run(common: &Common, args: &ServeArgs) -> Result<(), Failure> {
         retention_s = args.retention.as_secs(),
         "listening on http://{bound}"
     );
-    http::serve(listener, api::router(api), stop_signal()).await;
+    let mut keeper = tokio::spawn(exclusive::keep(lease.clone()));
+    let lost = http::serve(listener, api::router(api), async {
+        tokio::select! {
+            () = stop_signal() => None,
+            why = &mut keeper => Some(why.unwrap_or_else(|e| format!("the service lease refresher: {e}"))),
+        }
+    })
+    .await;
+    if let Some(why) = &lost {
+        tracing::error!("stopping: {why}");
+    }
     runner::stop(&svc, STOP_GRACE).await;
-    tracing::info!("stopped");
-    Ok(())
+    keeper.abort();
+    match lost {
+        Some(why) => Err(Failure::other(why)),
+        None => {
+            exclusive::release(lease).await;
+            tracing::info!("stopped");
+            Ok(())
+        }
+    }
 }
 
 /// SIGTERM (Kubernetes, systemd) or Ctrl-C.
