@@ -53,6 +53,32 @@ pub fn chain_order(names: &[&str]) -> Vec<(usize, u64)> {
     order
 }
 
+/// Which blocks to start, in order, and which are another input's block again.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Schedule {
+    /// `(index into names, order for the scheduler)`, in the order to start them.
+    pub start: Vec<(usize, u64)>,
+    /// `(index, index of the first input of the same block)`.
+    pub duplicates: Vec<(usize, usize)>,
+}
+
+/// [`chain_order`] of `names`, each block once: the first input (in input order)
+/// of a block is proven, later ones are its duplicates.
+pub fn schedule(names: &[&str]) -> Schedule {
+    let mut first: std::collections::HashMap<&str, usize> = Default::default();
+    let mut plan = Schedule::default();
+    for (i, order) in chain_order(names) {
+        match first.get(names[i]) {
+            Some(&of) => plan.duplicates.push((i, of)),
+            None => {
+                first.insert(names[i], i);
+                plan.start.push((i, order));
+            }
+        }
+    }
+    plan
+}
+
 /// What the proof file already in `--out` says.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ExistingProof {
@@ -153,6 +179,16 @@ mod tests {
         assert_eq!(chain_order(&["30-aa", "1-bb", "30-cc", "2-dd"]), [(1, 1), (3, 2), (0, 30), (2, 30)]);
         assert_eq!(chain_order(&["sim-b", "sim-a", "3-x"]), [(0, 0), (1, 1), (2, 2)]);
         assert!(chain_order(&[]).is_empty());
+    }
+
+    #[test]
+    fn each_block_is_started_once_in_chain_order() {
+        let plan = schedule(&["9-a", "3-b", "9-a", "3-b", "5-c"]);
+        assert_eq!(plan.start, [(1, 3), (4, 5), (0, 9)]);
+        assert_eq!(plan.duplicates, [(3, 1), (2, 0)]);
+        let sims = schedule(&["sim-1", "sim-2", "sim-1"]);
+        assert_eq!(sims.start, [(0, 0), (1, 1)]);
+        assert_eq!(sims.duplicates, [(2, 0)]);
     }
 
     #[test]

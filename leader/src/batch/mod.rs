@@ -120,26 +120,27 @@ pub async fn run(common: &Common, args: &BatchArgs) -> Result<(), Failure> {
             EntryState::Done(_) => unreachable!("only planned entries"),
         })
         .collect();
-    let order: Vec<(usize, u64)> =
-        decide::chain_order(&names).into_iter().map(|(k, order)| (planned[k], order)).collect();
-    let mut todo = Vec::new();
-    let mut first_of: std::collections::HashMap<String, PathBuf> = Default::default();
-    for (index, order) in order {
-        let EntryState::Block { name, summary } = &entries[index].state else { continue };
-        if let Some(of) = first_of.get(name) {
-            entries[index].state = EntryState::Done(Outcome::Duplicate { of: of.clone() });
-            continue;
-        }
-        first_of.insert(name.clone(), entries[index].input.clone());
-        let (input, name, summary) = (entries[index].input.clone(), name.clone(), summary.clone());
-        todo.push(Work { index, input, name, summary, order, action: Action::Prove });
+    let schedule = decide::schedule(&names);
+    for (k, of) in schedule.duplicates {
+        let of = entries[planned[of]].input.clone();
+        entries[planned[k]].state = EntryState::Done(Outcome::Duplicate { of });
     }
+    let todo: Vec<Work> = schedule
+        .start
+        .into_iter()
+        .filter_map(|(k, order)| {
+            let index = planned[k];
+            let EntryState::Block { name, summary } = &entries[index].state else { return None };
+            let (input, name, summary) = (entries[index].input.clone(), name.clone(), summary.clone());
+            Some(Work { index, input, name, summary, order, action: Action::Prove })
+        })
+        .collect();
 
     // Decide each block: its proof may be there already, or its job half done.
     let (out, plugin2) = (args.out.clone(), plugin.clone());
     let todo = blocking(move || Ok(decide_all(todo, &out, plugin2.as_ref()))).await?;
     let mut outcomes: Vec<Option<Outcome>> = entries
-        .iter_mut()
+        .iter()
         .map(|e| match &e.state {
             EntryState::Done(o) => Some(o.clone()),
             EntryState::Block { .. } => None,
@@ -351,10 +352,25 @@ async fn prove_all(ctx: Arc<Ctx>, work: Vec<Work>, max_jobs: usize) -> Vec<(usiz
             outcomes.push((w.index, Outcome::Interrupted("not started (Ctrl-C); re-run to prove it".into())));
             continue;
         }
+        // Started one after the other, so their tasks are published in chain order too.
+        let files = BlockFiles::new(&ctx.out, &w.name);
+        let options =
+            JobOptions { order: Some(w.order), timeline: ctx.timeline.is_some(), ..JobOptions::default() };
+        let job = tokio::select! {
+            job = start_job(&ctx, &w, &files, options) => job,
+            () = interrupted(&mut stopped) => Err(Outcome::Interrupted("not started (Ctrl-C); re-run to prove it".into())),
+        };
+        let job = match job {
+            Ok(job) => job,
+            Err(outcome) => {
+                outcomes.push((w.index, outcome));
+                continue;
+            }
+        };
         let ctx = ctx.clone();
         running.spawn(async move {
             let index = w.index;
-            let outcome = prove_block(&ctx, w, stopped).await;
+            let outcome = prove_block(&ctx, w, files, job, stopped).await;
             drop(slot);
             (index, outcome)
         });
@@ -376,15 +392,14 @@ async fn interrupted(stop: &mut watch::Receiver<bool>) {
     }
 }
 
-/// Start (or resume) one block's job, wait for it and make its proof durable.
-async fn prove_block(ctx: &Ctx, work: Work, mut stop: watch::Receiver<bool>) -> Outcome {
-    let files = BlockFiles::new(&ctx.out, &work.name);
-    let options =
-        JobOptions { order: Some(work.order), timeline: ctx.timeline.is_some(), ..JobOptions::default() };
-    let job = match start_job(ctx, &work, &files, options).await {
-        Ok(job) => job,
-        Err(outcome) => return outcome,
-    };
+/// Wait for one block's job and make its proof durable.
+async fn prove_block(
+    ctx: &Ctx,
+    work: Work,
+    files: BlockFiles,
+    job: JobHandle,
+    mut stop: watch::Receiver<bool>,
+) -> Outcome {
     let id = job.job.clone();
     let canceller = job.canceller();
     let waiting = job.wait();
