@@ -544,7 +544,7 @@ fn over_amqp_with_a_real_worker_process() {
     let broker = proofline_tests::rabbit::RabbitBroker::start_new();
     let uri = broker.amqp_uri();
     let (dir, store) = fs_store();
-    let mut worker = Command::new(&worker_bin)
+    let worker = Command::new(&worker_bin)
         .args(["--amqp-uri", &uri, "--name", "w1", "--health-addr", "127.0.0.1:0", "--lanes", "2"])
         .args(["--store", &store])
         .env("RUST_LOG", "warn")
@@ -552,13 +552,22 @@ fn over_amqp_with_a_real_worker_process() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
+    let _worker = KillOnDrop(worker);
     let server = Server::start(&store, &["--runtime", "amqp", "--amqp-uri", &uri], &[], Some(TOKEN));
     let id = server.submit(&sim(8, 20_000));
     server.wait_proven(&id, Duration::from_secs(120));
     download_and_verify(&server, &id);
     wait_gone(&dir.path().join(&id));
-    let _ = worker.kill();
-    let _ = worker.wait();
+}
+
+/// A child process killed when the test ends, passed or not.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
 
 #[test]
