@@ -123,6 +123,11 @@ fn real_blocks_and_a_bad_input_then_an_idempotent_rerun() {
         rows.iter().find(|(k, _)| k.ends_with("mainnet-22615247.zkpig.json")).expect("the zkpig input").1;
     assert!(dup.starts_with("duplicate") && dup.contains("blocks/a.json"), "{dup}");
     assert!(log.contains("1 of 4 inputs were bad input"), "{log}");
+    // Chain order, not input order: the hoodi block (1265656) starts before the mainnet
+    // block (22615247) although the directory lists the mainnet one first.
+    let started =
+        |name: &str| log.find(&format!("block={name} job=")).unwrap_or_else(|| panic!("{name}: {log}"));
+    assert!(started(HOODI) < started(MAINNET), "{log}");
 
     // Proofs, summaries and pictures; no job record and no artifact left behind.
     let expected: Vec<String> =
