@@ -36,7 +36,7 @@ impl Dir {
     fn command(&self, global: &[&str], args: &[&str], envs: &[(&str, &str)]) -> Command {
         let mut cmd = Command::new(LEADER);
         cmd.current_dir(self.tmp.path())
-            .args(["--store", &self.store()])
+            .env("PROOFLINE_STORE", self.store())
             .args(global)
             .args(["batch", "--out", "proofs"])
             .args(args)
@@ -417,4 +417,57 @@ fn ctrl_c_stops_the_running_jobs_and_a_rerun_resumes_them() {
     for f in files_in(&dir.path("proofs")).iter().filter(|f| f.ends_with(".proof")) {
         verify(&dir.path(&format!("proofs/{f}")));
     }
+}
+
+#[test]
+fn on_an_s3_store_a_failed_block_is_resumed_by_the_rerun() {
+    use proofline_tests::s3::{ACCESS_KEY, S3Server, SECRET_KEY};
+    let server = S3Server::moto();
+    server.create_bucket("proofs");
+    let dir = Dir::new();
+    let ok = sim_block(&dir, "ok.json", 6, 20, 1);
+    // Segment 3 fails on every attempt: the job fails after its other segments are proven.
+    let failing = r#"{"tasks": 6, "cost": {"fixed": {"micros": 20000}}, "work": "sleep",
+        "fail": {"segments": [3], "mode": "permanent"}}"#;
+    std::fs::write(dir.path("flaky.json"), failing).unwrap();
+    let endpoint = server.endpoint();
+    let global =
+        ["--plugin", "sim", "--store", "s3://proofs/batch", "--s3-endpoint", &endpoint, "--s3-path-style"];
+    let env = [
+        ("AWS_ACCESS_KEY_ID", ACCESS_KEY),
+        ("AWS_SECRET_ACCESS_KEY", SECRET_KEY),
+        ("AWS_REGION", "us-east-1"),
+    ];
+    let run = |inputs: &[&str]| {
+        let mut args = inputs.to_vec();
+        args.extend(["--lease-secs", "3"]);
+        dir.command(&global, &args, &env).stdin(Stdio::null()).output().unwrap()
+    };
+    let out = run(&[&ok, "flaky.json"]);
+    let log = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{log}");
+    let rows = table(&log);
+    let (failed, _) = rows.iter().find(|(_, r)| r.starts_with("failed")).expect("a failed block");
+    let record = std::fs::read_to_string(dir.path(&format!("proofs/{failed}.job"))).unwrap();
+
+    // The re-run resumes the failed job from its journal in S3 (its finished segments
+    // are not proven again; the injected failure is permanent, so it fails again), and
+    // skips the proven block.
+    let out = run(&[&ok, "flaky.json"]);
+    let log = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{log}");
+    let rows = table(&log);
+    assert!(rows[failed].starts_with("failed"), "{rows:?}");
+    let resumed = log
+        .lines()
+        .find(|l| l.contains("resuming:") && l.contains(record.trim()))
+        .unwrap_or_else(|| panic!("the recorded job {record} was not resumed: {log}"));
+    let finished: u32 =
+        resumed.split("finished_tasks=").nth(1).unwrap().split(' ').next().unwrap().parse().unwrap();
+    assert!(finished >= 1, "the journal in S3 had the finished segments: {resumed}");
+    assert!(rows.values().any(|r| r.starts_with("skipped")), "{rows:?}");
+    let proofs: Vec<String> =
+        files_in(&dir.path("proofs")).into_iter().filter(|f| f.ends_with(".proof")).collect();
+    assert_eq!(proofs.len(), 1);
+    verify(&dir.path(&format!("proofs/{}", proofs[0])));
 }
