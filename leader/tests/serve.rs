@@ -701,3 +701,28 @@ fn a_second_service_on_the_same_store_is_refused() {
     // The first one is unharmed.
     assert_eq!(first.get("/readyz").status, 200);
 }
+
+#[test]
+fn a_client_with_a_backlog_does_not_keep_another_waiting_for_a_slot() {
+    let (_dir, store) = fs_store();
+    let server = Server::start(&store, &[], &["--max-jobs", "1"], None);
+    let submit_as = |client: &str, body: &[u8]| {
+        let r = server.call("POST", "/v1/jobs", &[("X-Proofline-Client", client)], body);
+        assert_eq!(r.status, 202, "{}", r.text());
+        r.json()["id"].as_str().unwrap().to_owned()
+    };
+    // a's first job holds the only slot while a queues two more, then b one.
+    let a1 = submit_as("a", &sim(20, 100_000));
+    let a2 = submit_as("a", &sim(2, 20_000));
+    let a3 = submit_as("a", &sim(2, 20_000));
+    let b1 = submit_as("b", &sim(2, 20_000));
+    assert_eq!(server.job(&a1)["state"], "running");
+    let started = |id: &str| {
+        let job = server.wait_proven(id, Duration::from_secs(60));
+        job["timings"]["started"].as_str().unwrap().to_owned()
+    };
+    let (a1, a2, a3, b1) = (started(&a1), started(&a2), started(&a3), started(&b1));
+    // Fair queueing by client: b's job goes next although a's are older; then a's in
+    // the order they came.
+    assert!(a1 < b1 && b1 < a2 && a2 < a3, "started a1 {a1}, b1 {b1}, a2 {a2}, a3 {a3}");
+}

@@ -4,47 +4,46 @@
 //! `--max-queued` jobs (a full queue answers 429 with `Retry-After`). When a slot
 //! frees up, the next job is chosen:
 //!
-//! 1. with `--share-policy fair`: from the client with the fewest running jobs per unit
-//!    of weight (`--client-weight NAME=W`), so one client's backlog cannot keep
-//!    another's blocks waiting for a slot;
-//! 2. within that client (and under every other policy, across all clients): the
-//!    oldest submission first, so blocks start in the order they were sent (chain order).
+//! - with `--share-policy fair`: by start-time fair queueing over clients, one job
+//!   being one unit of service (steps below);
+//! - otherwise: the oldest submission first (chain order).
+//!
+//! Fair queueing: a job gets a tag when it is queued, and
+//!
+//! 1. its start tag is the later of the queue's virtual time and the finish tag of its
+//!    client's previous job ([`tag`]);
+//! 2. its client's finish tag becomes start + 1 / weight (`--client-weight NAME=W`);
+//! 3. the job with the lowest start tag starts next (the oldest on a tie), and the
+//!    virtual time moves to its tag.
+//!
+//! So a client with a backlog cannot keep another's blocks waiting for a slot (they
+//! alternate, a client of weight 3 getting three slots to one), and a client that was
+//! idle gets no burst of saved-up credit (its tags start at the virtual time).
 //!
 //! Once running, jobs share the workers task by task through the leader's dispatcher
 //! (the same `--share-policy`); this only decides who gets a slot.
 
-use std::collections::HashMap;
-
 /// A queued job as the chooser sees it.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Candidate<'a> {
-    pub client: &'a str,
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Candidate {
+    /// Start tag (fair queueing).
+    pub tag: f64,
     /// Submission order (lower first).
     pub order: u64,
 }
 
-/// The index in `queued` of the job to start next, or `None` when `queued` is empty.
-/// `running` counts running jobs per client; `weights` are the `--client-weight`s
-/// (default 1); `fair` selects step 1 of the module doc.
-pub fn next_to_start(
-    queued: &[Candidate<'_>],
-    running: &HashMap<String, usize>,
-    weights: &HashMap<String, u32>,
-    fair: bool,
-) -> Option<usize> {
-    let oldest = |i: &usize| queued[*i].order;
-    if !fair {
-        return (0..queued.len()).min_by_key(oldest);
-    }
-    // Load of a client: running jobs / weight, compared exactly as r1 * w2 vs r2 * w1.
-    let load = |client: &str| {
-        let r = running.get(client).copied().unwrap_or(0) as u128;
-        let w = u128::from(weights.get(client).copied().unwrap_or(1).max(1));
-        (r, w)
-    };
-    (0..queued.len()).min_by(|a, b| {
-        let ((ra, wa), (rb, wb)) = (load(queued[*a].client), load(queued[*b].client));
-        (ra * wb).cmp(&(rb * wa)).then(oldest(a).cmp(&oldest(b)))
+/// Steps 1 and 2: the start tag of a job queued now and its client's new finish tag.
+pub fn tag(virtual_time: f64, client_finish: Option<f64>, weight: u32) -> (f64, f64) {
+    let start = client_finish.map_or(virtual_time, |f| f.max(virtual_time));
+    (start, start + 1.0 / f64::from(weight.max(1)))
+}
+
+/// Step 3: the index in `queued` of the job to start next (`None` when empty).
+pub fn next_to_start(queued: &[Candidate], fair: bool) -> Option<usize> {
+    (0..queued.len()).min_by(|&a, &b| {
+        let (a, b) = (&queued[a], &queued[b]);
+        let by_tag = if fair { a.tag.total_cmp(&b.tag) } else { std::cmp::Ordering::Equal };
+        by_tag.then(a.order.cmp(&b.order))
     })
 }
 
@@ -53,9 +52,8 @@ pub fn admit(queued: usize, max_queued: usize) -> bool {
     queued < max_queued
 }
 
-/// Seconds a client told "queue full" should wait: about as long as a running job
-/// takes to finish on average (from recent jobs), between 1 s and 10 min; 30 s when
-/// nothing finished yet.
+/// Seconds a client told "queue full" should wait: about as long as a slot takes to
+/// free (from recent jobs), between 1 s and 10 min; 30 s when nothing finished yet.
 pub fn retry_after_secs(mean_job_secs: Option<f64>) -> u64 {
     match mean_job_secs {
         Some(s) if s.is_finite() && s > 0.0 => (s.ceil() as u64).clamp(1, 600),
@@ -65,40 +63,58 @@ pub fn retry_after_secs(mean_job_secs: Option<f64>) -> u64 {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashMap;
+
     use super::*;
 
-    fn c(client: &str, order: u64) -> Candidate<'_> {
-        Candidate { client, order }
-    }
-
-    fn counts(pairs: &[(&str, usize)]) -> HashMap<String, usize> {
-        pairs.iter().map(|(k, v)| (k.to_string(), *v)).collect()
-    }
-
-    #[test]
-    fn oldest_first_without_fair_share() {
-        let q = [c("a", 30), c("b", 10), c("a", 20)];
-        assert_eq!(next_to_start(&q, &counts(&[("b", 5)]), &HashMap::new(), false), Some(1));
-        assert_eq!(next_to_start(&[], &HashMap::new(), &HashMap::new(), false), None);
-    }
-
-    #[test]
-    fn fair_share_gives_the_slot_to_the_least_served_client_then_its_oldest_job() {
-        // a has 2 running, b none: b's oldest job starts although a's are older.
-        let q = [c("a", 1), c("a", 2), c("b", 9), c("b", 7)];
-        assert_eq!(next_to_start(&q, &counts(&[("a", 2)]), &HashMap::new(), true), Some(3));
-        // Equal loads: the oldest job overall.
-        assert_eq!(next_to_start(&q, &counts(&[("a", 1), ("b", 1)]), &HashMap::new(), true), Some(0));
+    /// Queue `jobs` (client, weight) in order (all at virtual time 0), then start them
+    /// all one at a time: the clients in the order they get slots.
+    fn simulate(jobs: &[(&'static str, u32)]) -> Vec<&'static str> {
+        let (v, mut finish) = (0.0, HashMap::<&str, f64>::new());
+        let mut queued: Vec<(Candidate, &str)> = Vec::new();
+        for (order, (client, weight)) in jobs.iter().enumerate() {
+            let (start, end) = tag(v, finish.get(client).copied(), *weight);
+            finish.insert(client, end);
+            queued.push((Candidate { tag: start, order: order as u64 }, client));
+        }
+        let mut started = Vec::new();
+        while !queued.is_empty() {
+            let candidates: Vec<Candidate> = queued.iter().map(|(c, _)| *c).collect();
+            let pick = next_to_start(&candidates, true).unwrap();
+            started.push(queued.remove(pick).1);
+        }
+        started
     }
 
     #[test]
-    fn weights_scale_what_a_client_may_run() {
-        // a (weight 3) runs 2, b (weight 1) runs 1: a's load 2/3 < b's 1/1, so a goes.
-        let q = [c("b", 1), c("a", 2)];
-        let weights: HashMap<String, u32> = [("a".to_string(), 3)].into();
-        assert_eq!(next_to_start(&q, &counts(&[("a", 2), ("b", 1)]), &weights, true), Some(1));
-        // With a at 3 running (load 1 = b's), age decides: b's job is older.
-        assert_eq!(next_to_start(&q, &counts(&[("a", 3), ("b", 1)]), &weights, true), Some(0));
+    fn a_backlog_does_not_keep_another_client_waiting() {
+        // a queued three jobs before b's one: b's goes second, not last.
+        assert_eq!(simulate(&[("a", 1), ("a", 1), ("a", 1), ("b", 1)]), ["a", "b", "a", "a"]);
+        // Two backlogs alternate.
+        assert_eq!(simulate(&[("a", 1), ("a", 1), ("a", 1), ("b", 1), ("b", 1)]), ["a", "b", "a", "b", "a"]);
+    }
+
+    #[test]
+    fn weights_scale_the_slots_a_client_gets() {
+        let order = simulate(&[("a", 3), ("a", 3), ("a", 3), ("a", 3), ("b", 1), ("b", 1)]);
+        assert_eq!(order, ["a", "b", "a", "a", "a", "b"]);
+    }
+
+    #[test]
+    fn an_idle_client_gets_no_saved_up_credit() {
+        // The virtual time has moved to 5 while c was away: its next job is tagged 5,
+        // not 0, so it does not jump ahead of everything queued since.
+        assert_eq!(tag(5.0, Some(1.0), 1), (5.0, 6.0));
+        assert_eq!(tag(5.0, None, 2), (5.0, 5.5));
+        assert_eq!(tag(2.0, Some(7.0), 1), (7.0, 8.0));
+    }
+
+    #[test]
+    fn without_fair_share_the_oldest_job_goes_first() {
+        let q = [Candidate { tag: 0.0, order: 30 }, Candidate { tag: 9.0, order: 10 }];
+        assert_eq!(next_to_start(&q, false), Some(1));
+        assert_eq!(next_to_start(&q, true), Some(0));
+        assert_eq!(next_to_start(&[], true), None);
     }
 
     #[test]

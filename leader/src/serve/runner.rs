@@ -235,6 +235,7 @@ async fn discard(svc: &Service, id: &str) {
 pub async fn restore(svc: &Service) -> Result<(), String> {
     let listing = registry::blocking(&svc.store, registry::list).await.map_err(|e| e.to_string())?;
     let (mut requeued, mut kept) = (0, 0);
+    let mut restored = Vec::new();
     for (job, loaded) in listing {
         let mut record = match loaded {
             Ok(Some(record)) => record,
@@ -266,6 +267,11 @@ pub async fn restore(svc: &Service) -> Result<(), String> {
                 }
             }
         }
+        restored.push(record);
+    }
+    // In submission order, so that fair-queueing tags follow it as they did.
+    restored.sort_by_key(|r| r.order);
+    for record in restored {
         svc.insert(record);
     }
     tracing::info!(requeued, kept, "jobs restored from the store");

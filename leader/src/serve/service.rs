@@ -64,6 +64,8 @@ struct Entry {
     record: JobRecord,
     live: Option<Live>,
     write: Arc<tokio::sync::Mutex<()>>,
+    /// Fair-queueing start tag, given when it was queued ([`super::queue`]).
+    tag: f64,
 }
 
 #[derive(Default)]
@@ -74,6 +76,10 @@ struct Table {
     /// Seconds recent jobs ran (for `Retry-After`).
     recent: VecDeque<f64>,
     last_order: u64,
+    /// Fair queueing: the start tag of the last job started, and each client's
+    /// finish tag ([`super::queue`]).
+    virtual_time: f64,
+    finish: HashMap<String, f64>,
 }
 
 /// A job as the API shows it: its record, and its live progress while it runs.
@@ -242,7 +248,15 @@ impl Service {
     pub fn insert(&self, record: JobRecord) {
         let mut table = self.table();
         table.last_order = table.last_order.max(record.order);
-        let entry = Entry { record, live: None, write: Arc::default() };
+        let mut tag = 0.0;
+        if record.state == JobState::Queued {
+            let weight = self.weights.get(&record.client).copied().unwrap_or(1);
+            let (start, finish) =
+                super::queue::tag(table.virtual_time, table.finish.get(&record.client).copied(), weight);
+            table.finish.insert(record.client.clone(), finish);
+            tag = start;
+        }
+        let entry = Entry { record, live: None, write: Arc::default(), tag };
         table.jobs.insert(entry.record.id.clone(), entry);
         Self::publish(&table);
     }
@@ -304,21 +318,17 @@ impl Service {
             return None;
         }
         let mut table = self.table();
-        let mut running: HashMap<String, usize> = HashMap::new();
-        for e in table.jobs.values().filter(|e| e.record.state == JobState::Running) {
-            *running.entry(e.record.client.clone()).or_default() += 1;
-        }
-        if running.values().sum::<usize>() >= self.limits.max_jobs {
+        let running = table.jobs.values().filter(|e| e.record.state == JobState::Running).count();
+        if running >= self.limits.max_jobs {
             return None;
         }
         let queued: Vec<&Entry> =
             table.jobs.values().filter(|e| e.record.state == JobState::Queued).collect();
-        let candidates: Vec<_> = queued
-            .iter()
-            .map(|e| super::queue::Candidate { client: &e.record.client, order: e.record.order })
-            .collect();
-        let pick = super::queue::next_to_start(&candidates, &running, &self.weights, self.fair)?;
-        let id = queued[pick].record.id.clone();
+        let candidates: Vec<_> =
+            queued.iter().map(|e| super::queue::Candidate { tag: e.tag, order: e.record.order }).collect();
+        let pick = super::queue::next_to_start(&candidates, self.fair)?;
+        let (id, tag) = (queued[pick].record.id.clone(), queued[pick].tag);
+        table.virtual_time = table.virtual_time.max(tag);
         let entry = table.jobs.get_mut(&id).expect("picked from the table");
         entry.record.state = super::state::next(entry.record.state, Event::Start)?;
         entry.record.started_ms = Some(now_ms());
