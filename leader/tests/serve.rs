@@ -712,7 +712,7 @@ fn a_client_with_a_backlog_does_not_keep_another_waiting_for_a_slot() {
         r.json()["id"].as_str().unwrap().to_owned()
     };
     // a's first job holds the only slot while a queues two more, then b one.
-    let a1 = submit_as("a", &sim(20, 100_000));
+    let a1 = submit_as("a", &sim(30, 150_000)); // 2.25 s on 2 lanes: outlasts the submissions
     let a2 = submit_as("a", &sim(2, 20_000));
     let a3 = submit_as("a", &sim(2, 20_000));
     let b1 = submit_as("b", &sim(2, 20_000));
