@@ -295,7 +295,8 @@ pub struct JobArgs {
     #[arg(long, env = "PROOFLINE_TASK_TIMEOUT_SECS", value_parser = clap::value_parser!(u64).range(1..))]
     pub task_timeout_secs: Option<u64>,
     /// Seconds the job's lease in the store outlives this leader's last refresh:
-    /// after a crash, `--resume` waits at most this long for it to lapse.
+    /// after a crash, `--resume` (and a restarted `serve`, for its own store lease)
+    /// waits at most this long for it to lapse.
     #[arg(long, env = "PROOFLINE_LEASE_SECS", default_value_t = 15, value_parser = clap::value_parser!(u64).range(3..=3600))]
     pub lease_secs: u64,
     /// Keep intermediate artifacts in the store after the job.

@@ -357,6 +357,8 @@ impl JobState {
         };
         metrics::job_finished(finished, self.started.elapsed());
         let woken = self.dispatcher.lock().expect("dispatcher lock").leave(&self.job);
+        // Late results of this job have nowhere to go; the router drops them.
+        self.routes.lock().expect("routes lock").remove(&self.job);
         wake(&self.routes, &woken);
         if let Err(e) = self.transport.cancel_job(&self.job, self.run).await {
             tracing::warn!(job = %self.job, error = %e, "could not broadcast the end of the job");

@@ -367,7 +367,6 @@ impl Leader {
     /// Delete a finished job's artifacts (unless `keep_artifacts`): call it once the
     /// proof from [`JobHandle::wait`] is durable.
     pub async fn discard(&self, job: &str) -> Result<(), JobError> {
-        self.routes.lock().expect("routes lock").remove(job);
         if self.config.keep_artifacts {
             return Ok(());
         }
@@ -452,8 +451,6 @@ impl Leader {
         let out = handle.wait().await;
         if out.is_ok() {
             self.discard(&job).await?;
-        } else {
-            self.routes.lock().expect("routes lock").remove(&job);
         }
         out
     }
