@@ -334,21 +334,21 @@ fn over_amqp_with_a_real_worker_process() {
     let broker = proofline_tests::rabbit::RabbitBroker::start_new();
     let uri = broker.amqp_uri();
     let dir = Dir::new();
-    let mut worker = Command::new(&worker_bin)
-        .args(["--amqp-uri", &uri, "--name", "w1", "--health-addr", "127.0.0.1:0", "--lanes", "2"])
-        .args(["--store", &dir.store()])
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let _worker = KillOnDrop(
+        Command::new(&worker_bin)
+            .args(["--amqp-uri", &uri, "--name", "w1", "--health-addr", "127.0.0.1:0", "--lanes", "2"])
+            .args(["--store", &dir.store()])
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     let blocks: Vec<String> = (0..3).map(|i| sim_block(&dir, &format!("s{i}.json"), 6, 20, i)).collect();
     std::fs::write(dir.path("bad.json"), br#"{"tasks": 0, "cost": {"fixed": {"micros": 1}}}"#).unwrap();
     let mut args: Vec<&str> = blocks.iter().map(String::as_str).collect();
     args.push("bad.json");
     let out = dir.batch(&["--plugin", "sim", "--runtime", "amqp", "--amqp-uri", &uri], &args, "");
-    let _ = worker.kill();
-    let _ = worker.wait();
     let log = stderr(&out);
     assert_eq!(out.status.code(), Some(2), "{log}");
     let rows = table(&log);
@@ -470,4 +470,14 @@ fn on_an_s3_store_a_failed_block_is_resumed_by_the_rerun() {
         files_in(&dir.path("proofs")).into_iter().filter(|f| f.ends_with(".proof")).collect();
     assert_eq!(proofs.len(), 1);
     verify(&dir.path(&format!("proofs/{}", proofs[0])));
+}
+
+/// A child process killed when the test ends, passed or not.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }
