@@ -1,6 +1,6 @@
-//! `batch` inputs: files, directories (their `*.json` files, sorted) and `-` (paths on
-//! stdin, one per line), expanded into the list of block files; and reading one with
-//! the `--max-input-mib` limit.
+//! `batch` inputs: files, directories (their `*.json` files, sorted, less the summaries
+//! `batch` writes next to proofs) and `-` (paths on stdin, one per line), expanded into
+//! the list of block files; and reading one with the `--max-input-mib` limit.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -70,8 +70,13 @@ fn expand_path(path: &Path, fs: &dyn Lister, out: &mut Vec<Input>) {
     match fs.list(path) {
         Ok(None) => out.push(Input::File(path.to_owned())),
         Ok(Some(entries)) => {
-            let mut blocks: Vec<PathBuf> =
-                entries.into_iter().filter(|p| p.extension().is_some_and(|e| e == "json")).collect();
+            // A `<name>.json` beside `<name>.proof` is a batch summary, not a block.
+            let summary = |p: &PathBuf| entries.contains(&p.with_extension("proof"));
+            let mut blocks: Vec<PathBuf> = entries
+                .iter()
+                .filter(|p| p.extension().is_some_and(|e| e == "json") && !summary(p))
+                .cloned()
+                .collect();
             blocks.sort();
             if blocks.is_empty() {
                 out.push(bad("a directory with no *.json block files".into()));
@@ -130,7 +135,16 @@ mod tests {
     fn files_directories_and_stdin_expand_in_order() {
         let fs = Fake(HashMap::from([
             ("a.json", None),
-            ("blocks", Some(vec!["blocks/9.json", "blocks/README.md", "blocks/10.json"])),
+            (
+                "blocks",
+                Some(vec![
+                    "blocks/9.json",
+                    "blocks/README.md",
+                    "blocks/10.json",
+                    "blocks/7-ab.json",
+                    "blocks/7-ab.proof",
+                ]),
+            ),
             ("listed.json", None),
             ("empty", Some(vec!["empty/notes.txt"])),
         ]));
