@@ -7,7 +7,6 @@
 mod batch;
 mod cli;
 mod gc;
-mod metrics_http;
 mod progress;
 mod prove;
 mod serve;
@@ -49,7 +48,10 @@ fn main() -> ExitCode {
     };
     let outcome = runtime.block_on(async {
         if let Some(addr) = cli.common.metrics_addr.filter(|_| cli.mode.runs_jobs()) {
-            let bound = metrics_http::serve(addr)
+            let app = proofline_http::metrics_router()
+                .fallback(|| async { (axum::http::StatusCode::NOT_FOUND, "try /metrics\n") });
+            let limits = proofline_http::Limits { max_connections: 32, ..proofline_http::Limits::PROBES };
+            let bound = proofline_http::spawn(addr, app, limits, "metrics endpoint")
                 .await
                 .map_err(|e| Failure::other(format!("binding the metrics endpoint on {addr}: {e}")))?;
             // Every leader series, at zero until the first job moves it.

@@ -8,7 +8,7 @@
 //! | `GET /v1/jobs/{id}/proof`       | 200 proof file bytes; 409 while not proven; 404     |
 //! | `GET /v1/jobs/{id}/timeline.svg`| 200 SVG; 409 while not proven; 404                  |
 //! | `DELETE /v1/jobs/{id}`          | 200 cancelled job (queued/running); 204 deleted (finished) |
-//! | `GET /metrics`                  | Prometheus text exposition ([`crate::metrics_http`]) |
+//! | `GET /metrics`                  | Prometheus text exposition ([`proofline_http::metrics_router`]) |
 //! | `GET /openapi.json`, `/livez`, `/readyz` | the document; probes                       |
 //!
 //! Every error is `{"error": {"code": "...", "message": "..."}}` with the codes of
@@ -161,7 +161,7 @@ pub fn router(api: Shared) -> Router {
         .route("/v1/jobs/{id}", get(get_job).delete(delete_job))
         .route("/v1/jobs/{id}/proof", get(get_proof))
         .route("/v1/jobs/{id}/timeline.svg", get(get_timeline))
-        .route_service("/metrics", crate::metrics_http::router())
+        .route_service("/metrics", proofline_http::metrics_router())
         .route_layer(middleware::from_fn_with_state(api.clone(), authenticate));
     Router::new()
         .merge(protected)

@@ -22,7 +22,6 @@
 mod api;
 mod auth;
 mod exclusive;
-mod http;
 mod openapi;
 mod queue;
 mod registry;
@@ -43,6 +42,17 @@ use crate::cli::{Common, DEFAULT_MAX_INPUT_MIB, JobArgs, SharePolicyArg, parse_a
 
 /// How long running jobs get to stop when the service stops.
 pub const STOP_GRACE: Duration = Duration::from_secs(10);
+
+/// The API listener's bounds: 512 connections (one more is closed at once), 10 s to
+/// send a request head, keep-alive, no limit on a connection's life (uploads of up to
+/// `--max-input-mib` are bounded by the API itself).
+const API_LIMITS: proofline_http::Limits = proofline_http::Limits {
+    max_connections: 512,
+    header_timeout: Duration::from_secs(10),
+    connection_timeout: None,
+    keep_alive: true,
+    max_head_bytes: 64 * 1024,
+};
 
 #[derive(Args, Debug)]
 pub struct ServeArgs {
@@ -128,7 +138,7 @@ pub async fn run(common: &Common, args: &ServeArgs) -> Result<(), Failure> {
         "listening on http://{bound}"
     );
     let mut keeper = tokio::spawn(exclusive::keep(lease.clone()));
-    let lost = http::serve(listener, api::router(api), async {
+    let lost = proofline_http::serve(listener, api::router(api), API_LIMITS, "API", async {
         tokio::select! {
             () = stop_signal() => None,
             why = &mut keeper => Some(why.unwrap_or_else(|e| format!("the service lease refresher: {e}"))),
