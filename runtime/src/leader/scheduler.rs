@@ -187,8 +187,16 @@ impl Dispatcher {
             if slot.granted == 0 {
                 woken.push(pick.clone());
             }
-            slot.granted += 1;
-            free -= 1;
+            // A job alone in wanting slots takes all it can at once (the common case of
+            // one job: no per-slot choice to make).
+            let alone = ids.iter().filter(|id| **id != pick).all(|id| {
+                let other = &self.jobs[id];
+                other.ready <= other.granted
+            });
+            let slot = self.jobs.get_mut(&pick).expect("picked from the jobs");
+            let n = if alone { free.min(slot.ready - slot.granted) } else { 1 };
+            slot.granted += n;
+            free -= n;
         }
         woken
     }
