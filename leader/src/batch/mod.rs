@@ -339,7 +339,10 @@ async fn prove_all(ctx: Arc<Ctx>, work: Vec<Work>, max_jobs: usize) -> Vec<(usiz
     let slots = Arc::new(Semaphore::new(max_jobs));
     let mut running = tokio::task::JoinSet::new();
     let mut outcomes = Vec::new();
+    let mut not_started = work.len();
     for w in work {
+        proofline_runtime::metrics::leader::set_queued_jobs(not_started);
+        not_started -= 1;
         let mut stopped = stop.clone();
         let slot = tokio::select! {
             slot = slots.clone().acquire_owned() => slot.expect("never closed"),
@@ -375,6 +378,7 @@ async fn prove_all(ctx: Arc<Ctx>, work: Vec<Work>, max_jobs: usize) -> Vec<(usiz
             (index, outcome)
         });
     }
+    proofline_runtime::metrics::leader::set_queued_jobs(0);
     while let Some(done) = running.join_next().await {
         match done {
             Ok(outcome) => outcomes.push(outcome),

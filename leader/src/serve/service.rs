@@ -147,11 +147,12 @@ impl Service {
         self.table.lock().expect("service table lock")
     }
 
-    /// Export the number of queued and running jobs (`proofline_jobs{state}`); called
+    /// Export the number of queued jobs (`proofline_jobs{state="queued"}`); called
     /// after every change of the table.
     fn publish(table: &Table) {
         let count = |state| table.jobs.values().filter(|e| e.record.state == state).count();
-        proofline_runtime::metrics::leader::set_jobs(count(JobState::Queued), count(JobState::Running));
+        // Running jobs are counted by the leader itself.
+        proofline_runtime::metrics::leader::set_queued_jobs(count(JobState::Queued));
     }
 
     pub fn is_stopping(&self) -> bool {

@@ -356,7 +356,12 @@ impl JobState {
             Err(_) => metrics::JobOutcome::Failed,
         };
         metrics::job_finished(finished, self.started.elapsed());
-        let woken = self.dispatcher.lock().expect("dispatcher lock").leave(&self.job);
+        let woken = {
+            let mut dispatcher = self.dispatcher.lock().expect("dispatcher lock");
+            let woken = dispatcher.leave(&self.job);
+            metrics::set_running_jobs(dispatcher.jobs());
+            woken
+        };
         // Late results of this job have nowhere to go; the router drops them.
         self.routes.lock().expect("routes lock").remove(&self.job);
         wake(&self.routes, &woken);

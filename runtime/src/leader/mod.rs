@@ -408,7 +408,11 @@ impl Leader {
     ) -> Result<JobHandle, JobError> {
         let (progress_tx, progress) = watch::channel(Progress::default());
         let order = options.order.unwrap_or_else(|| self.submission_order());
-        self.dispatcher.lock().expect("dispatcher lock").join(&job, &options.client, order);
+        {
+            let mut dispatcher = self.dispatcher.lock().expect("dispatcher lock");
+            dispatcher.join(&job, &options.client, order);
+            crate::metrics::leader::set_running_jobs(dispatcher.jobs());
+        }
         let (done_tx, done) = oneshot::channel();
         let args = JobArgs {
             job: job.clone(),

@@ -101,6 +101,11 @@ impl Dispatcher {
         Self { scheduling, jobs: HashMap::new(), lanes: HashMap::new() }
     }
 
+    /// Jobs sharing the window now.
+    pub fn jobs(&self) -> usize {
+        self.jobs.len()
+    }
+
     /// Tasks out at once across all jobs now.
     pub fn window(&self) -> usize {
         match self.scheduling.window {

@@ -49,7 +49,7 @@ impl Redispatch {
     }
 }
 
-/// The `state` label of [`set_jobs`].
+/// The `state` label of [`set_queued_jobs`] and [`set_running_jobs`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum JobState {
     Queued = 0,
@@ -214,10 +214,17 @@ pub fn task_repaired() {
     }
 }
 
-/// Jobs on this leader now, by state.
-pub fn set_jobs(queued: usize, running: usize) {
+/// Jobs waiting to start (a service's queue, a batch's blocks not started yet): set by
+/// whoever holds them back.
+pub fn set_queued_jobs(queued: usize) {
     if let Some(m) = METERS.get() {
         m.jobs[JobState::Queued as usize].set(queued as f64);
+    }
+}
+
+/// Jobs running on this leader: set by the leader as jobs start and end.
+pub fn set_running_jobs(running: usize) {
+    if let Some(m) = METERS.get() {
         m.jobs[JobState::Running as usize].set(running as f64);
     }
 }

@@ -26,7 +26,8 @@ fn record_everything() {
     leader::task_retried();
     leader::task_redispatched(leader::Redispatch::Timeout);
     leader::task_repaired();
-    leader::set_jobs(1, 2);
+    leader::set_queued_jobs(1);
+    leader::set_running_jobs(2);
     leader::job_finished(leader::JobOutcome::Proven, Duration::from_secs(42));
     leader::set_dispatch_window(64);
 }
