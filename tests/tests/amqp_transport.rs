@@ -361,6 +361,49 @@ async fn survives_a_broker_restart() {
     }
 }
 
+/// Publishes that overlap the broker going down and coming back (the stop itself, not
+/// only the time it is away) all succeed: a channel that dies while it is set up is
+/// set up again on the next connection.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publishes_across_a_broker_restart_all_land() {
+    let mut broker = broker();
+    let leader = connect(&broker).await;
+    let worker = connect(&broker).await;
+    let mut stream = worker.consume("w1", 1000).await.unwrap();
+    let publisher = leader.clone();
+    let (stop_tx, mut stop) = tokio::sync::watch::channel(false);
+    let publishing = tokio::spawn(async move {
+        let mut sent = 0u32;
+        while !*stop.borrow_and_update() {
+            publisher.publish(vec![task("j8", sent)]).await.map_err(|e| format!("publish {sent}: {e}"))?;
+            sent += 1;
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        Ok::<u32, String>(sent)
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    tokio::task::block_in_place(|| broker.stop());
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    tokio::task::block_in_place(|| broker.start());
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    stop_tx.send(true).unwrap();
+    let sent = publishing.await.unwrap().expect("every publish across the restart succeeds");
+    assert!(sent > 20, "the publisher kept going ({sent} publishes)");
+    // Every task is in the queue: durable messages survive the restart.
+    let mut seen = HashSet::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while seen.len() < sent as usize {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let Ok(Ok(batch)) = tokio::time::timeout(left, stream.next_batch()).await else {
+            panic!("only {} of {sent} tasks arrived", seen.len());
+        };
+        for d in batch {
+            seen.insert(d.task.start);
+            d.settle(Settle::Ack);
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connect_errors_are_fast_and_redacted() {
     async fn fails(uri: &str) -> String {
