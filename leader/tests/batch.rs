@@ -306,9 +306,22 @@ fn a_failing_block_is_reported_and_the_others_go_on() {
         br#"{"tasks": 4, "cost": {"fixed": {"micros": 1000}}, "fail": {"segments": [2], "mode": "permanent"}}"#,
     )
     .unwrap();
-    let out = dir.batch(&["--plugin", "sim"], &["fails.json", &ok, "missing.json"], "");
+    let timelines = dir.path("timelines");
+    let timelines = timelines.to_str().unwrap();
+    let out =
+        dir.batch(&["--plugin", "sim"], &["--timeline", timelines, "fails.json", &ok, "missing.json"], "");
     let log = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "a failed job outranks bad input: exit 1\n{log}");
+    // Both jobs are drawn, the failed one with its failed attempt counted as wasted.
+    let pictures = files_in(std::path::Path::new(timelines));
+    assert_eq!(pictures.len(), 2, "{pictures:?}");
+    let wasted: Vec<bool> = pictures
+        .iter()
+        .map(|p| {
+            std::fs::read_to_string(std::path::Path::new(timelines).join(p)).unwrap().contains("(0 wasted)")
+        })
+        .collect();
+    assert_eq!(wasted.iter().filter(|clean| !**clean).count(), 1, "one picture shows a wasted attempt");
     let rows = table(&log);
     let failed = rows.values().find(|r| r.starts_with("failed")).expect("a failed row");
     assert!(failed.contains("task seg-2 failed") && failed.contains("re-run to resume"), "{failed}");

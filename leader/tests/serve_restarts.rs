@@ -92,6 +92,11 @@ fn schemathesis_finds_no_server_error_and_no_response_off_the_schema() {
     // The plugin's own message, as the runtime's error chain carries it.
     assert!(job["error"].as_str().unwrap().contains("injected failure in segment 0"), "{job:#}");
     assert!(job["timings"]["finished"].is_string(), "{job:#}");
+    // Where the failed job's time went is served too, its failed attempt counted as wasted.
+    let picture = server.call("GET", &format!("/v1/jobs/{failed}/timeline.svg"), &[], b"");
+    let svg = String::from_utf8_lossy(&picture.body);
+    assert_eq!(picture.status, 200, "{svg}");
+    assert!(svg.contains("<svg") && svg.contains("(1 wasted)"), "{svg}");
     let running = server.submit(&sim(200, 100_000));
     server.wait_for(&running, Duration::from_secs(30), |j| j["state"] == "running");
     let cancelled = server.submit(&sim(2, 1_000));

@@ -406,7 +406,7 @@ async fn prove_block(
 ) -> Outcome {
     let id = job.job.clone();
     let canceller = job.canceller();
-    let waiting = job.wait();
+    let waiting = job.wait_with_timeline();
     tokio::pin!(waiting);
     let output = tokio::select! {
         out = &mut waiting => out,
@@ -417,8 +417,14 @@ async fn prove_block(
         }
     };
     let output = match output {
-        Ok(output) => output,
-        Err(e) => return Outcome::Failed(format!("job {id} failed: {}; re-run to resume it", chain(&e))),
+        (Ok(output), _) => output,
+        (Err(e), timeline) => {
+            // A failed job's picture shows where its time went (and which attempts failed).
+            if let (Some(dir), Some(timeline)) = (&ctx.timeline, timeline) {
+                draw(&timeline, dir, &work.name, &id);
+            }
+            return Outcome::Failed(format!("job {id} failed: {}; re-run to resume it", chain(&e)));
+        }
     };
     crate::prove::log_stats(&output);
     if let Err(message) = finish(ctx, &work, &files, &output).await {
@@ -475,6 +481,20 @@ async fn start_job(
     Ok(job)
 }
 
+/// Write `<dir>/<name>.svg`; a picture that cannot be written is reported, nothing more.
+fn draw(
+    timeline: &proofline_runtime::leader::timeline::Timeline,
+    dir: &std::path::Path,
+    name: &str,
+    job: &str,
+) {
+    let path = decide::timeline_file(dir, name);
+    let title = format!("{name} (job {job})");
+    if let Err(e) = crate::timeline::write_svg(timeline, &title, &path) {
+        tracing::warn!(block = %name, "timeline not written: {}", e.message);
+    }
+}
+
 /// Summary, picture, then the proof (durable: the block is done), then clean up.
 async fn finish(ctx: &Ctx, work: &Work, files: &BlockFiles, output: &JobOutput) -> Result<(), String> {
     let proof = crate::prove::proof_file(output);
@@ -483,12 +503,7 @@ async fn finish(ctx: &Ctx, work: &Work, files: &BlockFiles, output: &JobOutput) 
     write_durably(&files.summary, &summary)
         .map_err(|e| format!("writing {}: {e}; re-run to write it", files.summary.display()))?;
     if let (Some(dir), Some(timeline)) = (&ctx.timeline, &output.timeline) {
-        let path = decide::timeline_file(dir, &work.name);
-        let title = format!("{} (job {})", work.name, output.job);
-        // A picture that cannot be written is reported; the proof still is.
-        if let Err(e) = crate::timeline::write_svg(timeline, &title, &path) {
-            tracing::warn!(block = %work.name, "timeline not written: {}", e.message);
-        }
+        draw(timeline, dir, &work.name, &output.job);
     }
     write_durably(&files.proof, &proof).map_err(|e| {
         format!("writing {}: {e}; the job is kept: re-run to write it", files.proof.display())

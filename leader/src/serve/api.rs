@@ -6,7 +6,7 @@
 //! | `GET /v1/jobs?limit=&state=`    | 200 `{"jobs": [...]}`, newest first                   |
 //! | `GET /v1/jobs/{id}`             | 200 job; 404                                        |
 //! | `GET /v1/jobs/{id}/proof`       | 200 proof file bytes; 409 while not proven; 404     |
-//! | `GET /v1/jobs/{id}/timeline.svg`| 200 SVG; 409 while not proven; 404                  |
+//! | `GET /v1/jobs/{id}/timeline.svg`| 200 SVG (proven or failed); 409 before; 404         |
 //! | `DELETE /v1/jobs/{id}`          | 200 cancelled job (queued/running); 204 deleted (finished) |
 //! | `GET /metrics`                  | Prometheus text exposition ([`proofline_http::metrics_router`]) |
 //! | `GET /openapi.json`, `/livez`, `/readyz` | the document; probes                       |
@@ -385,10 +385,14 @@ async fn get_proof(State(api): State<Shared>, path: JobPath) -> Result<Response,
 
 async fn get_timeline(State(api): State<Shared>, path: JobPath) -> Result<Response, ApiError> {
     let id = job_id(path)?;
-    let record = proven(&api, &id)?;
-    let timeline = record
-        .timeline
-        .ok_or_else(|| ApiError::new(ErrorCode::NotProven, format!("job {id} has no timeline recorded")))?;
+    // Proven and failed jobs have one (a failed job's shows where its time went).
+    let record = api.service.get(&id).ok_or_else(|| not_found(&id))?.record;
+    let timeline = record.timeline.clone().ok_or_else(|| {
+        ApiError::new(
+            ErrorCode::NotProven,
+            format!("job {id} is {}: no timeline (yet)", record.state.as_str()),
+        )
+    })?;
     let bytes = super::registry::blocking(&api.service.store, move |s| s.get(&timeline))
         .await
         .map_err(|e| ApiError::new(ErrorCode::Internal, format!("reading the timeline: {e}")))?;

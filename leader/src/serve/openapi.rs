@@ -229,7 +229,7 @@ pub fn document() -> Value {
                         "200": {"description": "An SVG picture.", "content": {"image/svg+xml": {"schema": {"type": "string"}}}},
                         "401": unauthorized,
                         "404": not_found,
-                        "409": error_response("The job is not proven (yet)."),
+                        "409": error_response("No timeline (yet): the job is queued or running, or it ended without one."),
                         "500": error_response("The timeline could not be read or drawn.")
                     }
                 }

@@ -20,7 +20,9 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use proofline_runtime::error_chain as chain;
+use proofline_runtime::leader::timeline::Timeline;
 use proofline_runtime::leader::{JobError, JobHandle, JobOptions, JobOutput};
+use proofline_runtime::task::ArtifactRef;
 
 use super::registry::{self, Counts, Stats};
 use super::service::{Live, Service, now_ms};
@@ -60,9 +62,9 @@ async fn run(svc: &Service, id: &str) {
     };
     tracing::info!(job = %id, "running");
     svc.attach(id, Live { progress: handle.progress.clone(), canceller: handle.canceller() });
-    let outcome = handle.wait().await;
+    let (outcome, timeline) = handle.wait_with_timeline().await;
     let progress = svc.detach(id);
-    finish(svc, id, outcome, progress).await;
+    finish(svc, id, outcome, timeline, progress).await;
 }
 
 /// Step 2: resume the job from its journal, or plan and submit its stored input.
@@ -119,6 +121,7 @@ async fn finish(
     svc: &Service,
     id: &str,
     outcome: Result<JobOutput, JobError>,
+    timeline: Option<Timeline>,
     progress: Option<proofline_runtime::leader::Progress>,
 ) {
     let leader = svc.cluster.leader();
@@ -143,7 +146,12 @@ async fn finish(
         Err(e) => {
             let message = chain(&e);
             tracing::error!(job = %id, "failed: {message}");
-            fail_with_progress(svc, id, message, progress).await;
+            // Where a failed job's time went is what its operator wants to see.
+            let stored = match timeline {
+                Some(timeline) => store_timeline(svc, id, &timeline).await,
+                None => None,
+            };
+            fail_with(svc, id, message, progress, stored).await;
             return;
         }
     };
@@ -177,7 +185,19 @@ async fn finish(
         Err(e) => {
             let message = format!("the proof could not be stored: {e}; the job's artifacts are kept");
             tracing::error!(job = %id, "{message}");
-            fail_with_progress(svc, id, message, progress).await;
+            fail_with(svc, id, message, progress, None).await;
+        }
+    }
+}
+
+/// A failed job's timeline, stored for `GET .../timeline.svg`; `None` if it could not be.
+async fn store_timeline(svc: &Service, id: &str, timeline: &Timeline) -> Option<ArtifactRef> {
+    let (json, job) = (serde_json::to_vec(timeline).expect("a timeline serializes"), id.to_owned());
+    match registry::blocking(&svc.store, move |s| registry::put_timeline(s, &job, &json)).await {
+        Ok(stored) => Some(stored),
+        Err(e) => {
+            tracing::warn!(job = %id, "the failed job's timeline was not stored: {e}");
+            None
         }
     }
 }
@@ -201,20 +221,24 @@ async fn store_proof(
 }
 
 async fn fail(svc: &Service, id: &str, message: String) {
-    fail_with_progress(svc, id, message, None).await;
+    fail_with(svc, id, message, None, None).await;
 }
 
-async fn fail_with_progress(
+async fn fail_with(
     svc: &Service,
     id: &str,
     message: String,
     progress: Option<proofline_runtime::leader::Progress>,
+    timeline: Option<ArtifactRef>,
 ) {
     let counts = progress.as_ref().map(Counts::from);
     let failed = svc.apply(id, Event::Failed, |r| {
         r.error = Some(message);
         r.finished_ms = Some(now_ms());
         r.progress = counts;
+        if timeline.is_some() {
+            r.timeline = timeline;
+        }
     });
     if failed.is_some()
         && let Err(e) = svc.persist(id).await

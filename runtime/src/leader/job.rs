@@ -70,7 +70,7 @@ pub struct JobArgs {
     pub store: Arc<dyn ArtifactStore>,
     pub lease: Lease,
     pub progress: watch::Sender<Progress>,
-    pub done: oneshot::Sender<Result<JobOutput, JobError>>,
+    pub done: oneshot::Sender<super::Ended>,
     pub inbox: Arc<super::Inbox>,
     pub dispatcher: Arc<std::sync::Mutex<Dispatcher>>,
     pub routes: Routes,
@@ -90,7 +90,7 @@ pub struct JobState {
     store: Arc<dyn ArtifactStore>,
     progress: watch::Sender<Progress>,
     inbox: Arc<super::Inbox>,
-    done: Option<oneshot::Sender<Result<JobOutput, JobError>>>,
+    done: Option<oneshot::Sender<super::Ended>>,
     started: Instant,
     /// How the job begins, until it has.
     pending: Option<JobStart>,
@@ -309,14 +309,18 @@ impl JobState {
         let mut stats = self.ledger().stats();
         stats.wrap = started.elapsed();
         stats.elapsed = self.started.elapsed();
-        let timeline = self.wrap_spans.as_ref().map(|wraps| {
-            let ledger = self.ledger.as_ref().expect("wrap comes from the ledger");
-            // The ledger times spans from its start, the actor from its own: the same
-            // message, microseconds apart.
-            let spans = ledger.spans().iter().chain(wraps).cloned().collect();
-            Timeline { spans, elapsed: stats.elapsed }
-        });
+        let timeline = self.timeline();
         Ok(JobOutput { job: self.job.clone(), plugin: self.plugin.id(), proof, stats, timeline })
+    }
+
+    /// Every attempt so far and wrap's, if a timeline is recorded.
+    fn timeline(&self) -> Option<Timeline> {
+        let wraps = self.wrap_spans.as_ref()?;
+        // The ledger times spans from its start, the actor from its own: the same
+        // message, microseconds apart.
+        let spans = self.ledger.as_ref().map(JobLedger::spans).unwrap_or_default();
+        let spans = spans.iter().chain(wraps).cloned().collect();
+        Some(Timeline { spans, elapsed: self.started.elapsed() })
     }
 
     async fn run_wrap(&mut self, root: ArtifactRef) -> Result<Vec<u8>, WrapFailure> {
@@ -378,7 +382,11 @@ impl JobState {
             }
         }
         if let Some(done) = self.done.take() {
-            let _ = done.send(outcome);
+            let timeline = match &outcome {
+                Ok(output) => output.timeline.clone(),
+                Err(_) => self.timeline(),
+            };
+            let _ = done.send((outcome, timeline));
         }
     }
 }

@@ -174,16 +174,26 @@ pub struct JobHandle {
     pub job: String,
     pub progress: watch::Receiver<Progress>,
     actor: ActorRef<JobMsg>,
-    done: oneshot::Receiver<Result<JobOutput, JobError>>,
+    done: oneshot::Receiver<Ended>,
 }
+
+/// How a job ended, and (when [`JobOptions::timeline`] asked for it) its timeline,
+/// whatever the outcome.
+pub(crate) type Ended = (Result<JobOutput, JobError>, Option<Timeline>);
 
 impl JobHandle {
     /// The proof, once the job is over. Its artifacts stay in the store until
     /// [`Leader::discard`]: make the proof durable first.
     pub async fn wait(self) -> Result<JobOutput, JobError> {
-        self.done
-            .await
-            .unwrap_or_else(|_| Err(JobError::Internal("the job actor stopped without an outcome".into())))
+        self.wait_with_timeline().await.0
+    }
+
+    /// [`wait`](Self::wait), with the job's timeline also when it failed or was
+    /// cancelled (a proven job's is in [`JobOutput::timeline`] too).
+    pub async fn wait_with_timeline(self) -> Ended {
+        self.done.await.unwrap_or_else(|_| {
+            (Err(JobError::Internal("the job actor stopped without an outcome".into())), None)
+        })
     }
 
     pub fn cancel(&self, reason: &str) {
