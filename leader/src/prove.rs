@@ -196,7 +196,7 @@ async fn run_job(leader: &Leader, job: JobHandle, args: &ProveArgs) -> Result<()
     let renderer = tokio::spawn(progress::render(job.progress.clone()));
     let job_id = job.job.clone();
     let canceller = job.canceller();
-    let waiting = job.wait();
+    let waiting = job.wait_with_timeline();
     tokio::pin!(waiting);
     let outcome = tokio::select! {
         out = &mut waiting => out,
@@ -210,6 +210,13 @@ async fn run_job(leader: &Leader, job: JobHandle, args: &ProveArgs) -> Result<()
         }
     };
     let _ = renderer.await;
+    let (outcome, timeline) = outcome;
+    if outcome.is_err()
+        && let (Some(path), Some(timeline)) = (&args.timeline, &timeline)
+    {
+        // Where a failed job's time went (and which attempts failed).
+        draw_timeline(timeline, &job_id, path);
+    }
     let output = outcome.map_err(|e| {
         Failure::other(format!(
             "job {job_id} failed: {}; its finished work is kept: retry it with --resume {job_id}",
@@ -221,11 +228,7 @@ async fn run_job(leader: &Leader, job: JobHandle, args: &ProveArgs) -> Result<()
         tracing::info!("gpu kernels: {gpu}");
     }
     if let (Some(path), Some(timeline)) = (&args.timeline, &output.timeline) {
-        // A picture that cannot be written is reported; the proof still is.
-        match crate::timeline::write_svg(timeline, &output.job, path) {
-            Ok(()) => tracing::info!(path = %path.display(), "timeline written"),
-            Err(e) => tracing::warn!(path = %path.display(), "timeline not written: {}", e.message),
-        }
+        draw_timeline(timeline, &output.job, path);
     }
     let file = proof_file(&output);
     write_proof(args.out.as_deref(), &file).map_err(|e| {
@@ -239,6 +242,14 @@ async fn run_job(leader: &Leader, job: JobHandle, args: &ProveArgs) -> Result<()
         tracing::warn!(job = %job_id, error = %chain(&e), "proof written, but the job's artifacts were not deleted (gc removes them)");
     }
     Ok(())
+}
+
+/// Draw `timeline` into `path`; a picture that cannot be written is reported, nothing more.
+fn draw_timeline(timeline: &proofline_runtime::leader::timeline::Timeline, job: &str, path: &Path) {
+    match crate::timeline::write_svg(timeline, job, path) {
+        Ok(()) => tracing::info!(path = %path.display(), "timeline written"),
+        Err(e) => tracing::warn!(path = %path.display(), "timeline not written: {}", e.message),
+    }
 }
 
 /// Write the whole proof durably or fail: a file appears only complete and synced

@@ -146,3 +146,23 @@ fn a_failed_attempt_is_drawn_wasted() {
     let (_, pixmap) = render_png(&svg);
     assert!(has_pixel_of(&pixmap, "#D62728"), "the red outline is drawn");
 }
+
+#[test]
+fn a_failed_job_is_drawn_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let svg_path = dir.path().join("job.svg");
+    // Segment 1 fails for good: the job fails, and its picture shows why.
+    let workload = br#"{"tasks": 4, "cost": {"fixed": {"micros": 1000}},
+        "fail": {"segments": [1], "mode": "permanent"}}"#;
+    let out = common::leader_with(
+        &["--plugin", "sim", "--lanes", "2", "stdio", "--timeline", svg_path.to_str().unwrap()],
+        workload,
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let svg = std::fs::read_to_string(&svg_path).unwrap();
+    let (_, wasted) = bars(&svg);
+    assert_eq!(wasted, 1, "the failing attempt is drawn wasted");
+    assert!(svg.contains("(1 wasted)"), "title counts it");
+    render_png(&svg);
+}
