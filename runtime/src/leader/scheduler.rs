@@ -184,7 +184,7 @@ impl Dispatcher {
         let mut free = self.window().saturating_sub(used);
         // Deterministic order: by (order, id).
         let mut ids: Vec<&String> = self.jobs.keys().collect();
-        ids.sort_by_key(|id| (self.jobs[*id].order, (*id).clone()));
+        ids.sort_by(|a, b| (self.jobs[*a].order, a).cmp(&(self.jobs[*b].order, b)));
         let ids: Vec<String> = ids.into_iter().cloned().collect();
         while free > 0 {
             let Some(pick) = self.pick(&ids) else { break };

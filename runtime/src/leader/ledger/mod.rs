@@ -375,7 +375,9 @@ impl JobLedger {
         overdue.sort();
         for (id, why) in overdue {
             let from = fx.len();
-            if let Some(a) = self.out.get(&id)
+            // Spans cost a task clone each: only when a timeline is recorded.
+            if self.spans.is_some()
+                && let Some(a) = self.out.get(&id)
                 && let Some(since) = a.running_since
             {
                 let outcome = match why {
@@ -433,6 +435,9 @@ impl JobLedger {
                 && matches!(r.outcome, Outcome::Done(_))
             {
                 self.stats.duplicates += 1;
+                if self.spans.is_none() {
+                    return;
+                }
                 let mut task = done.task.clone();
                 task.attempt = r.attempt;
                 self.span(&task, &r.ran_on, began, now, SpanEnd::Duplicate);
@@ -445,7 +450,7 @@ impl JobLedger {
             Outcome::Failed { .. } | Outcome::CorruptInput { .. } if current => Some(SpanEnd::Failed),
             _ => None,
         };
-        if let Some(outcome) = ended {
+        if let Some(outcome) = ended.filter(|_| self.spans.is_some()) {
             let mut task = a.task.clone();
             task.attempt = r.attempt;
             self.span(&task, &r.ran_on, began, now, outcome);
