@@ -47,8 +47,10 @@ async fn resume_after(server: &S3Server, damage: Damage) {
     worker.heartbeat = Duration::from_millis(50);
     let store: Arc<dyn ArtifactStore> = s3.clone();
     let cluster = Embedded::start(plugins.clone(), store, worker, LeaderConfig::default()).await.unwrap();
+    // 256-byte artifacts: larger than what travels inline, so they live in the bucket.
     let workload = br#"{"tasks": 4, "cost": {"fixed": {"micros": 300000}}, "work": "sleep",
-        "fail": {"segments": [3], "mode": "hang", "times": 1}, "wrap_reads_leaves": true}"#;
+        "fail": {"segments": [3], "mode": "hang", "times": 1}, "wrap_reads_leaves": true,
+        "artifact_bytes": 256}"#;
     let plan = plugin.plan(workload, &PlanOptions::default()).unwrap();
 
     let first = cluster.leader.submit(plugin.clone(), plan).await.unwrap();

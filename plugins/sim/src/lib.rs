@@ -47,15 +47,61 @@ impl SimPlugin {
 }
 
 /// A segment's payload: its index, its cost, how to work, and whether to fail.
-#[derive(serde::Serialize, serde::Deserialize)]
+#[derive(Debug, PartialEq)]
 struct Segment {
     index: u32,
     micros: u64,
     aggregate_micros: u64,
     work: Work,
     fail: Option<Failure>,
-    #[serde(default)]
     artifact_bytes: u64,
+}
+
+/// Bytes of an encoded [`Segment`] without a failure.
+const SEGMENT_BYTES: usize = 29;
+
+impl Segment {
+    /// 29 little-endian bytes (index, micros, aggregate micros, work, artifact bytes),
+    /// then the failure as JSON if there is one: small enough to travel inline in the
+    /// task (see `proofline_runtime::store::inline`), so a million segments cost no
+    /// store round trips and little memory.
+    fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(SEGMENT_BYTES);
+        out.extend_from_slice(&self.index.to_le_bytes());
+        out.extend_from_slice(&self.micros.to_le_bytes());
+        out.extend_from_slice(&self.aggregate_micros.to_le_bytes());
+        out.push(self.work as u8);
+        out.extend_from_slice(&self.artifact_bytes.to_le_bytes());
+        if let Some(fail) = &self.fail {
+            out.extend(serde_json::to_vec(fail).expect("serializable"));
+        }
+        out
+    }
+
+    fn decode(bytes: &[u8]) -> Result<Self, PluginError> {
+        let bad = |why: String| PluginError::permanent(format!("sim segment payload: {why}"));
+        if bytes.len() < SEGMENT_BYTES {
+            return Err(bad(format!("{} bytes, expected at least {SEGMENT_BYTES}", bytes.len())));
+        }
+        let u64_at = |i: usize| u64::from_le_bytes(bytes[i..i + 8].try_into().expect("8 bytes"));
+        let work = match bytes[20] {
+            0 => Work::Spin,
+            1 => Work::Sleep,
+            other => return Err(bad(format!("unknown work {other}"))),
+        };
+        let fail = match &bytes[SEGMENT_BYTES..] {
+            [] => None,
+            json => Some(serde_json::from_slice(json).map_err(|e| bad(e.to_string()))?),
+        };
+        Ok(Self {
+            index: u32::from_le_bytes(bytes[..4].try_into().expect("4 bytes")),
+            micros: u64_at(4),
+            aggregate_micros: u64_at(12),
+            work,
+            fail,
+            artifact_bytes: u64_at(21),
+        })
+    }
 }
 
 /// A "proof" of a range: its bounds, the fold's work settings, then `pad` filler bytes
@@ -84,11 +130,17 @@ fn parse_range(bytes: &[u8]) -> Result<(u32, u32, u64, Work), PluginError> {
     Ok((u32_at(0), u32_at(4), micros, work))
 }
 
+/// `PROOFLINE_SIM_EXEC_LOG`, read once (not once per segment: reading the environment
+/// takes a process-wide lock).
+fn exec_log() -> Option<&'static std::ffi::OsStr> {
+    static LOG: std::sync::OnceLock<Option<std::ffi::OsString>> = std::sync::OnceLock::new();
+    LOG.get_or_init(|| std::env::var_os("PROOFLINE_SIM_EXEC_LOG")).as_deref()
+}
+
 /// With `PROOFLINE_SIM_EXEC_LOG=FILE`, every completed segment appends `seg-N` to
 /// FILE: tests count executions across processes (killed leaders, many workers).
-fn log_execution(index: u32) {
+fn log_execution(path: &std::ffi::OsStr, index: u32) {
     use std::io::Write;
-    let Some(path) = std::env::var_os("PROOFLINE_SIM_EXEC_LOG") else { return };
     let line = format!("seg-{index}\n");
     let appended = std::fs::OpenOptions::new()
         .create(true)
@@ -137,7 +189,7 @@ impl ProofSystem for SimPlugin {
                     fail,
                     artifact_bytes: workload.artifact_bytes,
                 };
-                SegmentSpec { payload: serde_json::to_vec(&segment).expect("serializable"), cost: micros }
+                SegmentSpec { payload: segment.encode(), cost: micros }
             })
             .collect();
         let total: u64 = costs.iter().sum();
@@ -151,8 +203,7 @@ impl ProofSystem for SimPlugin {
     }
 
     fn prove_segment(&self, cx: &mut ExecCx, payload: &[u8]) -> Result<Vec<u8>, PluginError> {
-        let seg: Segment = serde_json::from_slice(payload)
-            .map_err(|e| PluginError::permanent(format!("sim segment payload: {e}")))?;
+        let seg = Segment::decode(payload)?;
         if let Some(fail) = &seg.fail {
             let attempt = {
                 let mut attempts = self.counters.attempts.lock().expect("attempts lock");
@@ -176,7 +227,9 @@ impl ProofSystem for SimPlugin {
         }
         work(cx, seg.work, seg.micros)?;
         self.counters.segments_completed.fetch_add(1, Ordering::Relaxed);
-        log_execution(seg.index);
+        if let Some(log) = exec_log() {
+            log_execution(log, seg.index);
+        }
         Ok(range_proof(seg.index, seg.index + 1, seg.aggregate_micros, seg.work, seg.artifact_bytes as usize))
     }
 
@@ -227,5 +280,43 @@ impl ProofSystem for SimPlugin {
         } else {
             Verdict::Invalid { reason: format!("sim root covers {a}..{b}") }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn segment_payloads_round_trip_compactly_and_garbage_is_refused() {
+        let plain = Segment {
+            index: 7,
+            micros: 1000,
+            aggregate_micros: 3,
+            work: Work::Sleep,
+            fail: None,
+            artifact_bytes: 1 << 20,
+        };
+        let bytes = plain.encode();
+        assert_eq!(bytes.len(), SEGMENT_BYTES);
+        assert_eq!(Segment::decode(&bytes).unwrap(), plain);
+        let failing =
+            Segment { fail: Some(Failure { segments: vec![7], mode: FailureMode::Hang, times: 1 }), ..plain };
+        assert_eq!(Segment::decode(&failing.encode()).unwrap(), failing);
+        assert!(Segment::decode(&bytes[..SEGMENT_BYTES - 1]).is_err());
+        let mut bad_work = bytes.clone();
+        bad_work[20] = 9;
+        assert!(Segment::decode(&bad_work).is_err());
+        assert!(Segment::decode(&[bytes.as_slice(), b"{not json"].concat()).is_err());
+    }
+
+    #[test]
+    fn a_planned_segment_proves_its_own_range() {
+        let sim = SimPlugin::new();
+        let plan =
+            sim.plan(br#"{"tasks": 3, "cost": {"fixed": {"micros": 0}}}"#, &PlanOptions::default()).unwrap();
+        let mut cx = ExecCx::default();
+        let proof = sim.prove_segment(&mut cx, &plan.segments[2].payload).unwrap();
+        assert_eq!(parse_range(&proof).unwrap().0..parse_range(&proof).unwrap().1, 2..3);
     }
 }

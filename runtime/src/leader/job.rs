@@ -33,7 +33,7 @@ use super::{JobError, JobOutput, JobStats, LeaderConfig, Progress, Routes};
 use crate::metrics::leader as metrics;
 use crate::metrics::{Kind, TaskOutcome};
 use crate::plugin::{ExecCx, JobMeta, LeafSource, Plan, PluginError, ProofSystem};
-use crate::store::{ArtifactStore, StoreError};
+use crate::store::{ArtifactStore, StoreError, inline};
 use crate::task::{ArtifactRef, Control, Task};
 use crate::transport::Transport;
 
@@ -259,11 +259,19 @@ impl JobState {
         if !records.is_empty()
             && let Some(mut journal) = self.journal.take()
         {
-            let appended = blocking("writing the job journal", move || {
-                journal.append(&records)?;
-                Ok(journal)
-            })
-            .await;
+            let appended = if self.store.blocks() {
+                blocking("writing the job journal", move || {
+                    journal.append(&records)?;
+                    Ok(journal)
+                })
+                .await
+            } else {
+                let what = "writing the job journal";
+                journal
+                    .append(&records)
+                    .map(|()| journal)
+                    .map_err(|source| JobError::Store { what: what.into(), source })
+            };
             match appended {
                 Ok(journal) => self.journal = Some(journal),
                 Err(e) => return Some(Err(e)),
@@ -324,26 +332,28 @@ impl JobState {
     }
 
     async fn run_wrap(&mut self, root: ArtifactRef) -> Result<Vec<u8>, WrapFailure> {
+        use tokio::runtime::{Handle, RuntimeFlavor};
         let ledger = self.ledger.as_ref().expect("wrap comes from the ledger");
-        let leaves =
-            StoreLeaves { store: self.store.clone(), refs: ledger.leaves(), unusable: Default::default() };
         let (store, plugin, job, meta) =
             (self.store.clone(), self.plugin.clone(), self.job.clone(), self.meta.clone());
-        let wrapped = tokio::task::spawn_blocking(move || {
-            let root_bytes = match store.get(&root) {
-                Ok(bytes) => bytes,
-                Err(e) => {
-                    return Err(unusable(&e)
-                        .ok_or_else(|| PluginError::permanent(format!("reading the root proof: {e}"))));
-                }
-            };
-            let mut cx = ExecCx::new("wrap", 0, Default::default());
-            plugin
-                .wrap(&mut cx, &root_bytes, &JobMeta { job: &job, meta: &meta, leaves: &leaves })
-                .map_err(|e| leaves.unusable.lock().expect("unusable lock").take().ok_or(e))
-        })
-        .await
-        .unwrap_or_else(|e| Err(Err(PluginError::permanent(format!("wrap panicked: {e}")))));
+        let wrapped = if Handle::current().runtime_flavor() == RuntimeFlavor::MultiThread {
+            // In place, reading the leaves where the ledger holds them: a million
+            // segments' references are not copied for wrap.
+            let leaves =
+                StoreLeaves { store, refs: LeafRefs::Ledger(ledger.leaf_refs()), unusable: <_>::default() };
+            tokio::task::block_in_place(|| {
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    wrap_with(plugin.as_ref(), &job, &meta, &root, &leaves)
+                }))
+                .unwrap_or_else(|_| Err(Err(PluginError::permanent("wrap panicked"))))
+            })
+        } else {
+            let leaves =
+                StoreLeaves { store, refs: LeafRefs::Copied(ledger.leaves()), unusable: <_>::default() };
+            tokio::task::spawn_blocking(move || wrap_with(plugin.as_ref(), &job, &meta, &root, &leaves))
+                .await
+                .unwrap_or_else(|e| Err(Err(PluginError::permanent(format!("wrap panicked: {e}")))))
+        };
         match wrapped {
             Ok(proof) => Ok(proof),
             Err(Ok((uri, message))) => Err(WrapFailure::Unusable { uri, message }),
@@ -414,9 +424,37 @@ fn wake(routes: &Routes, jobs: &[String]) {
     }
 }
 
-struct StoreLeaves {
+/// Wrap `root`: the proof, or the input wrap found unusable (`Err(Ok((uri, message)))`).
+fn wrap_with(
+    plugin: &dyn ProofSystem,
+    job: &str,
+    meta: &[u8],
+    root: &ArtifactRef,
+    leaves: &StoreLeaves<'_>,
+) -> Result<Vec<u8>, Result<(String, String), PluginError>> {
+    let root_bytes = match inline::load(leaves.store.as_ref(), root) {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            return Err(
+                unusable(&e).ok_or_else(|| PluginError::permanent(format!("reading the root proof: {e}")))
+            );
+        }
+    };
+    let mut cx = ExecCx::new("wrap", 0, Default::default());
+    plugin
+        .wrap(&mut cx, &root_bytes, &JobMeta { job, meta, leaves })
+        .map_err(|e| leaves.unusable.lock().expect("unusable lock").take().ok_or(e))
+}
+
+/// The leaves' references: the ledger's own, or a copy (wrap on another thread).
+enum LeafRefs<'a> {
+    Ledger(super::ledger::Leaves<'a>),
+    Copied(Vec<ArtifactRef>),
+}
+
+struct StoreLeaves<'a> {
     store: Arc<dyn ArtifactStore>,
-    refs: Vec<ArtifactRef>,
+    refs: LeafRefs<'a>,
     /// The first leaf found corrupt or missing: `(uri, message)`.
     unusable: std::sync::Mutex<Option<(String, String)>>,
 }
@@ -429,16 +467,20 @@ fn unusable(e: &StoreError) -> Option<(String, String)> {
     }
 }
 
-impl LeafSource for StoreLeaves {
+impl LeafSource for StoreLeaves<'_> {
     fn leaf_count(&self) -> u32 {
-        self.refs.len() as u32
+        match &self.refs {
+            LeafRefs::Ledger(leaves) => leaves.len(),
+            LeafRefs::Copied(refs) => refs.len() as u32,
+        }
     }
     fn leaf(&self, index: u32) -> Result<Vec<u8>, PluginError> {
-        let r = self
-            .refs
-            .get(index as usize)
-            .ok_or_else(|| PluginError::permanent(format!("no leaf {index}")))?;
-        self.store.get(r).map_err(|e| {
+        let r = match &self.refs {
+            LeafRefs::Ledger(leaves) => leaves.get(index),
+            LeafRefs::Copied(refs) => refs.get(index as usize),
+        };
+        let r = r.ok_or_else(|| PluginError::permanent(format!("no leaf {index}")))?;
+        inline::load(self.store.as_ref(), r).map_err(|e| {
             if let Some(found) = unusable(&e) {
                 self.unusable.lock().expect("unusable lock").get_or_insert(found);
             }

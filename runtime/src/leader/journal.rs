@@ -22,7 +22,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::plugin::Plan;
-use crate::store::{ArtifactStore, StoreError};
+use crate::store::{ArtifactStore, StoreError, inline};
 use crate::task::ArtifactRef;
 
 const VERSION: u32 = 1;
@@ -39,8 +39,19 @@ pub struct Manifest {
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub name: String,
     pub meta: ArtifactRef,
+    /// Every segment, in order (in the stored manifest: only when there are at most
+    /// [`SEGMENTS_PER_PART`]; see `segment_parts`).
+    #[serde(default)]
     pub segments: Vec<SegmentRef>,
+    /// A plan of more than [`SEGMENTS_PER_PART`] segments keeps them in parts of that
+    /// many (`{job}/segments/{k}`, each sealed like the manifest): no single document,
+    /// and no single buffer while writing it, grows with the plan.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub segment_parts: Vec<ArtifactRef>,
 }
+
+/// Segments per part of a large manifest.
+pub const SEGMENTS_PER_PART: usize = 1 << 15;
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct SegmentRef {
@@ -82,9 +93,18 @@ struct Sealed<T> {
     blake3: String,
 }
 
+/// The JSON of `Sealed { body, blake3 }`, with the body serialized once (a manifest of
+/// a million segments is hundreds of megabytes of JSON).
 fn seal<T: Serialize>(body: T) -> Vec<u8> {
-    let digest = blake3::hash(&serde_json::to_vec(&body).expect("serializable"));
-    serde_json::to_vec(&Sealed { body, blake3: digest.to_hex().to_string() }).expect("serializable")
+    let body = serde_json::to_vec(&body).expect("serializable");
+    let digest = blake3::hash(&body);
+    let mut out = Vec::with_capacity(body.len() + 84);
+    out.extend_from_slice(b"{\"body\":");
+    out.extend_from_slice(&body);
+    out.extend_from_slice(b",\"blake3\":\"");
+    out.extend_from_slice(digest.to_hex().as_bytes());
+    out.extend_from_slice(b"\"}");
+    out
 }
 
 fn unseal<T: Serialize + for<'de> Deserialize<'de>>(key: &str, bytes: &[u8]) -> Result<T, JournalError> {
@@ -115,19 +135,33 @@ impl Journal {
         let meta = store.put(&format!("{job}/meta"), &plan.meta)?;
         let mut segments = Vec::with_capacity(plan.segments.len());
         for (i, segment) in plan.segments.into_iter().enumerate() {
-            let payload = store.put(&format!("{job}/seg-{i}.in"), &segment.payload)?;
+            // Small payloads travel inline in their tasks (and in the manifest).
+            let payload = inline::save(store.as_ref(), || format!("{job}/seg-{i}.in"), &segment.payload)?;
             segments.push(SegmentRef { payload, cost: segment.cost });
         }
-        let manifest = Manifest {
+        let mut segment_parts = Vec::new();
+        if segments.len() > SEGMENTS_PER_PART {
+            for (k, part) in segments.chunks(SEGMENTS_PER_PART).enumerate() {
+                segment_parts.push(store.put(&format!("{job}/segments/{k:06}"), &seal(part))?);
+            }
+        }
+        let mut manifest = Manifest {
             version: VERSION,
             job: job.to_owned(),
             plugin: plugin.to_owned(),
             summary: plan.summary,
             name: plan.name,
             meta,
-            segments,
+            segments: Vec::new(),
+            segment_parts,
         };
-        store.put(&format!("{job}/manifest"), &seal(&manifest))?;
+        if manifest.segment_parts.is_empty() {
+            manifest.segments = segments;
+            store.put(&format!("{job}/manifest"), &seal(&manifest))?;
+        } else {
+            store.put(&format!("{job}/manifest"), &seal(&manifest))?;
+            manifest.segments = segments;
+        }
         Ok((Self { store, job: job.to_owned(), next_seq: 0 }, manifest))
     }
 
@@ -138,7 +172,11 @@ impl Journal {
     ) -> Result<(Self, Manifest, Vec<Record>), JournalError> {
         let key = format!("{job}/manifest");
         let bytes = store.get_raw(&key)?.ok_or_else(|| JournalError::NoManifest { job: job.to_owned() })?;
-        let manifest: Manifest = unseal(&key, &bytes)?;
+        let mut manifest: Manifest = unseal(&key, &bytes)?;
+        for part in std::mem::take(&mut manifest.segment_parts) {
+            let bytes = store.get(&part)?;
+            manifest.segments.extend(unseal::<Vec<SegmentRef>>(&part.uri, &bytes)?);
+        }
         let mut entries = Vec::new();
         while let Some(bytes) = store.get_raw(&Self::entry_key(job, entries.len() as u64))? {
             entries.push((Self::entry_key(job, entries.len() as u64), bytes));
@@ -256,6 +294,7 @@ mod tests {
         journal.append(&[record("seg-1", 1, 2), record("agg-0-1", 0, 2)]).unwrap();
         let (_, manifest, records) = Journal::open(store.clone(), "j").unwrap();
         assert_eq!(manifest.segments.len(), 2);
+        assert_eq!(manifest.segments[1].payload, inline::inline(b"b"), "small payloads are inline");
         assert_eq!(records.len(), 3);
         assert!(matches!(Journal::open(store.clone(), "nope"), Err(JournalError::NoManifest { .. })));
         store.put("j/manifest", b"{\"body\": [], \"blake3\": \"00\"}").unwrap();
@@ -307,6 +346,39 @@ mod tests {
                 other => panic!("a damaged middle entry must fail the resume: {other:?}"),
             }
         }
+    }
+
+    #[test]
+    fn a_large_plan_is_stored_in_parts_and_read_back_whole() {
+        let store: Arc<dyn ArtifactStore> = Arc::new(MemStore::default());
+        let n = SEGMENTS_PER_PART + 3;
+        let segments =
+            (0..n).map(|i| SegmentSpec { payload: (i as u32).to_le_bytes().to_vec(), cost: i as u64 });
+        let plan =
+            Plan { segments: segments.collect(), meta: vec![], summary: "big".into(), name: "big".into() };
+        let (_, created) = Journal::create(store.clone(), "j", "sim@1", plan).unwrap();
+        assert_eq!(created.segments.len(), n);
+        let stored: Sealed<serde_json::Value> =
+            serde_json::from_slice(&store.get_raw("j/manifest").unwrap().unwrap()).unwrap();
+        assert_eq!(stored.body["segment_parts"].as_array().unwrap().len(), 2);
+        assert_eq!(stored.body["segments"].as_array().unwrap().len(), 0, "the manifest itself stays small");
+        let (_, opened, _) = Journal::open(store.clone(), "j").unwrap();
+        assert_eq!(opened.segments.len(), n);
+        assert!(opened.segment_parts.is_empty());
+        assert_eq!(opened.segments[n - 1].cost, (n - 1) as u64);
+        assert_eq!(opened.segments[n - 1].payload, created.segments[n - 1].payload);
+        // A damaged part fails the resume (its digest is in the manifest).
+        store.put("j/segments/000001", b"{}").unwrap();
+        assert!(matches!(Journal::open(store, "j"), Err(JournalError::Store(StoreError::Corrupt { .. }))));
+    }
+
+    #[test]
+    fn seal_writes_what_serde_would_and_unseal_reads_it() {
+        let records = vec![record("seg-0", 0, 1), record("agg-0-1", 0, 2)];
+        let digest = blake3::hash(&serde_json::to_vec(&records).unwrap()).to_hex().to_string();
+        let expected = serde_json::to_vec(&Sealed { body: &records, blake3: digest }).unwrap();
+        assert_eq!(seal(&records), expected);
+        assert_eq!(unseal::<Vec<Record>>("k", &seal(&records)).unwrap(), records);
     }
 
     #[test]

@@ -43,6 +43,10 @@ impl ArtifactStore for MemStore {
         check(artifact, bytes.to_vec())
     }
 
+    fn blocks(&self) -> bool {
+        false
+    }
+
     fn get_raw(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self.objects.lock().expect("mem store lock").get(key).map(|b| b.0.to_vec()))
     }

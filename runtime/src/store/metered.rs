@@ -67,6 +67,10 @@ impl ArtifactStore for MeteredStore {
     fn list_jobs(&self) -> Result<Vec<JobArtifacts>, StoreError> {
         self.timed(StoreOp::List, || self.inner.list_jobs(), |_| 0)
     }
+
+    fn blocks(&self) -> bool {
+        self.inner.blocks()
+    }
 }
 
 #[cfg(test)]

@@ -18,6 +18,7 @@
 
 mod cache;
 mod fs;
+pub mod inline;
 mod mem;
 mod metered;
 mod s3;
@@ -104,6 +105,12 @@ pub trait ArtifactStore: Send + Sync + 'static {
     fn get_raw(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         let _ = key;
         Err(StoreError::Unsupported { store: self.describe(), op: "get_raw" })
+    }
+    /// Whether a call may block its thread on I/O (false only for process memory):
+    /// the leader runs store calls of a store that does not block in place, without
+    /// handing its async worker thread over first.
+    fn blocks(&self) -> bool {
+        true
     }
     /// List the jobs that have artifacts here, with their newest modification time
     /// (for `gc --older-than`). Stores that cannot list return
@@ -256,12 +263,15 @@ mod tests {
     #[test]
     fn mem_store_contract() {
         exercise(&MemStore::default());
+        let metered = MeteredStore::new(Arc::new(MemStore::default()), StoreKind::Mem);
+        assert!(!metered.blocks(), "process memory never blocks, metered or not");
     }
 
     #[test]
     fn fs_store_contract_and_corruption_on_disk() {
         let dir = tempfile::tempdir().unwrap();
         let store = FsStore::open(dir.path().to_str().unwrap()).unwrap();
+        assert!(store.blocks());
         exercise(&store);
         let r = store.put("job-c/agg-0-1", b"payload").unwrap();
         std::fs::write(dir.path().join("job-c/agg-0-1"), b"paylaod").unwrap();

@@ -1,11 +1,12 @@
-//! Running one task on a lane: fetch inputs, call the plugin, store the output.
+//! Running one task on a lane: fetch inputs, call the plugin, store the output (or
+//! carry it inline when it is small: [`inline`]).
 //! A panicking plugin fails the attempt, never the lane.
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 
 use crate::plugin::{ExecCx, PluginError, PluginRegistry, ProofSystem};
-use crate::store::{ArtifactStore, StoreError};
+use crate::store::{ArtifactStore, StoreError, inline};
 use crate::task::{ArtifactRef, Outcome, Task, TaskKind};
 
 #[derive(Debug, thiserror::Error)]
@@ -87,7 +88,7 @@ fn try_run(
     cx: &mut ExecCx,
 ) -> Result<ArtifactRef, ExecError> {
     let plugin = resolve(plugins, &task.plugin).map_err(ExecError::Unrunnable)?;
-    let input = |artifact: &ArtifactRef| store.get(artifact).map_err(ExecError::Input);
+    let input = |artifact: &ArtifactRef| inline::load(store, artifact).map_err(ExecError::Input);
     let output = match (task.kind, task.inputs.as_slice()) {
         (TaskKind::Segment, [payload]) => plugin.prove_segment(cx, &input(payload)?)?,
         (TaskKind::Aggregate, [left, right]) => plugin.aggregate(cx, &input(left)?, &input(right)?)?,
@@ -99,5 +100,6 @@ fn try_run(
             )));
         }
     };
-    Ok(store.put(&format!("{}/{}", task.job, task.id), &output)?)
+    // Small outputs travel inline in the result (no store round trip).
+    Ok(inline::save(store, || format!("{}/{}", task.job, task.id), &output)?)
 }

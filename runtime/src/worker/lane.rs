@@ -60,10 +60,11 @@ pub(crate) struct LaneSlot {
     pub busy_micros: AtomicU64,
 }
 
-/// A task on a lane, with its own cancel token.
+/// A task on a lane, with its own cancel token. The task is shared with the lane (it
+/// is moved out of its delivery while it runs, and back), not copied per task.
 #[derive(Clone)]
 pub(crate) struct Running {
-    pub task: Task,
+    pub task: Arc<Task>,
     pub cancel: Arc<AtomicBool>,
     pub since: Instant,
 }
@@ -81,7 +82,7 @@ impl LaneSlot {
     pub fn cancel_if(&self, which: impl Fn(&Task) -> bool) -> bool {
         let current = self.current.lock().expect("lane current lock");
         match current.as_ref() {
-            Some(running) if which(&running.task) => {
+            Some(running) if which(running.task.as_ref()) => {
                 running.cancel.store(true, Ordering::Release);
                 true
             }
@@ -238,6 +239,7 @@ pub(crate) fn spawn_lane(ctx: LaneCtx) -> std::io::Result<JoinHandle<()>> {
 /// Returns true on a clean stop, false when the lane was killed.
 fn lane_loop(ctx: &LaneCtx) -> bool {
     let slot = ctx.slot();
+    let ran_on = format!("{}/{}", ctx.worker_name, ctx.index);
     loop {
         if slot.stop.load(Ordering::Acquire) {
             return true;
@@ -259,17 +261,21 @@ fn lane_loop(ctx: &LaneCtx) -> bool {
             continue;
         }
         let cancel = Arc::new(AtomicBool::new(slot.kill.load(Ordering::Acquire)));
-        let running = Running { task: delivery.task.clone(), cancel: cancel.clone(), since: Instant::now() };
-        *slot.current.lock().expect("lane current lock") = Some(running);
-        let task = &delivery.task;
-        let mut cx = ExecCx::new(task.id.clone(), ctx.index, cancel.clone()).on(ctx.device);
+        let mut delivery = delivery;
+        let shared = Arc::new(std::mem::replace(&mut delivery.task, placeholder()));
         let started = Instant::now();
-        meter::task_started(task.kind, started.saturating_duration_since(delivery.received));
-        let outcome = run_task(&ctx.plugins, ctx.store.as_ref(), task, &mut cx);
+        let running = Running { task: shared.clone(), cancel: cancel.clone(), since: started };
+        *slot.current.lock().expect("lane current lock") = Some(running);
+        let mut cx = ExecCx::new(shared.id.clone(), ctx.index, cancel.clone()).on(ctx.device);
+        meter::task_started(shared.kind, started.saturating_duration_since(delivery.received));
+        let outcome = run_task(&ctx.plugins, ctx.store.as_ref(), &shared, &mut cx);
         let elapsed = started.elapsed();
         let micros = elapsed.as_micros() as u64;
         meter::lane_busy(Device::from(ctx.device), elapsed);
         *slot.current.lock().expect("lane current lock") = None;
+        // Back into the delivery (a heartbeat that still holds a copy makes us clone).
+        delivery.task = Arc::try_unwrap(shared).unwrap_or_else(|shared| (*shared).clone());
+        let task = &delivery.task;
         if slot.kill.load(Ordering::Acquire) {
             // Die holding the delivery: dropping it unsettled hands it back to the broker.
             tracing::warn!(lane = ctx.index, task = %task.id, "lane killed mid-task; task requeued");
@@ -291,10 +297,35 @@ fn lane_loop(ctx: &LaneCtx) -> bool {
         meter::task_finished(task.kind, label.unwrap_or(TaskOutcome::Failed), Some(elapsed));
         slot.executed.fetch_add(1, Ordering::Relaxed);
         slot.busy_micros.fetch_add(micros, Ordering::Relaxed);
-        let result = TaskResult::of(task, outcome, format!("{}/{}", ctx.worker_name, ctx.index), micros);
+        let mut result = TaskResult::of(&placeholder(), outcome, ran_on.clone(), micros);
+        // The result takes the task's names; the delivery keeps what the worker actor
+        // still reads (reply queue, attempts), and the broker needs none of them.
+        (result.job, result.task) =
+            (std::mem::take(&mut delivery.task.job), std::mem::take(&mut delivery.task.id));
+        (result.attempt, result.start, result.end) =
+            (delivery.task.attempt, delivery.task.start, delivery.task.end);
         if ctx.finished.push(delivery, result) && ctx.actor.cast(WorkerMsg::Finished).is_err() {
             return true; // the worker is gone: its deliveries are requeued on drop
         }
+    }
+}
+
+/// What a delivery holds while its task is out on the lane: no allocation.
+fn placeholder() -> Task {
+    Task {
+        job: String::new(),
+        run: 0,
+        id: String::new(),
+        kind: crate::task::TaskKind::Segment,
+        plugin: String::new(),
+        inputs: Vec::new(),
+        start: 0,
+        end: 0,
+        attempt: 0,
+        max_attempts: 0,
+        deadline_ms: 0,
+        cost: 0,
+        reply_to: String::new(),
     }
 }
 

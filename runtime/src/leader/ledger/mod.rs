@@ -10,7 +10,9 @@
 //!    the plan or the fold, never from a message) and queues it as *ready*
 //!    (aggregations ahead of segments). [`JobLedger::release`] takes ready tasks out
 //!    and emits [`Effect::Publish`]: how many is the leader's [`scheduler`] decision,
-//!    shared among jobs. Repairs and re-dispatches go out at once.
+//!    shared among jobs. Repairs and re-dispatches go out at once. Segments not yet
+//!    released are index ranges, not tasks: a task is made when it goes out, so the
+//!    ledger's memory follows the work in flight, not the plan's size.
 //!
 //! [`scheduler`]: super::scheduler
 //! 2. **Heartbeats.** A worker reports [`Outcome::Running`] for the current attempt
@@ -41,7 +43,7 @@
 use std::collections::{HashMap, VecDeque};
 use std::time::{Duration, Instant};
 
-use super::journal::{Record, SegmentRef, maximal_ranges};
+use super::journal::{Record, SegmentRef};
 use super::timeline::{Span, SpanEnd};
 use super::{JobStats, Progress};
 use crate::fold::{Finished, Fold, FoldStep};
@@ -110,13 +112,24 @@ enum Purpose {
     Fold,
     /// It finished before; it runs again because its output was unusable. These
     /// consumers are parked until it is back.
-    Repair { waiting: Vec<String> },
+    Repair { waiting: Vec<Key> },
 }
 
-/// One task out with the workers.
+/// A task's place in the fold, which names it: `seg-N` is `(N, N + 1)`, `agg-A-B` is
+/// `(A, B + 1)` (see [`key_of`]). Maps keyed by it hold no strings.
+pub(super) type Key = (u32, u32);
+
+/// One task out with the workers. Its [`Task`] is made again from the ledger's own
+/// records whenever it is (re)published, so nothing here copies it.
 #[derive(Debug)]
 struct Attempt {
-    task: Task,
+    /// An aggregation's split point (its inputs are `start..split` and `split..end`);
+    /// 0 for a segment.
+    split: u32,
+    cost: u64,
+    /// The current attempt, and the last one allowed.
+    attempt: u32,
+    max_attempts: u32,
     purpose: Purpose,
     /// Last word of this attempt (dispatch, heartbeat).
     last_heard: Instant,
@@ -127,14 +140,18 @@ struct Attempt {
     /// The lane that last reported on the current attempt.
     lane: Option<String>,
     /// Waiting for this producer's repair; not running anywhere meanwhile.
-    parked_on: Option<String>,
+    parked_on: Option<Key>,
 }
 
-/// A task that finished, and what it made.
+/// A task that finished, and what it made: enough to run it again as a repair (its
+/// inputs are its segment's payload, or its children's artifacts, found by `split`).
 #[derive(Debug)]
 struct Done {
-    task: Task,
     artifact: ArtifactRef,
+    /// Its last attempt: a repair is numbered after it.
+    attempt: u32,
+    /// As in [`Attempt::split`].
+    split: u32,
 }
 
 /// The state of one job.
@@ -143,18 +160,21 @@ pub struct JobLedger {
     policy: Policy,
     segments: Vec<SegmentRef>,
     fold: Fold<ArtifactRef>,
-    leaves: Vec<Option<ArtifactRef>>,
-    out: HashMap<String, Attempt>,
-    /// Created, waiting for [`JobLedger::release`]: aggregations first.
-    ready: VecDeque<Task>,
-    /// Summed cost of `ready` and of `out`.
+    out: HashMap<Key, Attempt>,
+    /// Aggregations ready, waiting for [`JobLedger::release`] (with their split); they
+    /// go out before any segment.
+    ready: VecDeque<(Key, u32)>,
+    /// Segments not yet created, as index ranges in order: a segment's task is made
+    /// only when it is released, so a million-segment job holds no million tasks.
+    todo: VecDeque<Key>,
+    /// Segments in `todo`.
+    todo_len: usize,
+    /// Summed cost of what is ready (`ready` and `todo`) and of `out`.
     ready_cost: u64,
     out_cost: u64,
     /// Queue waits (publish to start) seen since [`JobLedger::take_waits`].
     waits: Vec<(TaskKind, Duration)>,
-    done: HashMap<String, Done>,
-    /// Artifact uri -> the finished task that wrote it.
-    producers: HashMap<String, String>,
+    done: HashMap<Key, Done>,
     progress: Progress,
     stats: JobStats,
     over: bool,
@@ -162,7 +182,7 @@ pub struct JobLedger {
     root: Option<ArtifactRef>,
     wrap_repairs: u32,
     /// Wrap runs again once this task's repair succeeded.
-    rewrap_after: Option<String>,
+    rewrap_after: Option<Key>,
     /// When [`JobLedger::start`] ran: spans are timed from here.
     began: Option<Instant>,
     /// Every ended attempt, when a timeline is recorded.
@@ -182,15 +202,15 @@ impl JobLedger {
             who,
             policy,
             fold: Fold::new(n),
-            leaves: vec![None; n as usize],
             segments,
             out: HashMap::new(),
             ready: VecDeque::new(),
+            todo: VecDeque::new(),
+            todo_len: 0,
             ready_cost: 0,
             out_cost: 0,
             waits: Vec::new(),
             done: HashMap::new(),
-            producers: HashMap::new(),
             progress,
             stats: JobStats { segments: n, ..JobStats::default() },
             over: false,
@@ -215,13 +235,13 @@ impl JobLedger {
 
     /// Tasks ready to be published, waiting for [`JobLedger::release`].
     pub fn ready_len(&self) -> usize {
-        self.ready.len()
+        self.ready.len() + self.todo_len
     }
 
     /// Work not yet done: `(ready tasks, tasks out, ready cost, cost out)`, in the
     /// plugin's cost unit.
     pub fn outstanding(&self) -> (usize, usize, u64, u64) {
-        (self.ready.len(), self.out.len(), self.ready_cost, self.out_cost)
+        (self.ready_len(), self.out.len(), self.ready_cost, self.out_cost)
     }
 
     /// Publish-to-start waits of attempts that started since the last call.
@@ -235,10 +255,16 @@ impl JobLedger {
         if self.over {
             return fx;
         }
-        for _ in 0..n.min(self.ready.len()) {
-            let task = self.ready.pop_front().expect("counted above");
-            self.ready_cost -= task.cost;
-            self.send(task, Purpose::Fold, now, &mut fx);
+        for _ in 0..n {
+            let (key, split) = match self.ready.pop_front() {
+                Some(ready) => ready,
+                None => match self.next_todo() {
+                    Some(i) => ((i, i + 1), 0),
+                    None => break,
+                },
+            };
+            self.ready_cost -= self.cost_of(key);
+            self.send(key, split, 1, self.policy.max_attempts, Purpose::Fold, now, &mut fx);
         }
         fx
     }
@@ -257,7 +283,13 @@ impl JobLedger {
 
     /// The artifacts of segments `0..n` in order, once all are finished.
     pub fn leaves(&self) -> Vec<ArtifactRef> {
-        self.leaves.iter().flatten().cloned().collect()
+        let n = self.segments.len() as u32;
+        (0..n).filter_map(|i| self.done.get(&(i, i + 1)).map(|d| d.artifact.clone())).collect()
+    }
+
+    /// The leaves where the ledger holds them (no copy), for wrap.
+    pub fn leaf_refs(&self) -> Leaves<'_> {
+        Leaves { done: &self.done, n: self.segments.len() as u32 }
     }
 
     /// Tasks out with workers now (parked ones included; ready ones not).
@@ -267,73 +299,6 @@ impl JobLedger {
 
     pub fn is_over(&self) -> bool {
         self.over
-    }
-
-    /// Begin: `records` are what an earlier leader of this job finished (empty for a
-    /// new job). Dispatches every segment no finished range covers.
-    pub fn start(&mut self, records: Vec<Record>, now: Instant) -> Vec<Effect> {
-        let mut fx = Vec::new();
-        self.began = Some(now);
-        // A task journalled twice (its artifact was repaired) counts once, as last written.
-        let mut latest: HashMap<String, Record> = HashMap::new();
-        for r in records {
-            let valid = (r.start < r.end) && (r.end as usize) <= self.segments.len();
-            if valid && task_kind(&r.task, r.start, r.end).is_some() {
-                latest.insert(r.task.clone(), r);
-            } else {
-                tracing::warn!(job = %self.who.job, task = %r.task, "journal record out of the plan's range ignored");
-            }
-        }
-        let records: Vec<Record> = latest.values().cloned().collect();
-        for r in &records {
-            let kind = task_kind(&r.task, r.start, r.end).expect("checked above");
-            // An aggregation's inputs are its children's artifacts, as last journalled;
-            // empty when the journal does not say (it then cannot be recomputed).
-            let inputs = match kind {
-                TaskKind::Segment => vec![self.segments[r.start as usize].payload.clone()],
-                TaskKind::Aggregate => {
-                    let children: Option<Vec<_>> = r
-                        .children
-                        .iter()
-                        .map(|c| latest.get(c).map(|child| child.artifact.clone()))
-                        .collect();
-                    children.filter(|c| c.len() == 2).unwrap_or_default()
-                }
-            };
-            let mut task = self.new_task(r.task.clone(), kind, inputs, (r.start, r.end));
-            // A resumed task's attempts restart at 1; the journal does not keep them.
-            task.attempt = 1;
-            match kind {
-                TaskKind::Segment => {
-                    self.leaves[r.start as usize] = Some(r.artifact.clone());
-                    self.progress.segments_done += 1;
-                    self.progress.cost_done += task.cost;
-                }
-                TaskKind::Aggregate => self.progress.aggregations_done += 1,
-            }
-            self.producers.insert(r.artifact.uri.clone(), r.task.clone());
-            self.done.insert(r.task.clone(), Done { task, artifact: r.artifact.clone() });
-        }
-        self.stats.resumed_segments = self.progress.segments_done;
-        let mut covered = vec![false; self.segments.len()];
-        for r in maximal_ranges(&records) {
-            covered[r.start as usize..r.end as usize].iter_mut().for_each(|c| *c = true);
-            self.progress.depth = self.progress.depth.max(r.depth);
-            self.fold_in(
-                Finished { start: r.start, end: r.end, depth: r.depth, value: r.artifact },
-                now,
-                &mut fx,
-            );
-        }
-        for (i, seg) in self.segments.clone().into_iter().enumerate() {
-            if !covered[i] {
-                let i = i as u32;
-                let task =
-                    self.new_task(segment_task_id(i), TaskKind::Segment, vec![seg.payload], (i, i + 1));
-                self.dispatch(task, Purpose::Fold, now, &mut fx);
-            }
-        }
-        self.settle(fx)
     }
 
     /// Take in results (and heartbeats) in arrival order.
@@ -360,39 +325,38 @@ impl JobLedger {
             return fx;
         }
         // Find the overdue first (no clones for the rest), then act in a stable order.
-        let mut overdue: Vec<(String, Overdue)> = Vec::new();
-        for (id, a) in &self.out {
+        let mut overdue: Vec<(Key, Overdue)> = Vec::new();
+        for (&key, a) in &self.out {
             if a.parked_on.is_some() {
                 continue;
             }
-            let timeout = (self.policy.timeout_of)(a.task.kind, a.task.cost);
+            let timeout = (self.policy.timeout_of)(kind_of(key), a.cost);
             if a.running_since.is_some_and(|since| now.saturating_duration_since(since) > timeout) {
-                overdue.push((id.clone(), Overdue::RanTooLong(timeout)));
+                overdue.push((key, Overdue::RanTooLong(timeout)));
             } else if now.saturating_duration_since(a.last_heard) > self.policy.silence {
-                overdue.push((id.clone(), Overdue::Silent));
+                overdue.push((key, Overdue::Silent));
             }
         }
         overdue.sort();
-        for (id, why) in overdue {
+        for (key, why) in overdue {
             let from = fx.len();
-            // Spans cost a task clone each: only when a timeline is recorded.
             if self.spans.is_some()
-                && let Some(a) = self.out.get(&id)
+                && let Some(a) = self.out.get(&key)
                 && let Some(since) = a.running_since
             {
                 let outcome = match why {
                     Overdue::RanTooLong(_) => SpanEnd::TimedOut,
                     Overdue::Silent => SpanEnd::Lost,
                 };
-                let (task, lane) = (a.task.clone(), a.lane.clone().unwrap_or_else(|| "unknown".into()));
-                self.span(&task, &lane, since, now, outcome);
+                let (attempt, lane) = (a.attempt, a.lane.clone().unwrap_or_else(|| "unknown".into()));
+                self.span(key, attempt, &lane, since, now, outcome);
             }
             match why {
                 Overdue::RanTooLong(timeout) => {
                     self.stats.timeouts += 1;
-                    fx.push(Effect::Abandon { task: id.clone(), attempt: self.out[&id].task.attempt });
+                    fx.push(Effect::Abandon { task: id_of(key), attempt: self.out[&key].attempt });
                     self.redispatch(
-                        &id,
+                        key,
                         &format!("ran longer than its timeout of {timeout:?}"),
                         now,
                         &mut fx,
@@ -400,7 +364,7 @@ impl JobLedger {
                 }
                 Overdue::Silent => {
                     let why = format!("no result or heartbeat within {:?}", self.policy.silence);
-                    if self.redispatch(&id, &why, now, &mut fx) {
+                    if self.redispatch(key, &why, now, &mut fx) {
                         self.stats.redispatches += 1;
                     }
                 }
@@ -429,37 +393,30 @@ impl JobLedger {
     fn on_result(&mut self, r: TaskResult, now: Instant, fx: &mut Vec<Effect>) {
         let ran = Duration::from_micros(r.exec_micros);
         let began = now.checked_sub(ran).unwrap_or(now);
-        let Some(a) = self.out.get_mut(&r.task) else {
+        // The id names the range; a malformed one names nothing this job made.
+        let Some(key) = key_of(&r.task) else { return };
+        let Some(a) = self.out.get_mut(&key) else {
             // Late news of a finished task: a duplicate success counts, heartbeats do not.
-            if let Some(done) = self.done.get(&r.task)
-                && matches!(r.outcome, Outcome::Done(_))
-            {
+            if self.done.contains_key(&key) && matches!(r.outcome, Outcome::Done(_)) {
                 self.stats.duplicates += 1;
-                if self.spans.is_none() {
-                    return;
-                }
-                let mut task = done.task.clone();
-                task.attempt = r.attempt;
-                self.span(&task, &r.ran_on, began, now, SpanEnd::Duplicate);
+                self.span(key, r.attempt, &r.ran_on, began, now, SpanEnd::Duplicate);
             }
             return;
         };
-        let current = r.attempt == a.task.attempt && a.parked_on.is_none();
+        let current = r.attempt == a.attempt && a.parked_on.is_none();
+        let first_word = current && a.running_since.is_none();
+        if first_word && matches!(r.outcome, Outcome::Running | Outcome::Done(_)) {
+            self.waits.push((kind_of(key), began.saturating_duration_since(a.sent)));
+        }
         let ended = match &r.outcome {
             Outcome::Done(_) => Some(SpanEnd::Done),
             Outcome::Failed { .. } | Outcome::CorruptInput { .. } if current => Some(SpanEnd::Failed),
             _ => None,
         };
-        if let Some(outcome) = ended.filter(|_| self.spans.is_some()) {
-            let mut task = a.task.clone();
-            task.attempt = r.attempt;
-            self.span(&task, &r.ran_on, began, now, outcome);
+        if let Some(outcome) = ended {
+            self.span(key, r.attempt, &r.ran_on, began, now, outcome);
         }
-        let a = self.out.get_mut(&r.task).expect("looked up above");
-        let first_word = current && a.running_since.is_none();
-        if first_word && matches!(r.outcome, Outcome::Running | Outcome::Done(_)) {
-            self.waits.push((a.task.kind, began.saturating_duration_since(a.sent)));
-        }
+        let a = self.out.get_mut(&key).expect("looked up above");
         match r.outcome {
             Outcome::Running if current => {
                 a.last_heard = now;
@@ -472,7 +429,7 @@ impl JobLedger {
                 tracing::warn!(job = %self.who.job, task = %r.task, attempt = r.attempt, ran_on = %r.ran_on,
                     error = %message, "task failed");
                 if retryable {
-                    if self.redispatch(&r.task, &message, now, fx) {
+                    if self.redispatch(key, &message, now, fx) {
                         self.stats.retries += 1;
                     }
                 } else {
@@ -480,72 +437,60 @@ impl JobLedger {
                     fx.push(Effect::Fail(Failure::TaskFailed { task: r.task, attempts, message }));
                 }
             }
-            Outcome::CorruptInput { uri, message } if current => {
-                self.repair(&r.task, &uri, &message, now, fx)
-            }
-            Outcome::Done(artifact) => self.on_done(&r.task, artifact, now, fx),
+            Outcome::CorruptInput { uri, message } if current => self.repair(key, &uri, &message, now, fx),
+            Outcome::Done(artifact) => self.on_done(key, artifact, now, fx),
             // Stale: an older attempt's heartbeat or failure, or one of a parked task.
             _ => {}
         }
     }
 
-    fn on_done(&mut self, id: &str, artifact: ArtifactRef, now: Instant, fx: &mut Vec<Effect>) {
-        let a = self.out.remove(id).expect("caller checked");
-        self.out_cost -= a.task.cost;
-        let record = Record {
-            task: id.to_owned(),
-            start: a.task.start,
-            end: a.task.end,
-            depth: depth_of(&a.task),
-            artifact: artifact.clone(),
+    fn on_done(&mut self, key: Key, artifact: ArtifactRef, now: Instant, fx: &mut Vec<Effect>) {
+        let a = self.out.remove(&key).expect("caller checked");
+        self.out_cost -= a.cost;
+        let depth = depth_of(key);
+        let record = |artifact: ArtifactRef| Record {
+            task: id_of(key),
+            start: key.0,
+            end: key.1,
+            depth,
+            artifact,
             // A segment's input is in the manifest; an aggregation names its children.
-            children: match a.task.kind {
-                TaskKind::Segment => Vec::new(),
-                TaskKind::Aggregate => {
-                    a.task.inputs.iter().filter_map(|i| self.producers.get(&i.uri).cloned()).collect()
-                }
+            children: match a.split {
+                0 => Vec::new(),
+                split => vec![id_of((key.0, split)), id_of((split, key.1))],
             },
         };
         match a.purpose {
             Purpose::Fold => {
-                match a.task.kind {
-                    TaskKind::Segment => {
-                        self.leaves[a.task.start as usize] = Some(artifact.clone());
-                        self.progress.segments_done += 1;
-                        self.progress.cost_done += a.task.cost;
-                    }
-                    TaskKind::Aggregate => self.progress.aggregations_done += 1,
+                if kind_of(key) == TaskKind::Segment {
+                    self.progress.segments_done += 1;
+                    self.progress.cost_done += a.cost;
+                } else {
+                    self.progress.aggregations_done += 1;
                 }
-                self.progress.depth = self.progress.depth.max(record.depth);
-                self.producers.insert(artifact.uri.clone(), id.to_owned());
-                fx.push(Effect::Journal(record.clone()));
-                self.done.insert(id.to_owned(), Done { task: a.task, artifact: artifact.clone() });
-                let finished =
-                    Finished { start: record.start, end: record.end, depth: record.depth, value: artifact };
-                self.fold_in(finished, now, fx);
+                self.progress.depth = self.progress.depth.max(depth);
+                fx.push(Effect::Journal(record(artifact.clone())));
+                let done = Done { artifact: artifact.clone(), attempt: a.attempt, split: a.split };
+                self.done.insert(key, done);
+                let finished = Finished { start: key.0, end: key.1, depth, value: artifact };
+                self.fold_in(finished, fx);
             }
-            Purpose::Repair { waiting } => {
-                let old = self.done.get_mut(id).expect("a repaired task finished before");
+            Purpose::Repair { ref waiting } => {
+                let old = self.done.get_mut(&key).expect("a repaired task finished before");
+                old.attempt = a.attempt;
                 let stale = std::mem::replace(&mut old.artifact, artifact.clone());
                 if stale != artifact {
-                    // A plugin that is not byte-deterministic: consumers get the new reference.
-                    fx.push(Effect::Journal(record));
-                    if a.task.kind == TaskKind::Segment {
-                        self.leaves[a.task.start as usize] = Some(artifact.clone());
-                    }
+                    // A plugin that is not byte-deterministic: consumers get the new
+                    // reference (their tasks are made from `done`).
+                    fx.push(Effect::Journal(record(artifact.clone())));
                 }
-                for consumer in waiting {
+                for &consumer in waiting {
                     let Some(c) = self.out.get_mut(&consumer) else { continue };
                     c.parked_on = None;
                     c.last_heard = now;
-                    for input in &mut c.task.inputs {
-                        if input.uri == stale.uri {
-                            *input = artifact.clone();
-                        }
-                    }
-                    self.redispatch(&consumer, "its input was recomputed", now, fx);
+                    self.redispatch(consumer, "its input was recomputed", now, fx);
                 }
-                if self.rewrap_after.as_deref() == Some(id) {
+                if self.rewrap_after == Some(key) {
                     self.rewrap_after = None;
                     let root = self.root.as_mut().expect("set when wrap was first asked for");
                     if root.uri == stale.uri {
@@ -557,22 +502,63 @@ impl JobLedger {
         }
     }
 
-    /// Feed a finished range into the fold; dispatch the aggregation or wrap the root.
-    fn fold_in(&mut self, done: Finished<ArtifactRef>, now: Instant, fx: &mut Vec<Effect>) {
+    /// Feed a finished range into the fold; ready the aggregation or wrap the root.
+    fn fold_in(&mut self, done: Finished<ArtifactRef>, fx: &mut Vec<Effect>) {
         match self.fold.finish(done.start, done.end, done.depth, done.value) {
             FoldStep::Wait => {}
             FoldStep::Root(root) => {
                 self.root = Some(root.value.clone());
                 fx.push(Effect::Wrap(root.value));
             }
-            FoldStep::Aggregate(left, right) => {
-                let range = (left.start, right.end);
-                let id = aggregate_task_id(range.0, range.1);
-                let task = self.new_task(id, TaskKind::Aggregate, vec![left.value, right.value], range);
-                self.dispatch(task, Purpose::Fold, now, fx);
-            }
+            // The children's artifacts are in `done`: the task is made when it goes out.
+            FoldStep::Aggregate(left, right) => self.ready_aggregation((left.start, right.end), left.end),
         }
     }
+}
+
+/// The artifacts of a job's segments, read in place.
+#[derive(Clone, Copy)]
+pub struct Leaves<'a> {
+    done: &'a HashMap<Key, Done>,
+    n: u32,
+}
+
+impl<'a> Leaves<'a> {
+    /// Segments in the plan.
+    pub fn len(&self) -> u32 {
+        self.n
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.n == 0
+    }
+
+    /// Segment `i`'s artifact, once it is finished.
+    pub fn get(&self, i: u32) -> Option<&'a ArtifactRef> {
+        self.done.get(&(i, i + 1)).map(|d| &d.artifact)
+    }
+}
+
+/// The id of the task over `key`: `seg-N` or `agg-A-B`.
+pub(super) fn id_of(key: Key) -> String {
+    if key.1 == key.0 + 1 { segment_task_id(key.0) } else { aggregate_task_id(key.0, key.1) }
+}
+
+/// The range a task id names (no allocation); `None` for anything else, including
+/// numbers with a sign or leading zeros: an id maps to one range and back.
+pub(super) fn key_of(id: &str) -> Option<Key> {
+    fn number(s: &str) -> Option<u32> {
+        let canonical =
+            !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) && (s == "0" || !s.starts_with('0'));
+        if canonical { s.parse().ok() } else { None }
+    }
+    if let Some(n) = id.strip_prefix("seg-") {
+        let n = number(n)?;
+        return Some((n, n.checked_add(1)?));
+    }
+    let (a, b) = id.strip_prefix("agg-")?.split_once('-')?;
+    let (a, b) = (number(a)?, number(b)?);
+    if a < b { Some((a, b.checked_add(1)?)) } else { None }
 }
 
 fn ended(fx: &[Effect]) -> bool {
@@ -592,15 +578,18 @@ fn task_kind(id: &str, start: u32, end: u32) -> Option<TaskKind> {
 
 /// Height of the fold tree under a task: 0 for segments, about log2 of the segments
 /// an aggregation covers (close enough for progress).
-fn depth_of(task: &Task) -> u32 {
-    match task.kind {
-        TaskKind::Segment => 0,
-        TaskKind::Aggregate => (task.end - task.start).next_power_of_two().trailing_zeros(),
-    }
+fn depth_of(key: Key) -> u32 {
+    (key.1 - key.0).next_power_of_two().trailing_zeros()
+}
+
+/// Whether the task over `key` proves a segment or folds two ranges.
+fn kind_of(key: Key) -> TaskKind {
+    if key.1 == key.0 + 1 { TaskKind::Segment } else { TaskKind::Aggregate }
 }
 
 mod out;
 mod repair;
+mod start;
 
 #[cfg(test)]
 mod tests;

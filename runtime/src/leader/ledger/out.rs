@@ -1,54 +1,66 @@
 //! Tasks going out: the ready queue, sending, re-sending, and the timeline's spans.
+//!
+//! A [`Task`] is made each time one is published, from the ledger's own records (the
+//! plan's payload for a segment, the children's artifacts in `done` for an
+//! aggregation), and handed over: the ledger keeps no copy.
 
 use std::time::Instant;
 
-use super::{Attempt, Effect, Failure, JobLedger, Purpose};
+use super::{Attempt, Effect, Failure, JobLedger, Key, Purpose, id_of, kind_of};
 use crate::leader::timeline::{Span, SpanEnd, SpanKind};
 use crate::task::{ArtifactRef, Task, TaskKind};
 
 impl JobLedger {
-    /// Send `id` again as its next attempt (true), or fail the job if its attempts
-    /// are spent (false).
-    pub(super) fn redispatch(&mut self, id: &str, why: &str, now: Instant, fx: &mut Vec<Effect>) -> bool {
-        let Some(a) = self.out.get_mut(id) else { return false };
-        if a.task.attempt >= a.task.max_attempts {
-            let attempts = a.task.attempt;
+    /// Send `key`'s task again as its next attempt (true), or fail the job if its
+    /// attempts are spent (false).
+    pub(super) fn redispatch(&mut self, key: Key, why: &str, now: Instant, fx: &mut Vec<Effect>) -> bool {
+        let Some(a) = self.out.get_mut(&key) else { return false };
+        if a.attempt >= a.max_attempts {
+            let attempts = a.attempt;
             fx.push(Effect::Fail(Failure::TaskFailed {
-                task: id.to_owned(),
+                task: id_of(key),
                 attempts,
                 message: why.to_owned(),
             }));
             return false;
         }
-        a.task.attempt += 1;
+        a.attempt += 1;
         a.last_heard = now;
         a.sent = now;
         a.running_since = None;
         a.lane = None;
-        tracing::warn!(job = %self.who.job, task = id, attempt = a.task.attempt, reason = why, "re-dispatching");
-        fx.push(Effect::Publish(a.task.clone()));
+        let (split, attempt, max_attempts) = (a.split, a.attempt, a.max_attempts);
+        tracing::warn!(job = %self.who.job, task = %id_of(key), attempt, reason = why, "re-dispatching");
+        fx.push(Effect::Publish(self.task_of(key, split, attempt, max_attempts)));
         true
     }
 
-    /// A new task: a repair goes out at once; a fold task waits in the ready queue,
-    /// aggregations ahead of segments (they are what finishes the job).
-    pub(super) fn dispatch(&mut self, task: Task, purpose: Purpose, now: Instant, fx: &mut Vec<Effect>) {
-        match (&purpose, task.kind) {
-            (Purpose::Repair { .. }, _) => self.send(task, purpose, now, fx),
-            (Purpose::Fold, TaskKind::Aggregate) => {
-                self.ready_cost += task.cost;
-                self.ready.push_front(task)
-            }
-            (Purpose::Fold, TaskKind::Segment) => {
-                self.ready_cost += task.cost;
-                self.ready.push_back(task)
-            }
-        }
+    /// An aggregation of the fold is ready: it waits for [`JobLedger::release`], ahead
+    /// of every segment (aggregations are what finishes the job).
+    pub(super) fn ready_aggregation(&mut self, key: Key, split: u32) {
+        self.ready_cost += self.cost_of(key);
+        self.ready.push_front((key, split));
     }
 
-    pub(super) fn send(&mut self, task: Task, purpose: Purpose, now: Instant, fx: &mut Vec<Effect>) {
-        let attempt = Attempt {
-            task: task.clone(),
+    /// Publish `attempt` of `key`'s task, and keep track of it.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn send(
+        &mut self,
+        key: Key,
+        split: u32,
+        attempt: u32,
+        max_attempts: u32,
+        purpose: Purpose,
+        now: Instant,
+        fx: &mut Vec<Effect>,
+    ) {
+        let task = self.task_of(key, split, attempt, max_attempts);
+        self.out_cost += task.cost;
+        let sent = Attempt {
+            split,
+            cost: task.cost,
+            attempt,
+            max_attempts,
             purpose,
             last_heard: now,
             sent: now,
@@ -56,56 +68,90 @@ impl JobLedger {
             lane: None,
             parked_on: None,
         };
-        self.out_cost += task.cost;
-        self.out.insert(task.id.clone(), attempt);
+        self.out.insert(key, sent);
         fx.push(Effect::Publish(task));
     }
 
-    /// Record that an attempt of `task` ran on `lane` from `start` to `now`.
-    pub(super) fn span(&mut self, task: &Task, lane: &str, start: Instant, now: Instant, outcome: SpanEnd) {
+    /// The next segment not yet created, if any.
+    pub(super) fn next_todo(&mut self) -> Option<u32> {
+        let range = self.todo.front_mut()?;
+        let i = range.0;
+        range.0 += 1;
+        if range.0 == range.1 {
+            self.todo.pop_front();
+        }
+        self.todo_len -= 1;
+        Some(i)
+    }
+
+    /// The cost estimate of `key`'s task: the plan's for a segment, 1 for an aggregation.
+    pub(super) fn cost_of(&self, key: Key) -> u64 {
+        match kind_of(key) {
+            TaskKind::Segment => self.segments[key.0 as usize].cost,
+            TaskKind::Aggregate => 1,
+        }
+    }
+
+    /// The inputs `key`'s task reads: its payload, or its children's artifacts as last
+    /// finished (repaired ones included). Empty if a child is unknown.
+    pub(super) fn inputs_of(&self, key: Key, split: u32) -> Vec<ArtifactRef> {
+        match kind_of(key) {
+            TaskKind::Segment => vec![self.segments[key.0 as usize].payload.clone()],
+            TaskKind::Aggregate => [(key.0, split), (split, key.1)]
+                .iter()
+                .map(|child| self.done.get(child).map(|d| d.artifact.clone()))
+                .collect::<Option<Vec<_>>>()
+                .unwrap_or_default(),
+        }
+    }
+
+    /// `attempt` of the task over `key`, as it travels.
+    pub(super) fn task_of(&self, key: Key, split: u32, attempt: u32, max_attempts: u32) -> Task {
+        let kind = kind_of(key);
+        let cost = self.cost_of(key);
+        let timeout = (self.policy.timeout_of)(kind, cost);
+        Task {
+            job: self.who.job.clone(),
+            run: self.who.run,
+            id: id_of(key),
+            kind,
+            plugin: self.who.plugin.clone(),
+            inputs: self.inputs_of(key, split),
+            start: key.0,
+            end: key.1,
+            attempt,
+            max_attempts,
+            deadline_ms: timeout.as_millis().min(u64::MAX as u128) as u64,
+            cost,
+            reply_to: self.who.reply_to.clone(),
+        }
+    }
+
+    /// Record that `attempt` of the task over `key` ran on `lane` from `start` to `now`
+    /// (only when a timeline is recorded).
+    pub(super) fn span(
+        &mut self,
+        key: Key,
+        attempt: u32,
+        lane: &str,
+        start: Instant,
+        now: Instant,
+        outcome: SpanEnd,
+    ) {
         let (Some(spans), Some(began)) = (self.spans.as_mut(), self.began) else { return };
         spans.push(Span {
-            task: task.id.clone(),
-            kind: match task.kind {
+            task: id_of(key),
+            kind: match kind_of(key) {
                 TaskKind::Segment => SpanKind::Segment,
                 TaskKind::Aggregate => SpanKind::Aggregate,
             },
-            first: task.start,
-            end: task.end,
-            attempt: task.attempt,
+            first: key.0,
+            end: key.1,
+            attempt,
             lane: lane.to_owned(),
             start: start.saturating_duration_since(began),
             finish: now.saturating_duration_since(began),
             outcome,
         });
-    }
-
-    pub(super) fn new_task(
-        &self,
-        id: String,
-        kind: TaskKind,
-        inputs: Vec<ArtifactRef>,
-        range: (u32, u32),
-    ) -> Task {
-        let cost = match kind {
-            TaskKind::Segment => self.segments[range.0 as usize].cost,
-            TaskKind::Aggregate => 1,
-        };
-        let timeout = (self.policy.timeout_of)(kind, cost);
-        Task {
-            job: self.who.job.clone(),
-            run: self.who.run,
-            id,
-            kind,
-            plugin: self.who.plugin.clone(),
-            inputs,
-            start: range.0,
-            end: range.1,
-            attempt: 1,
-            max_attempts: self.policy.max_attempts,
-            deadline_ms: timeout.as_millis().min(u64::MAX as u128) as u64,
-            cost,
-            reply_to: self.who.reply_to.clone(),
-        }
     }
 }
