@@ -6,7 +6,7 @@ use rkyv::rancor;
 use crate::task::{Control, Task, TaskResult};
 
 /// Bumped whenever the archived layout of [`Envelope`] changes.
-pub const ENVELOPE_VERSION: u8 = 2;
+pub const ENVELOPE_VERSION: u8 = 3;
 
 /// Everything that crosses a transport.
 #[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize, Clone, Debug, PartialEq, Eq)]
@@ -14,6 +14,10 @@ pub enum Envelope {
     Task(Task),
     Result(TaskResult),
     Control(Control),
+    /// Several tasks in one message: one broker round trip for all of them.
+    Tasks(Vec<Task>),
+    /// Several results in one message.
+    Results(Vec<TaskResult>),
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -74,6 +78,14 @@ mod tests {
     #[test]
     fn round_trips() {
         let env = Envelope::Task(task());
+        assert_eq!(Envelope::decode(&env.encode()).unwrap(), env);
+    }
+
+    #[test]
+    fn batches_round_trip() {
+        let mut second = task();
+        second.id = "seg-4".into();
+        let env = Envelope::Tasks(vec![task(), second]);
         assert_eq!(Envelope::decode(&env.encode()).unwrap(), env);
     }
 

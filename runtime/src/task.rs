@@ -83,7 +83,8 @@ pub enum Outcome {
     },
 }
 
-/// Broadcasts between leaders and workers.
+/// Control messages between leaders and workers: broadcasts to every worker, hunger
+/// reports from a worker to one leader, and give-backs from a leader to one worker.
 #[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub enum Control {
     /// The run `run` of `job` ended: drop its queued tasks and abandon running ones.
@@ -91,9 +92,12 @@ pub enum Control {
     /// Give up on one attempt of a task (it ran past its timeout); the leader has
     /// already dispatched another.
     AbandonTask { job: String, run: u64, task: String, attempt: u32 },
-    /// `worker` has idle lanes and nothing queued: peers holding unstarted tasks
-    /// should hand them back to the broker.
-    Hungry { worker: String, idle_lanes: u32 },
+    /// Worker to one leader ([`Transport::report_hunger`](crate::transport::Transport::report_hunger)):
+    /// `worker` has `idle_lanes` of its `lanes` idle and nothing queued.
+    Hungry { worker: String, idle_lanes: u32, lanes: u32 },
+    /// Leader to one worker ([`Transport::direct`](crate::transport::Transport::direct)):
+    /// hand up to `tasks` held but unstarted tasks back to the broker, for a hungry peer.
+    GiveBack { tasks: u32 },
 }
 
 /// A worker's answer to a task.
@@ -108,6 +112,9 @@ pub struct TaskResult {
     /// `worker-id/lane` that ran it, for logs and stats.
     pub ran_on: String,
     pub exec_micros: u64,
+    /// Tasks the worker held but had not started when it sent this: how leaders
+    /// know whom to ask for work when a peer is hungry.
+    pub held: u32,
 }
 
 impl TaskResult {
@@ -122,7 +129,15 @@ impl TaskResult {
             outcome,
             ran_on,
             exec_micros,
+            held: 0,
         }
+    }
+}
+
+impl TaskResult {
+    /// The worker part of [`ran_on`](Self::ran_on) (`worker-id/lane`).
+    pub fn worker(&self) -> &str {
+        self.ran_on.rsplit_once('/').map_or(&self.ran_on, |(worker, _)| worker)
     }
 }
 

@@ -26,7 +26,7 @@ async fn connect(broker: &RabbitBroker) -> AmqpTransport {
 }
 
 fn hint() -> Control {
-    Control::Hungry { worker: "w".into(), idle_lanes: 1 }
+    Control::CancelJob { job: "j".into(), run: 1 }
 }
 
 use proofline_runtime::error_chain as chain;
@@ -37,7 +37,7 @@ async fn past_the_give_up_time_the_transport_is_lost_as_a_whole() {
     let port = broker.port();
     let t = connect(&broker).await;
     let mut results = t.open_results("proofline.results.outage").await.unwrap();
-    let mut controls = t.subscribe_control().await.unwrap();
+    let mut controls = t.subscribe_control("w").await.unwrap();
     let mut tasks = t.consume("w", 4).await.unwrap();
     tokio::task::block_in_place(|| broker.stop());
     // Something keeps using the connection, as a worker's pump does.

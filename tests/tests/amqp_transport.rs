@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use proofline_runtime::envelope::Envelope;
 use proofline_runtime::task::{Control, Outcome, Task, TaskKind, TaskResult};
+use proofline_runtime::transport::amqp::batching::MAX_TASKS_PER_MESSAGE;
 use proofline_runtime::transport::amqp::lapin::{
     self, BasicProperties, ConnectionProperties, options::BasicPublishOptions,
 };
@@ -48,7 +49,20 @@ fn result(job: &str, i: u32) -> TaskResult {
         outcome: Outcome::Running,
         ran_on: "w/0".into(),
         exec_micros: 7,
+        held: 2,
     }
+}
+
+/// Make leader `t` know that `job`'s segments take no time (as a worker's result
+/// would): it packs them many to a message from then on.
+async fn prime(t: &AmqpTransport, job: &str) {
+    let queue = t.topology().results(&format!("prime-{job}"));
+    let mut results = t.open_results(&queue).await.unwrap();
+    let mut ran = result(job, 0);
+    (ran.outcome, ran.exec_micros) = (Outcome::Failed { message: "primed".into(), retryable: true }, 0);
+    t.reply(&queue, ran.clone()).await.unwrap();
+    let got = tokio::time::timeout(Duration::from_secs(10), results.recv()).await.expect("primed").unwrap();
+    assert_eq!(got, ran);
 }
 
 async fn connect(broker: &RabbitBroker) -> AmqpTransport {
@@ -121,8 +135,23 @@ async fn publishes_consumes_and_acks_exactly_once() {
     assert_eq!(t.describe(), format!("amqp://127.0.0.1:{}/%2f", broker.port()));
     let tasks = t.topology().tasks();
     const N: u32 = 300;
-    t.publish((0..N).map(|i| task("j1", i)).collect()).await.unwrap();
+    // Unknown tasks travel one per message.
+    t.publish((0..N).map(|i| task("j0", i)).collect()).await.unwrap();
     wait_depth(&t, &tasks, N).await;
+    let mut stream = t.consume("w0", 16).await.unwrap();
+    let mut acked = 0;
+    while acked < N {
+        for d in take(&mut stream, 1, Duration::from_secs(10)).await {
+            d.settle(Settle::Ack);
+            acked += 1;
+        }
+    }
+    drop(stream);
+    wait_depth(&t, &tasks, 0).await;
+    // Known no-op tasks, and no consumer: packed as tight as the batch limit allows.
+    prime(&t, "j1").await;
+    t.publish((0..N).map(|i| task("j1", i)).collect()).await.unwrap();
+    wait_depth(&t, &tasks, N.div_ceil(MAX_TASKS_PER_MESSAGE as u32)).await;
 
     let mut stream = t.consume("w1", 16).await.unwrap();
     let mut seen = HashSet::new();
@@ -131,7 +160,7 @@ async fn publishes_consumes_and_acks_exactly_once() {
             .await
             .expect("deliveries keep coming")
             .unwrap();
-        assert!(!batch.is_empty() && batch.len() <= 16, "batch of {}", batch.len());
+        assert!(!batch.is_empty() && batch.len() <= 16 * MAX_TASKS_PER_MESSAGE, "batch of {}", batch.len());
         for d in batch {
             assert!(!d.redelivered);
             assert!(seen.insert(d.task.id.clone()), "duplicate {}", d.task.id);
@@ -227,7 +256,9 @@ async fn invalid_messages_are_dead_lettered_and_consumption_goes_on() {
 async fn dead_letter_settle_lands_in_the_dead_queue() {
     let broker = broker();
     let t = connect(&broker).await;
-    t.publish(vec![task("j4", 0), task("j4", 1)]).await.unwrap();
+    // One message each (a batch's members are settled through `BatchAck`, tested below).
+    t.publish(vec![task("j4", 0)]).await.unwrap();
+    t.publish(vec![task("j4", 1)]).await.unwrap();
     let mut stream = t.consume("w1", 2).await.unwrap();
     let mut got = take(&mut stream, 2, Duration::from_secs(10)).await;
     got.pop().unwrap().settle(Settle::DeadLetter);
@@ -237,6 +268,87 @@ async fn dead_letter_settle_lands_in_the_dead_queue() {
     again.into_iter().for_each(|d| d.settle(Settle::Ack));
     wait_depth(&t, &t.topology().dead(), 1).await;
     wait_depth(&t, &t.topology().tasks(), 0).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_is_settled_task_by_task_and_redelivered_whole_when_its_holder_dies() {
+    let broker = broker();
+    let t = connect(&broker).await;
+    let (tasks, dead) = (t.topology().tasks(), t.topology().dead());
+    let mut a = t.consume("w1", 4).await.unwrap();
+    prime(&t, "j9").await;
+    // Known no-op tasks, one consumer: the ten travel as one message.
+    t.publish((0..10).map(|i| task("j9", i)).collect()).await.unwrap();
+    let mut held = take(&mut a, 10, Duration::from_secs(10)).await;
+    let ids: HashSet<_> = held.iter().map(|d| d.task.id.clone()).collect();
+    assert_eq!(ids.len(), 10);
+
+    // One handed back, one dead-lettered, while the rest are still held.
+    let handed_back = held.pop().unwrap();
+    let handed_back_id = handed_back.task.id.clone();
+    handed_back.settle(Settle::Requeue);
+    // The handed-back task is available at once, before the rest of its batch is settled.
+    let again = take(&mut a, 1, Duration::from_secs(10)).await;
+    assert_eq!(again[0].task.id, handed_back_id);
+    held.pop().unwrap().settle(Settle::DeadLetter);
+    wait_depth(&t, &dead, 1).await;
+    again.into_iter().for_each(|d| d.settle(Settle::Ack));
+
+    // Three more done, then the holder dies with five unsettled: the whole message
+    // comes back (duplicates, never losses), handed-back and dead-lettered ones too.
+    for d in held.drain(..3) {
+        d.settle(Settle::Ack);
+    }
+    drop(a);
+    let mut b = t.consume("w2", 4).await.unwrap();
+    let back = take(&mut b, 10, Duration::from_secs(10)).await;
+    assert!(back.iter().all(|d| d.redelivered), "{back:?}");
+    drop(held);
+    back.into_iter().for_each(|d| d.settle(Settle::Ack));
+    assert_quiet(&mut b, Duration::from_millis(300)).await;
+    drop(b);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    wait_depth(&t, &tasks, 0).await;
+    wait_depth(&t, &dead, 1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_publish_is_spread_over_the_consumers_before_it_is_packed() {
+    let broker = broker();
+    let t = connect(&broker).await;
+    let mut a = t.consume("w1", 4).await.unwrap();
+    let mut b = t.consume("w2", 4).await.unwrap();
+    prime(&t, "j11").await;
+    t.publish((0..10).map(|i| task("j11", i)).collect()).await.unwrap();
+    // Both consumers get some at once, and every task arrives once.
+    let mut held = take(&mut a, 1, Duration::from_secs(10)).await;
+    held.extend(take(&mut b, 1, Duration::from_secs(10)).await);
+    while held.len() < 10 {
+        tokio::select! {
+            Ok(batch) = a.next_batch() => held.extend(batch),
+            Ok(batch) = b.next_batch() => held.extend(batch),
+            _ = tokio::time::sleep(Duration::from_secs(10)) => panic!("only {held:?} arrived"),
+        }
+    }
+    let ids: HashSet<_> = held.iter().map(|d| d.task.id.clone()).collect();
+    assert_eq!((ids.len(), held.len()), (10, 10), "each task once: {held:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn results_travel_many_to_a_message() {
+    let broker = broker();
+    let (leader, worker) = (connect(&broker).await, connect(&broker).await);
+    let queue = leader.topology().results("leader-batch");
+    let mut results = leader.open_results(&queue).await.unwrap();
+    let sent: Vec<_> = (0..600).map(|i| (queue.clone(), result("j10", i))).collect();
+    worker.reply_many(sent).await.unwrap();
+    for i in 0..600 {
+        let got =
+            tokio::time::timeout(Duration::from_secs(10), results.recv()).await.expect("result").unwrap();
+        assert_eq!(got, result("j10", i), "in order, each once");
+    }
+    assert!(tokio::time::timeout(Duration::from_millis(300), results.recv()).await.is_err());
+    wait_depth(&leader, &queue, 0).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -263,19 +375,68 @@ async fn results_and_control_broadcasts_flow() {
     // A result for a leader that is gone is dropped, not an error.
     worker.reply("proofline.results.nobody", result("j5", 0)).await.unwrap();
 
-    let mut a = worker.subscribe_control().await.unwrap();
-    let mut b = leader.subscribe_control().await.unwrap();
-    let hungry = Control::Hungry { worker: "w9".into(), idle_lanes: 2 };
-    leader.broadcast(hungry.clone()).await.unwrap();
+    let mut a = worker.subscribe_control("w1").await.unwrap();
+    let mut b = leader.subscribe_control("w2").await.unwrap();
+    let give = Control::GiveBack { tasks: 3 };
+    leader.broadcast(give.clone()).await.unwrap();
     leader.cancel_job("j5", 1).await.unwrap();
     for stream in [&mut a, &mut b] {
-        for expected in [hungry.clone(), Control::CancelJob { job: "j5".into(), run: 1 }] {
-            let got = tokio::time::timeout(Duration::from_secs(10), stream.recv())
-                .await
-                .expect("control arrives")
-                .expect("stream open");
-            assert_eq!(got, expected);
+        for expected in [give.clone(), Control::CancelJob { job: "j5".into(), run: 1 }] {
+            assert_eq!(recv(stream).await, expected);
         }
+    }
+    // Directed: only w2 gets it (and w1 gets the broadcast after it, nothing before).
+    leader.direct("w2", Control::GiveBack { tasks: 1 }).await.unwrap();
+    leader.direct("nobody", Control::GiveBack { tasks: 9 }).await.unwrap();
+    leader.broadcast(give.clone()).await.unwrap();
+    assert_eq!(recv(&mut b).await, Control::GiveBack { tasks: 1 });
+    assert_eq!(recv(&mut b).await, give);
+    assert_eq!(recv(&mut a).await, give);
+}
+
+async fn recv(stream: &mut proofline_runtime::transport::ControlStream) -> Control {
+    tokio::time::timeout(Duration::from_secs(10), stream.recv())
+        .await
+        .expect("control arrives")
+        .expect("stream open")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_hunger_report_reaches_one_leader() {
+    let broker = broker();
+    let worker = connect(&broker).await;
+    let (l1, l2) = (connect(&broker).await, connect(&broker).await);
+    let mut h1 = l1.subscribe_hunger().await.unwrap();
+    let mut h2 = l2.subscribe_hunger().await.unwrap();
+    let hungry = |i: u32| Control::Hungry { worker: format!("w{i}"), idle_lanes: 1, lanes: 2 };
+    for i in 0..20 {
+        worker.report_hunger(hungry(i)).await.unwrap();
+    }
+    let mut got = Vec::new();
+    while got.len() < 20 {
+        tokio::select! {
+            Some(c) = h1.recv() => got.push((1, c)),
+            Some(c) = h2.recv() => got.push((2, c)),
+            _ = tokio::time::sleep(Duration::from_secs(10)) => panic!("only {} reports arrived", got.len()),
+        }
+    }
+    assert_quiet_controls(&mut h1, &mut h2).await;
+    let mut reports: Vec<_> = got.iter().map(|(_, c)| c.clone()).collect();
+    reports.sort_by_key(|c| format!("{c:?}"));
+    let mut expected: Vec<_> = (0..20).map(hungry).collect();
+    expected.sort_by_key(|c| format!("{c:?}"));
+    assert_eq!(reports, expected, "each report once");
+    assert!(got.iter().any(|(l, _)| *l == 1) && got.iter().any(|(l, _)| *l == 2), "shared by both leaders");
+}
+
+async fn assert_quiet_controls(
+    a: &mut proofline_runtime::transport::ControlStream,
+    b: &mut proofline_runtime::transport::ControlStream,
+) {
+    tokio::select! {
+        Some(c) = a.recv() => panic!("unexpected {c:?}"),
+        Some(c) = b.recv() => panic!("unexpected {c:?}"),
+        _ = tokio::time::sleep(Duration::from_millis(300)) => {}
     }
 }
 
@@ -311,7 +472,7 @@ async fn survives_a_broker_restart() {
     let worker = connect(&broker).await;
     let queue = leader.topology().results("leader-r");
     let mut results = leader.open_results(&queue).await.unwrap();
-    let mut controls = worker.subscribe_control().await.unwrap();
+    let mut controls = worker.subscribe_control("w1").await.unwrap();
     let mut stream = worker.consume("w1", 8).await.unwrap();
     leader.publish(vec![task("j7", 0)]).await.unwrap();
 

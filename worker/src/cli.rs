@@ -42,7 +42,8 @@ pub struct Cli {
     /// CPU Vulkan driver (lavapipe) when there is no hardware one.
     #[arg(long, env = "PROOFLINE_GPU", default_value = "auto")]
     pub gpu: proofline_shaders::GpuMode,
-    /// Tasks held at once, running or queued on lanes (default 2 per lane).
+    /// Broker messages held at once, running or queued on lanes (default 2 per lane);
+    /// a message is one task, or a batch of small tasks.
     #[arg(long, env = "PROOFLINE_PREFETCH")]
     pub prefetch: Option<usize>,
     /// Do not ask peers for work or hand unstarted work to hungry peers.

@@ -10,6 +10,7 @@
 //! 3. The caller makes the proof durable (writes and syncs it), then calls
 //!    [`Leader::discard`]. If writing fails, the job stays resumable with `--resume`.
 
+pub mod hunger;
 mod job;
 mod journal;
 mod lease;
@@ -28,6 +29,7 @@ use crate::plugin::{Plan, PluginId, ProofSystem};
 use crate::store::ArtifactStore;
 use crate::task::new_job_id;
 use crate::transport::Transport;
+use hunger::{GiveBack, Holdings};
 use job::{JobActor, JobArgs, JobMsg, JobStart};
 pub use journal::{JournalError, Manifest};
 pub use lease::{
@@ -249,6 +251,8 @@ pub struct Leader {
     holder: String,
     routes: Routes,
     router: tokio::task::JoinHandle<()>,
+    /// Answers hunger reports with give-backs ([`hunger`]).
+    stealer: tokio::task::JoinHandle<()>,
     dispatcher: Arc<Mutex<Dispatcher>>,
     /// The last order given to a job without an explicit one (kept increasing).
     last_order: Mutex<u64>,
@@ -264,16 +268,23 @@ impl Leader {
         let results_queue =
             format!("{}{}", crate::task::RESULTS_QUEUE_PREFIX, new_job_id().replace("job-", "leader-"));
         let mut results = transport.open_results(&results_queue).await.map_err(JobError::Transport)?;
+        let hungers = transport.subscribe_hunger().await.map_err(JobError::Transport)?;
         let routes: Routes = Arc::default();
         let table = routes.clone();
         let broker = transport.describe();
+        let holdings: Arc<Mutex<Holdings>> = Arc::default();
+        let held = holdings.clone();
         let router = tokio::spawn(async move {
             let mut batch = Vec::new();
             while results.recv_many(&mut batch, 1024).await > 0 {
+                let now = std::time::Instant::now();
                 let mut by_job: HashMap<String, Vec<_>> = HashMap::new();
+                let mut held = held.lock().expect("holdings lock");
                 for result in batch.drain(..) {
+                    held.report(result.worker(), result.held, now);
                     by_job.entry(result.job.clone()).or_default().push(result);
                 }
+                drop(held);
                 for (job, results) in by_job {
                     let route = table.lock().expect("routes lock").get(&job).cloned();
                     match route {
@@ -300,8 +311,21 @@ impl Leader {
         });
         let holder = new_holder_id();
         let dispatcher = Arc::new(Mutex::new(Dispatcher::new(config.scheduling.clone())));
+        let stealer =
+            tokio::spawn(direct_give_backs(hungers, holdings, dispatcher.clone(), transport.clone()));
         let last_order = Mutex::new(0);
-        Ok(Self { transport, store, config, results_queue, holder, routes, router, dispatcher, last_order })
+        Ok(Self {
+            transport,
+            store,
+            config,
+            results_queue,
+            holder,
+            routes,
+            router,
+            stealer,
+            dispatcher,
+            last_order,
+        })
     }
 
     /// Start proving `plan` (made by `plugin.plan`) as a new job.
@@ -487,8 +511,40 @@ fn new_run_id() -> u64 {
     u64::from_str_radix(&crate::store::unique_hex(), 16).expect("16 hex digits")
 }
 
+/// Answer each hunger report with a give-back directed at the holder [`Holdings`]
+/// picks (see [`hunger`]). A hungry worker's lanes count as seen by the dispatcher, so a
+/// worker that just joined widens the dispatch window before it has run anything.
+async fn direct_give_backs(
+    mut hungers: crate::transport::ControlStream,
+    holdings: Arc<Mutex<Holdings>>,
+    dispatcher: Arc<Mutex<Dispatcher>>,
+    transport: Arc<dyn Transport>,
+) {
+    while let Some(report) = hungers.recv().await {
+        let crate::task::Control::Hungry { worker, idle_lanes, lanes } = report else {
+            tracing::debug!(?report, "not a hunger report; ignored");
+            continue;
+        };
+        let now = std::time::Instant::now();
+        {
+            let mut dispatcher = dispatcher.lock().expect("dispatcher lock");
+            for lane in 0..lanes.min(1024) {
+                dispatcher.saw_lane(&format!("{worker}/{lane}"), now);
+            }
+        }
+        let give = holdings.lock().expect("holdings lock").on_hungry(&worker, idle_lanes, now);
+        let Some(GiveBack { from, tasks }) = give else { continue };
+        crate::metrics::leader::give_back_directed();
+        tracing::debug!(hungry = %worker, %from, tasks, "directing a give-back");
+        if let Err(e) = transport.direct(&from, crate::task::Control::GiveBack { tasks }).await {
+            tracing::debug!(error = %e, "give-back not sent");
+        }
+    }
+}
+
 impl Drop for Leader {
     fn drop(&mut self) {
         self.router.abort();
+        self.stealer.abort();
     }
 }

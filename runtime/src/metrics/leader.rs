@@ -24,8 +24,8 @@ use std::time::Duration;
 use metrics::{Counter, Gauge, Histogram};
 
 use super::spec::{
-    DISPATCH_WINDOW, JOB_DURATION, JOBS, JOBS_FINISHED, OUTSTANDING_COST, OUTSTANDING_TASKS, TASK_QUEUE_WAIT,
-    TASK_REDISPATCHES, TASK_REPAIRS, TASK_RETRIES, TASK_RUN, TASKS,
+    DISPATCH_WINDOW, GIVE_BACKS, JOB_DURATION, JOBS, JOBS_FINISHED, OUTSTANDING_COST, OUTSTANDING_TASKS,
+    TASK_QUEUE_WAIT, TASK_REDISPATCHES, TASK_REPAIRS, TASK_RETRIES, TASK_RUN, TASKS,
 };
 use super::{Kind, Lazy, TaskOutcome, counter, gauge, histogram};
 
@@ -122,6 +122,7 @@ struct Meters {
     retries: Counter,
     redispatches: [Counter; 2],
     repairs: Counter,
+    give_backs: Counter,
     jobs: [Gauge; 2],
     finished: [Counter; 3],
     duration: Histogram,
@@ -145,6 +146,7 @@ impl Meters {
             retries: counter(TASK_RETRIES, &[]),
             redispatches: Redispatch::ALL.map(|r| counter(TASK_REDISPATCHES, &[("reason", r.as_str())])),
             repairs: counter(TASK_REPAIRS, &[]),
+            give_backs: counter(GIVE_BACKS, &[]),
             jobs: JobState::ALL.map(|s| gauge(JOBS, &[("state", s.as_str())])),
             finished: JobOutcome::ALL.map(|o| counter(JOBS_FINISHED, &[("outcome", o.as_str())])),
             duration: histogram(JOB_DURATION, &[]),
@@ -211,6 +213,13 @@ pub fn task_redispatched(reason: Redispatch) {
 pub fn task_repaired() {
     if let Some(m) = METERS.get() {
         m.repairs.increment(1);
+    }
+}
+
+/// A hungry worker's report was answered with a give-back from a holder.
+pub fn give_back_directed() {
+    if let Some(m) = METERS.get() {
+        m.give_backs.increment(1);
     }
 }
 

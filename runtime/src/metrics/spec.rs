@@ -72,6 +72,7 @@ pub const TASK_QUEUE_WAIT: &str = "proofline_task_queue_wait_seconds";
 pub const TASK_RETRIES: &str = "proofline_task_retries_total";
 pub const TASK_REDISPATCHES: &str = "proofline_task_redispatches_total";
 pub const TASK_REPAIRS: &str = "proofline_task_repairs_total";
+pub const GIVE_BACKS: &str = "proofline_give_backs_total";
 pub const JOBS: &str = "proofline_jobs";
 pub const JOBS_FINISHED: &str = "proofline_jobs_finished_total";
 pub const JOB_DURATION: &str = "proofline_job_duration_seconds";
@@ -226,6 +227,14 @@ pub const METRICS: &[MetricSpec] = &[
         &[],
         Leader,
         "Tasks run again to recompute a corrupt or missing artifact.",
+    ),
+    spec(
+        GIVE_BACKS,
+        Counter,
+        None,
+        &[],
+        Leader,
+        "Give-backs directed at the worker holding the most unstarted tasks, one per hunger report it could answer.",
     ),
     spec(JOBS, Gauge, None, &["state"], Leader, "Jobs on this leader, by state (queued, running)."),
     spec(

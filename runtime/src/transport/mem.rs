@@ -58,7 +58,11 @@ struct State {
     windows: HashMap<u64, usize>,
     dead: Vec<(Vec<u8>, String)>,
     results: HashMap<String, mpsc::UnboundedSender<TaskResult>>,
-    control: Vec<mpsc::UnboundedSender<Control>>,
+    /// Control subscribers, by worker name.
+    control: Vec<(String, mpsc::UnboundedSender<Control>)>,
+    /// Leaders listening for hunger reports; each report goes to the next in turn.
+    hunger: Vec<mpsc::UnboundedSender<Control>>,
+    next_hunger: usize,
     delivered: u64,
     redelivered: u64,
 }
@@ -335,15 +339,50 @@ impl Transport for MemBroker {
 
     fn broadcast(&self, control: Control) -> BoxFuture<'_, Result<(), TransportError>> {
         Box::pin(async move {
-            self.lock().control.retain(|tx| tx.send(control.clone()).is_ok());
+            self.lock().control.retain(|(_, tx)| tx.send(control.clone()).is_ok());
             Ok(())
         })
     }
 
-    fn subscribe_control(&self) -> BoxFuture<'_, Result<ControlStream, TransportError>> {
+    fn direct(&self, worker: &str, control: Control) -> BoxFuture<'_, Result<(), TransportError>> {
+        let worker = worker.to_owned();
+        Box::pin(async move {
+            let mut s = self.lock();
+            s.control.retain(|(_, tx)| !tx.is_closed());
+            // Like a direct exchange: every subscriber bound under that name.
+            for (_, tx) in s.control.iter().filter(|(name, _)| *name == worker) {
+                let _ = tx.send(control.clone());
+            }
+            Ok(())
+        })
+    }
+
+    fn subscribe_control(&self, worker: &str) -> BoxFuture<'_, Result<ControlStream, TransportError>> {
+        let worker = worker.to_owned();
         Box::pin(async move {
             let (tx, rx) = mpsc::unbounded_channel();
-            self.lock().control.push(tx);
+            self.lock().control.push((worker, tx));
+            Ok(rx)
+        })
+    }
+
+    fn report_hunger(&self, hunger: Control) -> BoxFuture<'_, Result<(), TransportError>> {
+        Box::pin(async move {
+            let mut s = self.lock();
+            s.hunger.retain(|tx| !tx.is_closed());
+            if !s.hunger.is_empty() {
+                let next = s.next_hunger % s.hunger.len();
+                s.next_hunger = next + 1;
+                let _ = s.hunger[next].send(hunger);
+            }
+            Ok(())
+        })
+    }
+
+    fn subscribe_hunger(&self) -> BoxFuture<'_, Result<ControlStream, TransportError>> {
+        Box::pin(async move {
+            let (tx, rx) = mpsc::unbounded_channel();
+            self.lock().hunger.push(tx);
             Ok(rx)
         })
     }

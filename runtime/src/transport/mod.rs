@@ -51,8 +51,18 @@ pub trait Transport: Send + Sync + 'static {
     fn cancel_job(&self, job: &str, run: u64) -> BoxFuture<'_, Result<(), TransportError>>;
     /// Anyone: send a control message to every subscriber (including the sender's own).
     fn broadcast(&self, control: Control) -> BoxFuture<'_, Result<(), TransportError>>;
-    /// Worker: receive control broadcasts.
-    fn subscribe_control(&self) -> BoxFuture<'_, Result<ControlStream, TransportError>>;
+    /// Leader: send a control message to the one worker subscribed as `worker`
+    /// (dropped when none is). Costs one delivery, whatever the pool's size.
+    fn direct(&self, worker: &str, control: Control) -> BoxFuture<'_, Result<(), TransportError>>;
+    /// Worker: receive control broadcasts, and the messages [`direct`](Self::direct)ed
+    /// at `worker` (a name unique in the cluster).
+    fn subscribe_control(&self, worker: &str) -> BoxFuture<'_, Result<ControlStream, TransportError>>;
+    /// Worker: tell *one* leader (whichever the broker picks) that this worker is hungry
+    /// ([`Control::Hungry`]). A hint: dropped when no leader listens or it goes stale.
+    fn report_hunger(&self, hunger: Control) -> BoxFuture<'_, Result<(), TransportError>>;
+    /// Leader: receive hunger reports, sharing them with the other leaders (each report
+    /// reaches one leader).
+    fn subscribe_hunger(&self) -> BoxFuture<'_, Result<ControlStream, TransportError>>;
     /// Worker: start consuming tasks with at most `prefetch` unsettled at a time.
     fn consume(
         &self,

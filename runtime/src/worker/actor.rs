@@ -10,6 +10,7 @@ use tokio::task::JoinHandle;
 
 use super::lane::{CancelledRuns, Finished, LaneCtx, LaneSlot, spawn_lane};
 use super::{LaneStats, WorkerArgs, WorkerConfig, WorkerMsg, WorkerStats};
+use crate::leader::hunger::HungerBackoff;
 use crate::metrics::worker::{self as metrics, DeadLetter};
 use crate::plugin::LaneDevice;
 use crate::task::{Control, Outcome, TaskResult};
@@ -17,10 +18,6 @@ use crate::transport::{Settle, TaskStream, Transport};
 
 /// How often the actor looks at heartbeats and hunger.
 const TICK: Duration = Duration::from_millis(50);
-/// Idle this long with nothing queued before asking peers for work.
-const HUNGRY_AFTER: Duration = Duration::from_millis(50);
-/// At most one hunger broadcast per this interval.
-const HUNGRY_EVERY: Duration = Duration::from_millis(250);
 
 pub struct WorkerActor;
 
@@ -38,7 +35,8 @@ pub struct WorkerState {
     draining: bool,
     next_lane: usize,
     last_delivery: Instant,
-    last_hungry: Instant,
+    /// When to tell a leader this worker is hungry.
+    hunger: HungerBackoff,
     last_heartbeat: Instant,
     stats: WorkerStats,
 }
@@ -67,11 +65,24 @@ impl WorkerState {
 
     /// Take every unstarted task off the lanes and give it back to the broker.
     fn requeue_unstarted(&mut self) -> u64 {
+        self.requeue_up_to(u64::MAX)
+    }
+
+    /// Give up to `limit` unstarted tasks back to the broker, from the longest deques.
+    fn requeue_up_to(&mut self, limit: u64) -> u64 {
         let mut n = 0;
-        for slot in self.slots.iter() {
-            while let crossbeam_deque::Steal::Success(d) = slot.deque.steal() {
-                d.settle(Settle::Requeue);
-                n += 1;
+        while n < limit {
+            let Some(slot) = self.slots.iter().filter(|s| !s.deque.is_empty()).max_by_key(|s| s.deque.len())
+            else {
+                break;
+            };
+            match slot.deque.steal() {
+                crossbeam_deque::Steal::Success(d) => {
+                    d.settle(Settle::Requeue);
+                    n += 1;
+                }
+                crossbeam_deque::Steal::Retry => continue,
+                crossbeam_deque::Steal::Empty => {}
             }
         }
         n
@@ -84,7 +95,9 @@ impl WorkerState {
         }
         let mut replies = Vec::with_capacity(finished.len());
         let mut deliveries = Vec::with_capacity(finished.len());
-        for (delivery, result) in finished {
+        let held = u32::try_from(self.queued()).unwrap_or(u32::MAX);
+        for (delivery, mut result) in finished {
+            result.held = held;
             let task = &delivery.task;
             // The last allowed attempt failed: the leader gives up; the broker keeps a copy.
             let spent = match &result.outcome {
@@ -116,14 +129,24 @@ impl WorkerState {
         metrics::set_tasks_held(self.queued() + running + self.lane_ctx.finished.len());
         if self.last_heartbeat.elapsed() >= self.config.heartbeat {
             self.last_heartbeat = Instant::now();
-            for running in self.slots.iter().filter_map(|s| s.current()) {
-                let task = &running.task;
-                // How long it has run: the leader tells a hung attempt from a live worker.
-                let ran = running.since.elapsed().as_micros().min(u64::MAX as u128) as u64;
-                let beat = TaskResult::of(task, Outcome::Running, self.config.name.clone(), ran);
-                if let Err(e) = self.transport.reply(&task.reply_to, beat).await {
-                    tracing::debug!(error = %e, "heartbeat not sent");
-                }
+            let held = u32::try_from(self.queued()).unwrap_or(u32::MAX);
+            let beats: Vec<_> = self
+                .slots
+                .iter()
+                .filter_map(|s| s.current())
+                .map(|running| {
+                    let task = &running.task;
+                    // How long it has run: the leader tells a hung attempt from a live worker.
+                    let ran = running.since.elapsed().as_micros().min(u64::MAX as u128) as u64;
+                    let mut beat = TaskResult::of(task, Outcome::Running, self.config.name.clone(), ran);
+                    beat.held = held;
+                    (task.reply_to.clone(), beat)
+                })
+                .collect();
+            if !beats.is_empty()
+                && let Err(e) = self.transport.reply_many(beats).await
+            {
+                tracing::debug!(error = %e, "heartbeats not sent");
             }
         }
         let idle = self.idle_lanes();
@@ -136,14 +159,16 @@ impl WorkerState {
             && !self.paused_for_peer
             && idle > 0
             && self.queued() == 0
-            && self.last_delivery.elapsed() >= HUNGRY_AFTER
-            && self.last_hungry.elapsed() >= HUNGRY_EVERY;
+            && self.hunger.due(self.last_delivery, Instant::now());
         if hungry {
-            self.last_hungry = Instant::now();
-            self.stats.hungry_broadcasts += 1;
-            let msg = Control::Hungry { worker: self.config.name.clone(), idle_lanes: idle as u32 };
-            if let Err(e) = self.transport.broadcast(msg).await {
-                tracing::debug!(error = %e, "hunger broadcast not sent");
+            self.stats.hunger_reports += 1;
+            let msg = Control::Hungry {
+                worker: self.config.name.clone(),
+                idle_lanes: u32::try_from(idle).unwrap_or(u32::MAX),
+                lanes: u32::try_from(self.slots.len()).unwrap_or(u32::MAX),
+            };
+            if let Err(e) = self.transport.report_hunger(msg).await {
+                tracing::debug!(error = %e, "hunger report not sent");
             }
         }
     }
@@ -166,16 +191,19 @@ impl WorkerState {
                     }
                 }
             }
-            Control::Hungry { worker, .. } => {
-                if worker == self.config.name || !self.config.share || self.queued() == 0 {
+            Control::GiveBack { tasks } => {
+                if !self.config.share || self.queued() == 0 {
                     return;
                 }
+                // Paused until a lane idles, so the broker hands them to the hungry peer.
                 self.accepting.send_replace(false);
                 self.paused_for_peer = true;
-                let n = self.requeue_unstarted();
+                let n = self.requeue_up_to(u64::from(tasks));
                 self.stats.given_back += n;
-                tracing::debug!(peer = %worker, tasks = n, "handed unstarted tasks back for a hungry peer");
+                tracing::debug!(asked = tasks, tasks = n, "handed unstarted tasks back for a hungry peer");
             }
+            // Reports for leaders, never sent to workers.
+            Control::Hungry { .. } => {}
         }
     }
 }
@@ -234,7 +262,7 @@ impl Actor for WorkerActor {
         let stream = transport.consume(&config.name, config.prefetch).await?;
         let (accepting, accepting_rx) = watch::channel(true);
         let pump = tokio::spawn(pump(stream, myself.clone(), accepting_rx));
-        let mut controls = transport.subscribe_control().await?;
+        let mut controls = transport.subscribe_control(&config.name).await?;
         let to_actor = myself.clone();
         let control = tokio::spawn(async move {
             while let Some(c) = controls.recv().await {
@@ -268,7 +296,7 @@ impl Actor for WorkerActor {
             draining: false,
             next_lane: 0,
             last_delivery: now,
-            last_hungry: now,
+            hunger: HungerBackoff::new(),
             last_heartbeat: now,
             stats: WorkerStats::default(),
         };
@@ -292,6 +320,7 @@ impl Actor for WorkerActor {
         match msg {
             WorkerMsg::Deliveries(batch) => {
                 state.last_delivery = Instant::now();
+                state.hunger.fed();
                 if state.draining {
                     batch.into_iter().for_each(|d| d.settle(Settle::Requeue));
                     return Ok(());

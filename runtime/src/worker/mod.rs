@@ -5,8 +5,9 @@
 //! report finished tasks back to the actor, which publishes the result and only then
 //! acks the delivery: a crash in between means a redelivery, never a lost task.
 //!
-//! Across workers, idle workers broadcast [`Control::Hungry`](crate::task::Control);
-//! a worker holding prefetched but unstarted tasks then pauses its subscription and
+//! Across workers, an idle worker reports hunger to one leader, which directs a
+//! give-back at the worker holding the most unstarted tasks (see
+//! [`leader::hunger`](crate::leader::hunger)); that worker pauses its subscription and
 //! hands them back to the broker, which delivers them to the hungry peer.
 //!
 //! # Shutdown
@@ -55,7 +56,8 @@ pub struct WorkerConfig {
     pub lanes: usize,
     /// GPU adapters, one lane each (the last `gpus.len()` lanes): names for logs.
     pub gpus: Vec<String>,
-    /// Tasks held (queued on lanes or running) at most; the rest stay in the broker.
+    /// Broker messages held (their tasks queued on lanes or running) at most; the rest
+    /// stay in the broker. A message is one task or a batch of small ones.
     pub prefetch: usize,
     /// Whether idle lanes take tasks queued on busy siblings.
     pub steal: bool,
@@ -137,7 +139,8 @@ pub struct WorkerStats {
     pub queued: usize,
     /// Unstarted tasks handed back to the broker for hungry peers.
     pub given_back: u64,
-    pub hungry_broadcasts: u64,
+    /// Hunger reports sent to leaders.
+    pub hunger_reports: u64,
     pub draining: bool,
 }
 

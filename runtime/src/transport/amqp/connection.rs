@@ -62,6 +62,8 @@ pub(crate) struct Shared {
     /// What this connection serves, for the reconnect metric: [`ROLE_UNKNOWN`] until
     /// a leader opens a result stream or a worker consumes tasks.
     role: AtomicU8,
+    /// Run times of finished tasks, by job and kind: how many to pack per message.
+    pub(super) exec_times: std::sync::Mutex<super::batching::ExecTimes>,
 }
 
 const ROLE_UNKNOWN: u8 = u8::MAX;
@@ -122,6 +124,7 @@ impl Shared {
             publisher: Mutex::default(),
             lost: watch::Sender::new(None),
             role: AtomicU8::new(ROLE_UNKNOWN),
+            exec_times: Default::default(),
         };
         let conn = shared.open_once().await?;
         shared.slot.lock().await.current = Some(conn);
@@ -404,6 +407,11 @@ impl Shared {
 
     /// Ready messages in `queue`, by a passive declare on a throwaway channel.
     pub(super) async fn queue_depth(&self, queue: &str) -> Result<u32, TransportError> {
+        Ok(self.queue_counts(queue).await?.0)
+    }
+
+    /// `(ready messages, consumers)` of `queue`, by a passive declare on a throwaway channel.
+    pub(super) async fn queue_counts(&self, queue: &str) -> Result<(u32, u32), TransportError> {
         let channel = self.channel(self.give_up_deadline()).await?;
         let options = QueueDeclareOptions { passive: true, ..QueueDeclareOptions::default() };
         let declared = channel
@@ -411,7 +419,7 @@ impl Shared {
             .await
             .map_err(|e| self.error(&format!("queue {queue} on"), &e))?;
         let _ = channel.close(200, "depth read".into()).await;
-        Ok(declared.message_count())
+        Ok((declared.message_count(), declared.consumer_count()))
     }
 
     /// Close the connection for good.

@@ -12,7 +12,16 @@
 //! | `P.dlx` | durable fanout exchange | |
 //! | `P.dead` | durable classic queue bound to `P.dlx` | `x-max-length` ([`AmqpConfig::dead_letter_max_length`], default 100 000; the oldest go first), `x-message-ttl` ([`AmqpConfig::dead_letter_ttl`], default 7 days) |
 //! | `P.control` | durable fanout exchange | each subscriber binds its own server-named, exclusive, auto-delete queue |
+//! | `P.direct` | durable direct exchange | each subscriber's queue is also bound here with its worker name as key |
+//! | `P.hunger` | durable classic queue | `x-message-ttl` 2 s, `x-max-length` 10 000: hunger reports, shared by the leaders' consumers |
 //! | `P.results.LEADER` (any name a leader passes to `open_results`) | durable classic queue | `x-expires` ([`AmqpConfig::result_queue_expiry`], default 1 h), `x-dead-letter-exchange: P.dlx` |
+//!
+//! Small tasks and results travel many to a message ([`batching`]: at least one
+//! message per consumer of the task queue, up to 64 tasks or 256 results each, never
+//! waiting to fill one); the tasks of one message are settled one by one and the
+//! message acked when all are (`batch_ack.rs`). Hunger reports go to `P.hunger`, one
+//! leader each; give-backs go through `P.direct` to one worker
+//! ([`leader::hunger`](crate::leader::hunger)).
 //!
 //! Tasks and results are published to the default exchange with the queue name as
 //! routing key, persistent (`delivery_mode = 2`), with publisher confirms: `publish`
@@ -62,6 +71,8 @@
 //! hints: cancellations are also enforced by the leader ignoring stale results).
 //! AMQP heartbeats ([`AmqpConfig::heartbeat`], default 10 s) detect dead peers.
 
+mod batch_ack;
+pub mod batching;
 mod connection;
 mod stream;
 mod subscribe;
@@ -169,6 +180,56 @@ impl std::fmt::Debug for AmqpConfig {
 #[derive(Clone)]
 pub struct AmqpTransport {
     shared: Arc<Shared>,
+    /// Consumers of the task queue, as last read: publishes spread over them.
+    consumers: Arc<ConsumerCount>,
+}
+
+/// Tasks of one job and kind, published together.
+struct BatchGroup {
+    mean: Option<Duration>,
+    tasks: Vec<Task>,
+}
+
+/// The task queue's consumer count, read at most once per [`ConsumerCount::EVERY`].
+#[derive(Default)]
+struct ConsumerCount {
+    count: std::sync::atomic::AtomicUsize,
+    read_at: std::sync::Mutex<Option<std::time::Instant>>,
+}
+
+impl ConsumerCount {
+    const EVERY: Duration = Duration::from_secs(1);
+
+    /// The last count, refreshed in the background when stale; read now (one round
+    /// trip) the first time only.
+    async fn get(self: &Arc<Self>, shared: &Arc<Shared>) -> usize {
+        use std::sync::atomic::Ordering::Relaxed;
+        let first = {
+            let mut read_at = self.read_at.lock().expect("consumer count lock");
+            let now = std::time::Instant::now();
+            match *read_at {
+                Some(at) if now.duration_since(at) < Self::EVERY => return self.count.load(Relaxed),
+                at => {
+                    *read_at = Some(now);
+                    at.is_none()
+                }
+            }
+        };
+        let queue = shared.topology.tasks();
+        if first {
+            if let Ok((_, consumers)) = shared.queue_counts(&queue).await {
+                self.count.store(consumers as usize, Relaxed);
+            }
+        } else {
+            let (this, shared) = (self.clone(), shared.clone());
+            shared.handle.clone().spawn(async move {
+                if let Ok((_, consumers)) = shared.queue_counts(&queue).await {
+                    this.count.store(consumers as usize, Relaxed);
+                }
+            });
+        }
+        self.count.load(Relaxed)
+    }
 }
 
 impl AmqpTransport {
@@ -178,7 +239,7 @@ impl AmqpTransport {
     /// an unreachable broker; the error names the host, never the password.
     pub async fn connect(config: AmqpConfig) -> Result<Self, TransportError> {
         let shared = Shared::connect(config).await?;
-        Ok(Self { shared: Arc::new(shared) })
+        Ok(Self { shared: Arc::new(shared), consumers: Arc::default() })
     }
 
     /// The queue and exchange names in use.
@@ -210,6 +271,48 @@ impl AmqpTransport {
         self.shared.close().await;
     }
 
+    /// `tasks` grouped by job and kind (in order of first appearance), with the mean
+    /// run time of such tasks so far.
+    fn batch_groups(&self, tasks: Vec<Task>) -> Vec<BatchGroup> {
+        let times = self.shared.exec_times.lock().expect("exec times lock");
+        let mut groups: Vec<BatchGroup> = Vec::new();
+        for task in tasks {
+            let same = |g: &&mut BatchGroup| g.tasks[0].job == task.job && g.tasks[0].kind == task.kind;
+            match groups.iter_mut().find(same) {
+                Some(group) => group.tasks.push(task),
+                None => groups.push(BatchGroup { mean: times.mean(&task.job, task.kind), tasks: vec![task] }),
+            }
+        }
+        groups
+    }
+
+    /// Encode `tasks` as one message, or as several when one would exceed the message
+    /// size limit; a single task above the limit is an error.
+    fn encode_tasks(&self, mut tasks: Vec<Task>, into: &mut Vec<Vec<u8>>) -> Result<(), TransportError> {
+        let limit = self.shared.config.max_message_bytes;
+        let envelope =
+            if tasks.len() == 1 { Envelope::Task(tasks.remove(0)) } else { Envelope::Tasks(tasks) };
+        let bytes = envelope.encode();
+        if bytes.len() <= limit {
+            into.push(bytes);
+            return Ok(());
+        }
+        match envelope {
+            Envelope::Tasks(mut tasks) => {
+                let second = tasks.split_off(tasks.len() / 2);
+                self.encode_tasks(tasks, into)?;
+                self.encode_tasks(second, into)
+            }
+            Envelope::Task(task) => Err(TransportError::Broker(format!(
+                "task {}/{} is {} bytes, above the {limit}-byte message limit",
+                task.job,
+                task.id,
+                bytes.len()
+            ))),
+            _ => unreachable!("only tasks are encoded here"),
+        }
+    }
+
     async fn publish_envelopes(
         &self,
         exchange: &str,
@@ -228,27 +331,23 @@ impl Transport for AmqpTransport {
 
     fn publish(&self, tasks: Vec<Task>) -> BoxFuture<'_, Result<(), TransportError>> {
         Box::pin(async move {
-            let limit = self.shared.config.max_message_bytes;
-            let mut payloads = Vec::with_capacity(tasks.len());
-            for task in tasks {
-                let (job, id) = (task.job.clone(), task.id.clone());
-                let bytes = Envelope::Task(task).encode();
-                if bytes.len() > limit {
-                    return Err(TransportError::Broker(format!(
-                        "task {job}/{id} is {} bytes, above the {limit}-byte message limit",
-                        bytes.len()
-                    )));
-                }
-                payloads.push(bytes);
-            }
-            if payloads.is_empty() {
+            if tasks.is_empty() {
                 return Ok(());
+            }
+            let consumers = self.consumers.get(&self.shared).await;
+            let mut payloads = Vec::new();
+            for group in self.batch_groups(tasks) {
+                let max = batching::tasks_per_message(group.mean);
+                let mut tasks = group.tasks.into_iter();
+                for size in batching::message_sizes(tasks.len(), consumers, max) {
+                    self.encode_tasks(tasks.by_ref().take(size).collect(), &mut payloads)?;
+                }
             }
             let queue = self.shared.topology.tasks();
             let returned = self.publish_envelopes("", &queue, payloads, PublishKind::Durable).await?;
             if returned > 0 {
                 return Err(TransportError::Broker(format!(
-                    "{returned} task(s) returned unroutable: queue {queue} is missing"
+                    "{returned} task message(s) returned unroutable: queue {queue} is missing"
                 )));
             }
             Ok(())
@@ -278,8 +377,30 @@ impl Transport for AmqpTransport {
         })
     }
 
-    fn subscribe_control(&self) -> BoxFuture<'_, Result<ControlStream, TransportError>> {
-        Box::pin(async move { subscribe::subscribe_control(self.shared.clone()).await })
+    fn direct(&self, worker: &str, control: Control) -> BoxFuture<'_, Result<(), TransportError>> {
+        let worker = worker.to_owned();
+        Box::pin(async move {
+            let bytes = Envelope::Control(control).encode();
+            let exchange = self.shared.topology.direct();
+            self.publish_envelopes(&exchange, &worker, vec![bytes], PublishKind::Broadcast).await.map(drop)
+        })
+    }
+
+    fn subscribe_control(&self, worker: &str) -> BoxFuture<'_, Result<ControlStream, TransportError>> {
+        let worker = worker.to_owned();
+        Box::pin(async move { subscribe::subscribe_control(self.shared.clone(), worker).await })
+    }
+
+    fn report_hunger(&self, hunger: Control) -> BoxFuture<'_, Result<(), TransportError>> {
+        Box::pin(async move {
+            let bytes = Envelope::Control(hunger).encode();
+            let queue = self.shared.topology.hunger();
+            self.publish_envelopes("", &queue, vec![bytes], PublishKind::Broadcast).await.map(drop)
+        })
+    }
+
+    fn subscribe_hunger(&self) -> BoxFuture<'_, Result<ControlStream, TransportError>> {
+        Box::pin(async move { subscribe::subscribe_hunger(self.shared.clone()).await })
     }
 
     fn consume(
@@ -322,21 +443,21 @@ impl Transport for AmqpTransport {
 
     fn reply_many(&self, results: Vec<(String, TaskResult)>) -> BoxFuture<'_, Result<(), TransportError>> {
         Box::pin(async move {
-            // One publish batch (and one wait for its confirms) per result queue.
-            let mut by_queue: std::collections::BTreeMap<String, Vec<Vec<u8>>> = Default::default();
-            let limit = self.shared.config.max_message_bytes;
+            // One message per result queue (per MAX_RESULTS_PER_MESSAGE results), and
+            // one wait for the confirms of them all.
+            let mut by_queue: std::collections::BTreeMap<String, Vec<TaskResult>> = Default::default();
             for (reply_to, result) in results {
                 topology::check_queue_name(&reply_to)?;
-                let bytes = Envelope::Result(result).encode();
-                if bytes.len() > limit {
-                    return Err(TransportError::Broker(format!(
-                        "result for {reply_to} is {} bytes, above the {limit}-byte message limit",
-                        bytes.len()
-                    )));
-                }
-                by_queue.entry(reply_to).or_default().push(bytes);
+                by_queue.entry(reply_to).or_default().push(result);
             }
-            for (queue, payloads) in by_queue {
+            let limit = self.shared.config.max_message_bytes;
+            for (queue, results) in by_queue {
+                let mut payloads = Vec::new();
+                let mut results = results.into_iter().peekable();
+                while results.peek().is_some() {
+                    let chunk: Vec<_> = results.by_ref().take(batching::MAX_RESULTS_PER_MESSAGE).collect();
+                    encode_results(&queue, chunk, limit, &mut payloads)?;
+                }
                 let returned = self.publish_envelopes("", &queue, payloads, PublishKind::Durable).await?;
                 if returned > 0 {
                     tracing::debug!(%queue, returned, "results for a missing result queue dropped");
@@ -345,4 +466,30 @@ impl Transport for AmqpTransport {
             Ok(())
         })
     }
+}
+
+/// Encode `results` as one message, or as several when one would exceed `limit`; a
+/// single result above the limit is an error.
+fn encode_results(
+    queue: &str,
+    results: Vec<TaskResult>,
+    limit: usize,
+    into: &mut Vec<Vec<u8>>,
+) -> Result<(), TransportError> {
+    let envelope = Envelope::Results(results);
+    let bytes = envelope.encode();
+    if bytes.len() <= limit {
+        into.push(bytes);
+        return Ok(());
+    }
+    let Envelope::Results(mut results) = envelope else { unreachable!("built above") };
+    if results.len() == 1 {
+        return Err(TransportError::Broker(format!(
+            "a result for {queue} is {} bytes, above the {limit}-byte message limit",
+            bytes.len()
+        )));
+    }
+    let second = results.split_off(results.len() / 2);
+    encode_results(queue, results, limit, into)?;
+    encode_results(queue, second, limit, into)
 }

@@ -14,6 +14,7 @@ use lapin::types::FieldTable;
 use lapin::{Channel, Consumer};
 use tokio::runtime::Handle;
 
+use super::batch_ack::{BatchAck, Member};
 use super::connection::Shared;
 use crate::envelope::Envelope;
 use crate::task::Task;
@@ -185,26 +186,29 @@ impl AmqpTaskStream {
         Ok(())
     }
 
-    /// Validate one delivery: a task becomes a [`Delivery`], anything else is
+    /// Validate one delivery: each task it carries becomes a [`Delivery`] (settled
+    /// together through a [`BatchAck`] when there are several); anything else is
     /// dead-lettered (rejected without requeue) with a warning.
     fn accept(
         &self,
         delivery: lapin::message::Delivery,
         channel: &Channel,
         live: &Arc<AtomicBool>,
-    ) -> Option<Delivery> {
+        into: &mut Vec<Delivery>,
+    ) {
         let limit = self.shared.config.max_message_bytes;
         let verdict = if delivery.data.len() > limit {
             Err(format!("{} bytes, above the {limit}-byte limit", delivery.data.len()))
         } else {
             match Envelope::decode(&delivery.data) {
-                Ok(Envelope::Task(task)) => Ok(task),
+                Ok(Envelope::Task(task)) => Ok(vec![task]),
+                Ok(Envelope::Tasks(tasks)) if !tasks.is_empty() => Ok(tasks),
                 Ok(other) => Err(format!("expected a task, got {}", kind_name(&other))),
                 Err(e) => Err(e.to_string()),
             }
         };
-        let task: Task = match verdict {
-            Ok(task) => task,
+        let mut tasks: Vec<Task> = match verdict {
+            Ok(tasks) => tasks,
             Err(reason) => {
                 tracing::warn!(
                     queue = %self.shared.topology.tasks(),
@@ -217,16 +221,31 @@ impl AmqpTaskStream {
                 run_eagerly(&self.shared.handle, async move {
                     channel.basic_reject(tag, BasicRejectOptions { requeue: false }).await
                 });
-                return None;
+                return;
             }
         };
-        let acker = AmqpAcker {
-            channel: channel.clone(),
-            tag: delivery.delivery_tag,
-            live: live.clone(),
-            handle: self.shared.handle.clone(),
-        };
-        Some(Delivery::new(task, delivery.redelivered, Box::new(acker)))
+        let (tag, redelivered) = (delivery.delivery_tag, delivery.redelivered);
+        if tasks.len() == 1 {
+            let acker = AmqpAcker {
+                channel: channel.clone(),
+                tag,
+                live: live.clone(),
+                handle: self.shared.handle.clone(),
+            };
+            into.extend(tasks.pop().map(|task| Delivery::new(task, redelivered, Box::new(acker))));
+            return;
+        }
+        let batch = BatchAck::new(
+            self.shared.clone(),
+            channel.clone(),
+            tag,
+            live.clone(),
+            delivery.data,
+            tasks.len(),
+        );
+        into.extend(tasks.into_iter().enumerate().map(|(index, task)| {
+            Delivery::new(task, redelivered, Box::new(Member { batch: batch.clone(), index }))
+        }));
     }
 }
 
@@ -235,6 +254,8 @@ pub(super) fn kind_name(envelope: &Envelope) -> &'static str {
         Envelope::Task(_) => "a task",
         Envelope::Result(_) => "a result",
         Envelope::Control(_) => "a control message",
+        Envelope::Tasks(_) => "a task batch",
+        Envelope::Results(_) => "a result batch",
     }
 }
 
@@ -280,8 +301,10 @@ impl TaskStream for AmqpTaskStream {
                         _ => break,
                     }
                 }
-                let batch: Vec<Delivery> =
-                    raw.into_iter().filter_map(|d| self.accept(d, &channel, &live)).collect();
+                let mut batch = Vec::with_capacity(raw.len());
+                for delivery in raw {
+                    self.accept(delivery, &channel, &live, &mut batch);
+                }
                 if !batch.is_empty() {
                     return Ok(batch);
                 }

@@ -95,14 +95,21 @@ async fn pump_results(
             Err(format!("{} bytes, above the {limit}-byte limit", delivery.data.len()))
         } else {
             match Envelope::decode(&delivery.data) {
-                Ok(Envelope::Result(result)) => Ok(result),
+                Ok(Envelope::Result(result)) => Ok(vec![result]),
+                Ok(Envelope::Results(results)) => Ok(results),
                 Ok(other) => Err(format!("expected a result, got {}", kind_name(&other))),
                 Err(e) => Err(e.to_string()),
             }
         };
         match verdict {
-            Ok(result) => {
-                if tx.send(result).is_err() {
+            Ok(results) => {
+                {
+                    let mut times = shared.exec_times.lock().expect("exec times lock");
+                    for r in results.iter().filter(|r| !matches!(r.outcome, crate::task::Outcome::Running)) {
+                        times.record(&r.job, &r.task, r.exec_micros);
+                    }
+                }
+                if results.into_iter().any(|result| tx.send(result).is_err()) {
                     // Nobody listens any more: leave it in the queue for a successor.
                     let requeue = BasicNackOptions { multiple: false, requeue: true };
                     let _ = channel.basic_nack(delivery.delivery_tag, requeue).await;
@@ -163,23 +170,48 @@ where
     }
 }
 
-/// Bind a fresh exclusive queue to the control exchange and forward broadcasts.
-pub(super) async fn subscribe_control(shared: Arc<Shared>) -> Result<ControlStream, TransportError> {
+/// Where a control stream reads from.
+#[derive(Clone)]
+enum ControlSource {
+    /// A fresh exclusive queue bound to the broadcast exchange, and to the direct
+    /// exchange under the worker's name.
+    Worker(String),
+    /// The shared hunger queue (leaders compete for its reports).
+    Hunger,
+}
+
+/// Forward broadcasts, and the messages directed at `worker`.
+pub(super) async fn subscribe_control(
+    shared: Arc<Shared>,
+    worker: String,
+) -> Result<ControlStream, TransportError> {
+    subscribe_controls(shared, ControlSource::Worker(worker)).await
+}
+
+/// Forward hunger reports (a leader's share of them).
+pub(super) async fn subscribe_hunger(shared: Arc<Shared>) -> Result<ControlStream, TransportError> {
+    subscribe_controls(shared, ControlSource::Hunger).await
+}
+
+async fn subscribe_controls(
+    shared: Arc<Shared>,
+    source: ControlSource,
+) -> Result<ControlStream, TransportError> {
     let (tx, rx) = mpsc::unbounded_channel();
-    let first = control_consumer(&shared, shared.give_up_deadline()).await?;
+    let first = control_consumer(&shared, &source, shared.give_up_deadline()).await?;
     let handle = shared.handle.clone();
     handle.spawn(async move {
         let mut current = Some(first);
         loop {
             let (channel, consumer) = match current.take() {
                 Some(pair) => pair,
-                None => match resubscribe(&shared, &tx, |d| control_consumer(&shared, d)).await {
+                None => match resubscribe(&shared, &tx, |d| control_consumer(&shared, &source, d)).await {
                     Some(pair) => pair,
                     None => return,
                 },
             };
             if pump_controls(&shared, consumer, &tx).await {
-                // Closing the channel deletes the exclusive auto-delete queue.
+                // Closing the channel deletes an exclusive auto-delete queue.
                 let _ = channel.close(200, "control stream dropped".into()).await;
                 return;
             }
@@ -189,30 +221,45 @@ pub(super) async fn subscribe_control(shared: Arc<Shared>) -> Result<ControlStre
     Ok(rx)
 }
 
-async fn control_consumer(shared: &Shared, deadline: Instant) -> Result<(Channel, Consumer), TransportError> {
+async fn control_consumer(
+    shared: &Shared,
+    source: &ControlSource,
+    deadline: Instant,
+) -> Result<(Channel, Consumer), TransportError> {
     let channel = shared.channel(deadline).await?;
-    let exchange = shared.topology.control();
+    let topology = &shared.topology;
     let setup = async {
-        let options =
-            QueueDeclareOptions { exclusive: true, auto_delete: true, ..QueueDeclareOptions::default() };
-        let queue = channel.queue_declare("".into(), options, FieldTable::default()).await?;
-        let name = queue.name().clone();
-        channel
-            .queue_bind(
-                name.clone(),
-                exchange.as_str().into(),
-                "".into(),
-                QueueBindOptions::default(),
-                FieldTable::default(),
-            )
-            .await?;
-        // Broadcasts are hints: auto-ack is fine for them.
+        let queue = match source {
+            ControlSource::Worker(worker) => {
+                let options = QueueDeclareOptions {
+                    exclusive: true,
+                    auto_delete: true,
+                    ..QueueDeclareOptions::default()
+                };
+                let queue = channel.queue_declare("".into(), options, FieldTable::default()).await?;
+                let name = queue.name().clone();
+                for (exchange, key) in [(topology.control(), ""), (topology.direct(), worker.as_str())] {
+                    let (exchange, key) = (exchange.as_str().into(), key.into());
+                    let options = QueueBindOptions::default();
+                    channel.queue_bind(name.clone(), exchange, key, options, FieldTable::default()).await?;
+                }
+                name
+            }
+            ControlSource::Hunger => topology.hunger().into(),
+        };
+        // Controls are hints: auto-ack is fine for them.
         let options = BasicConsumeOptions { no_ack: true, ..BasicConsumeOptions::default() };
-        channel.basic_consume(name, "".into(), options, FieldTable::default()).await
+        channel.basic_consume(queue, "".into(), options, FieldTable::default()).await
     };
     match setup.await {
         Ok(consumer) => Ok((channel, consumer)),
-        Err(e) => Err(shared.error(&format!("subscribing to {exchange} on"), &e)),
+        Err(e) => {
+            let what = match source {
+                ControlSource::Worker(_) => format!("subscribing to {} on", topology.control()),
+                ControlSource::Hunger => format!("consuming {} on", topology.hunger()),
+            };
+            Err(shared.error(&what, &e))
+        }
     }
 }
 

@@ -30,6 +30,10 @@ pub struct Topology {
 pub const DEAD_MAX_LENGTH: u32 = 100_000;
 /// Default `x-message-ttl` of the dead-letter queue: 7 days.
 pub const DEAD_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+/// A hunger report older than this is dropped unread (the worker asks again if still idle).
+pub const HUNGER_TTL: Duration = Duration::from_secs(2);
+/// Hunger reports kept at most while no leader reads them (the oldest go first).
+pub const HUNGER_MAX_LENGTH: i64 = 10_000;
 
 impl Topology {
     pub(super) fn new(prefix: &str, delivery_limit: u32, result_expiry: Duration) -> Self {
@@ -67,6 +71,27 @@ impl Topology {
     /// The control broadcast exchange: `{prefix}.control` (fanout).
     pub fn control(&self) -> String {
         format!("{}.control", self.prefix)
+    }
+
+    /// The exchange of messages directed at one worker: `{prefix}.direct` (direct,
+    /// routing key = the worker's name).
+    pub fn direct(&self) -> String {
+        format!("{}.direct", self.prefix)
+    }
+
+    /// The queue of hunger reports that leaders share: `{prefix}.hunger`.
+    pub fn hunger(&self) -> String {
+        format!("{}.hunger", self.prefix)
+    }
+
+    /// Arguments of the hunger queue: reports are hints, stale after [`HUNGER_TTL`],
+    /// and a pool without any leader keeps at most [`HUNGER_MAX_LENGTH`] of them.
+    pub fn hunger_queue_args(&self) -> FieldTable {
+        let mut args = FieldTable::default();
+        let ttl = i64::try_from(HUNGER_TTL.as_millis()).unwrap_or(i64::MAX);
+        args.insert("x-message-ttl".into(), AMQPValue::LongLongInt(ttl));
+        args.insert("x-max-length".into(), AMQPValue::LongLongInt(HUNGER_MAX_LENGTH));
+        args
     }
 
     /// The conventional result queue of leader `leader`: `{prefix}.results.{leader}`.
@@ -151,6 +176,17 @@ impl Topology {
                 FieldTable::default(),
             )
             .await?;
+        channel
+            .exchange_declare(
+                self.direct().into(),
+                ExchangeKind::Direct,
+                durable_exchange,
+                FieldTable::default(),
+            )
+            .await?;
+        channel
+            .queue_declare(self.hunger().into(), QueueDeclareOptions::durable(), self.hunger_queue_args())
+            .await?;
         let _ = channel.close(200, "topology declared".into()).await;
         Ok(())
     }
@@ -200,6 +236,11 @@ mod tests {
         assert_eq!(t.dlx(), "pl.dlx");
         assert_eq!(t.control(), "pl.control");
         assert_eq!(t.results("l1"), "pl.results.l1");
+        assert_eq!(t.direct(), "pl.direct");
+        assert_eq!(t.hunger(), "pl.hunger");
+        let args = t.hunger_queue_args();
+        assert_eq!(args.inner().get("x-message-ttl"), Some(&AMQPValue::LongLongInt(2000)));
+        assert_eq!(args.inner().get("x-max-length"), Some(&AMQPValue::LongLongInt(10_000)));
         let args = t.task_queue_args();
         let inner = args.inner();
         assert_eq!(inner.get("x-queue-type"), Some(&long_string("quorum")));
