@@ -2,6 +2,7 @@
 //!
 //! ```text
 //! cargo run --release -p proofline-bench -- runtime     # per-task overhead, 1 ms efficiency
+//!     # (--count-instructions: instructions per task under valgrind, on a portable build)
 //! cargo run --release -p proofline-bench -- stealing    # heavy-tailed makespan vs lower bound
 //! cargo run --release -p proofline-bench -- keccak      # end-to-end proving vs Plonky3 alone
 //! cargo run --release -p proofline-bench -- cluster     # over RabbitMQ with worker processes
@@ -11,6 +12,7 @@
 //! ```
 
 mod amqp;
+mod instructions;
 mod keccak;
 mod kernels;
 mod sharing;
@@ -40,6 +42,21 @@ enum What {
         /// Publish every ready task at once (no window), as before the window existed.
         #[arg(long)]
         unbounded: bool,
+        /// Only the no-op job (what `--count-instructions` runs under valgrind).
+        #[arg(long)]
+        noop_only: bool,
+        /// Also count instructions per no-op task under valgrind (see `instructions.rs`).
+        #[arg(long)]
+        count_instructions: bool,
+        /// The build counted: a portable one (default: target/portable/release/proofline-bench).
+        #[arg(long)]
+        instructions_exe: Option<std::path::PathBuf>,
+        /// Segments of the two counted jobs.
+        #[arg(long, value_delimiter = ',', default_value = "2000,10000")]
+        instructions_sizes: Vec<u32>,
+        /// Where the callgrind files go.
+        #[arg(long, default_value = "target/callgrind")]
+        instructions_dir: std::path::PathBuf,
     },
     /// Makespan of a heavy-tailed workload, stealing on vs off, against the lower bound.
     Stealing {
@@ -119,11 +136,31 @@ fn main() -> anyhow::Result<()> {
     }
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     match cli.what {
-        What::Runtime { tasks, reps, window, unbounded } => {
+        What::Runtime {
+            tasks,
+            reps,
+            window,
+            unbounded,
+            noop_only,
+            count_instructions,
+            instructions_exe,
+            instructions_sizes,
+            instructions_dir,
+        } => {
             use proofline_runtime::leader::scheduler::{Scheduling, SharePolicy};
             let policy = if unbounded { SharePolicy::Unbounded } else { SharePolicy::default() };
             let scheduling = Scheduling { policy, window, ..Scheduling::default() };
-            rt.block_on(sim::runtime_overhead(tasks, reps, scheduling))
+            if !(count_instructions && reps == 0) {
+                rt.block_on(sim::runtime_overhead(tasks, reps, scheduling, noop_only))?;
+            }
+            if count_instructions {
+                let exe = instructions_exe.unwrap_or_else(instructions::default_exe);
+                let [small, large] = instructions_sizes[..] else {
+                    anyhow::bail!("--instructions-sizes takes two sizes, e.g. 2000,10000");
+                };
+                instructions::instructions(&exe, &instructions_dir, small, large)?;
+            }
+            Ok(())
         }
         What::Stealing { tasks, reps } => rt.block_on(sim::stealing_makespan(tasks, reps)),
         What::Cluster { tasks, reps } => rt.block_on(amqp::cluster(tasks, reps)),

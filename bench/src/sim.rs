@@ -47,7 +47,13 @@ async fn run_once(
     Ok((started.elapsed().as_secs_f64(), tasks))
 }
 
-pub async fn runtime_overhead(tasks: u32, reps: usize, scheduling: Scheduling) -> anyhow::Result<()> {
+/// `noop_only`: skip the 1 ms case (what the instruction count runs under valgrind).
+pub async fn runtime_overhead(
+    tasks: u32,
+    reps: usize,
+    scheduling: Scheduling,
+    noop_only: bool,
+) -> anyhow::Result<()> {
     let sim = SimPlugin::new();
     eprintln!("dispatch: {:?}, window {:?}", scheduling.policy, scheduling.window);
     let cluster = embedded_with(&sim, 2, 512, true, scheduling).await?;
@@ -73,6 +79,9 @@ pub async fn runtime_overhead(tasks: u32, reps: usize, scheduling: Scheduling) -
         t * 1e6 / f64::from(total)
     );
 
+    if noop_only {
+        return Ok(());
+    }
     let n = 1000;
     let spin = json!({"tasks": n, "cost": {"fixed": {"micros": 1000}}, "work": "spin"});
     let mut times = vec![];

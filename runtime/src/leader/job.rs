@@ -5,7 +5,8 @@
 //! come back are carried out in a fixed order:
 //!
 //! 1. **Journal** every finished task in one store write, so what is published next
-//!    never depends on a result that a crash could forget.
+//!    never depends on a result that a crash could forget. (Segments depend on no
+//!    result: when the store is slow, they go out before the write.)
 //! 2. **Publish** the new tasks in one batch (one confirm round trip): re-dispatches,
 //!    and as many ready tasks as the leader's [`Dispatcher`] grants this job (the
 //!    window shared among jobs). Jobs granted slots freed here are told to dispatch.
@@ -32,10 +33,14 @@ use super::timeline::{Span, SpanEnd, SpanKind, Timeline};
 use super::{JobError, JobOutput, JobStats, LeaderConfig, Progress, Routes};
 use crate::metrics::leader as metrics;
 use crate::metrics::{Kind, TaskOutcome};
-use crate::plugin::{ExecCx, JobMeta, LeafSource, Plan, PluginError, ProofSystem};
-use crate::store::{ArtifactStore, StoreError, inline};
-use crate::task::{ArtifactRef, Control, Task};
+use crate::plugin::{Plan, PluginError, ProofSystem};
+use crate::store::{ArtifactStore, StoreError};
+use crate::task::{ArtifactRef, Control, Task, TaskKind};
 use crate::transport::Transport;
+
+mod wrap;
+
+use wrap::{LeafRefs, StoreLeaves, wrap_with};
 
 /// How often the actor looks for attempts past their deadlines.
 const TICK: Duration = Duration::from_millis(100);
@@ -256,6 +261,15 @@ impl JobState {
                 Effect::Fail(f) => end = Some(Err(JobError::Failed(f))),
             }
         }
+        // A journal write on disk or S3 takes milliseconds: segments (which depend on no
+        // result) go out first, so the lanes stay busy meanwhile.
+        if end.is_none() && !records.is_empty() && self.store.blocks() {
+            let (segments, rest) = tasks.into_iter().partition(|t| t.kind == TaskKind::Segment);
+            tasks = rest;
+            if let Err(e) = publish(self.transport.as_ref(), segments).await {
+                return Some(Err(e));
+            }
+        }
         if !records.is_empty()
             && let Some(mut journal) = self.journal.take()
         {
@@ -278,10 +292,9 @@ impl JobState {
             }
         }
         if end.is_none()
-            && !tasks.is_empty()
-            && let Err(e) = self.transport.publish(tasks).await
+            && let Err(e) = publish(self.transport.as_ref(), tasks).await
         {
-            return Some(Err(JobError::Transport(e)));
+            return Some(Err(e));
         }
         for (task, attempt) in abandon {
             let control = Control::AbandonTask { job: self.job.clone(), run: self.run, task, attempt };
@@ -333,12 +346,12 @@ impl JobState {
 
     async fn run_wrap(&mut self, root: ArtifactRef) -> Result<Vec<u8>, WrapFailure> {
         use tokio::runtime::{Handle, RuntimeFlavor};
-        let ledger = self.ledger.as_ref().expect("wrap comes from the ledger");
         let (store, plugin, job, meta) =
             (self.store.clone(), self.plugin.clone(), self.job.clone(), self.meta.clone());
         let wrapped = if Handle::current().runtime_flavor() == RuntimeFlavor::MultiThread {
             // In place, reading the leaves where the ledger holds them: a million
             // segments' references are not copied for wrap.
+            let ledger = self.ledger.as_ref().expect("wrap comes from the ledger");
             let leaves =
                 StoreLeaves { store, refs: LeafRefs::Ledger(ledger.leaf_refs()), unusable: <_>::default() };
             tokio::task::block_in_place(|| {
@@ -348,8 +361,8 @@ impl JobState {
                 .unwrap_or_else(|_| Err(Err(PluginError::permanent("wrap panicked"))))
             })
         } else {
-            let leaves =
-                StoreLeaves { store, refs: LeafRefs::Copied(ledger.leaves()), unusable: <_>::default() };
+            let refs = LeafRefs::Copied(self.ledger.as_ref().map(JobLedger::leaves).unwrap_or_default());
+            let leaves = StoreLeaves { store, refs, unusable: <_>::default() };
             tokio::task::spawn_blocking(move || wrap_with(plugin.as_ref(), &job, &meta, &root, &leaves))
                 .await
                 .unwrap_or_else(|e| Err(Err(PluginError::permanent(format!("wrap panicked: {e}")))))
@@ -401,6 +414,11 @@ impl JobState {
     }
 }
 
+/// Hand `tasks` (if any) to the broker.
+async fn publish(transport: &dyn Transport, tasks: Vec<Task>) -> Result<(), JobError> {
+    if tasks.is_empty() { Ok(()) } else { transport.publish(tasks).await.map_err(JobError::Transport) }
+}
+
 /// Why wrap did not produce a proof.
 enum WrapFailure {
     /// It could not read `uri` (corrupt or missing): the ledger can have it remade.
@@ -421,71 +439,6 @@ fn wake(routes: &Routes, jobs: &[String]) {
         if let Some((actor, _)) = routes.get(job) {
             let _ = actor.cast(JobMsg::Dispatch);
         }
-    }
-}
-
-/// Wrap `root`: the proof, or the input wrap found unusable (`Err(Ok((uri, message)))`).
-fn wrap_with(
-    plugin: &dyn ProofSystem,
-    job: &str,
-    meta: &[u8],
-    root: &ArtifactRef,
-    leaves: &StoreLeaves<'_>,
-) -> Result<Vec<u8>, Result<(String, String), PluginError>> {
-    let root_bytes = match inline::load(leaves.store.as_ref(), root) {
-        Ok(bytes) => bytes,
-        Err(e) => {
-            return Err(
-                unusable(&e).ok_or_else(|| PluginError::permanent(format!("reading the root proof: {e}")))
-            );
-        }
-    };
-    let mut cx = ExecCx::new("wrap", 0, Default::default());
-    plugin
-        .wrap(&mut cx, &root_bytes, &JobMeta { job, meta, leaves })
-        .map_err(|e| leaves.unusable.lock().expect("unusable lock").take().ok_or(e))
-}
-
-/// The leaves' references: the ledger's own, or a copy (wrap on another thread).
-enum LeafRefs<'a> {
-    Ledger(super::ledger::Leaves<'a>),
-    Copied(Vec<ArtifactRef>),
-}
-
-struct StoreLeaves<'a> {
-    store: Arc<dyn ArtifactStore>,
-    refs: LeafRefs<'a>,
-    /// The first leaf found corrupt or missing: `(uri, message)`.
-    unusable: std::sync::Mutex<Option<(String, String)>>,
-}
-
-/// `(uri, message)` if `e` says an artifact is corrupt or missing (so it can be remade).
-fn unusable(e: &StoreError) -> Option<(String, String)> {
-    match e {
-        StoreError::Corrupt { uri, .. } | StoreError::NotFound { uri } => Some((uri.clone(), e.to_string())),
-        _ => None,
-    }
-}
-
-impl LeafSource for StoreLeaves<'_> {
-    fn leaf_count(&self) -> u32 {
-        match &self.refs {
-            LeafRefs::Ledger(leaves) => leaves.len(),
-            LeafRefs::Copied(refs) => refs.len() as u32,
-        }
-    }
-    fn leaf(&self, index: u32) -> Result<Vec<u8>, PluginError> {
-        let r = match &self.refs {
-            LeafRefs::Ledger(leaves) => leaves.get(index),
-            LeafRefs::Copied(refs) => refs.get(index as usize),
-        };
-        let r = r.ok_or_else(|| PluginError::permanent(format!("no leaf {index}")))?;
-        inline::load(self.store.as_ref(), r).map_err(|e| {
-            if let Some(found) = unusable(&e) {
-                self.unusable.lock().expect("unusable lock").get_or_insert(found);
-            }
-            PluginError::permanent(e.to_string())
-        })
     }
 }
 

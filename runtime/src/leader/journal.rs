@@ -38,6 +38,7 @@ pub struct Manifest {
     /// [`Plan::name`](crate::plugin::Plan::name); empty in journals written before it existed.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub name: String,
+    #[serde(with = "artifact_json")]
     pub meta: ArtifactRef,
     /// Every segment, in order (in the stored manifest: only when there are at most
     /// [`SEGMENTS_PER_PART`]; see `segment_parts`).
@@ -55,6 +56,7 @@ pub const SEGMENTS_PER_PART: usize = 1 << 15;
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct SegmentRef {
+    #[serde(with = "artifact_json")]
     pub payload: ArtifactRef,
     pub cost: u64,
 }
@@ -66,6 +68,7 @@ pub struct Record {
     pub start: u32,
     pub end: u32,
     pub depth: u32,
+    #[serde(with = "artifact_json")]
     pub artifact: ArtifactRef,
     /// The tasks whose outputs an aggregation folded (their records hold the
     /// artifacts), so a resumed leader can run it again if its artifact is lost. Empty
@@ -93,14 +96,13 @@ struct Sealed<T> {
     blake3: String,
 }
 
-/// The JSON of `Sealed { body, blake3 }`, with the body serialized once (a manifest of
-/// a million segments is hundreds of megabytes of JSON).
+/// The JSON of `Sealed { body, blake3 }`, with the body serialized once, straight into
+/// the output (a manifest of a million segments is hundreds of megabytes of JSON).
 fn seal<T: Serialize>(body: T) -> Vec<u8> {
-    let body = serde_json::to_vec(&body).expect("serializable");
-    let digest = blake3::hash(&body);
-    let mut out = Vec::with_capacity(body.len() + 84);
+    let mut out = Vec::with_capacity(4096);
     out.extend_from_slice(b"{\"body\":");
-    out.extend_from_slice(&body);
+    serde_json::to_writer(&mut out, &body).expect("serializable");
+    let digest = blake3::hash(&out[8..]);
     out.extend_from_slice(b",\"blake3\":\"");
     out.extend_from_slice(digest.to_hex().as_bytes());
     out.extend_from_slice(b"\"}");
@@ -109,12 +111,75 @@ fn seal<T: Serialize>(body: T) -> Vec<u8> {
 
 fn unseal<T: Serialize + for<'de> Deserialize<'de>>(key: &str, bytes: &[u8]) -> Result<T, JournalError> {
     let corrupt = |reason: String| JournalError::Corrupt { key: key.to_owned(), reason };
+    // As [`seal`] writes it: the digest is checked over the body's bytes as stored.
+    const HEAD: &[u8] = b"{\"body\":";
+    const TAIL: usize = b",\"blake3\":\"\"}".len() + 64;
+    if bytes.len() >= HEAD.len() + TAIL && bytes.starts_with(HEAD) {
+        let (body, tail) = bytes[HEAD.len()..].split_at(bytes.len() - HEAD.len() - TAIL);
+        if tail.starts_with(b",\"blake3\":\"") && tail.ends_with(b"\"}") {
+            if blake3::hash(body).to_hex().as_bytes() != &tail[11..75] {
+                return Err(corrupt("checksum mismatch".into()));
+            }
+            return serde_json::from_slice(body).map_err(|e| corrupt(e.to_string()));
+        }
+    }
+    // Laid out otherwise (written by hand): the digest of the body as serialized again.
     let sealed: Sealed<T> = serde_json::from_slice(bytes).map_err(|e| corrupt(e.to_string()))?;
     let digest = blake3::hash(&serde_json::to_vec(&sealed.body).expect("serializable"));
     if digest.to_hex().as_str() != sealed.blake3 {
         return Err(corrupt("checksum mismatch".into()));
     }
     Ok(sealed.body)
+}
+
+/// Artifact references in the manifest and journal: the digest as 64 hex digits
+/// (journals written before read too, with the digest as an array of 32 numbers).
+mod artifact_json {
+    use serde::de::Error;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    use crate::task::ArtifactRef;
+
+    #[derive(Serialize)]
+    struct Out<'a> {
+        uri: &'a str,
+        blake3: &'a str,
+        len: u64,
+    }
+
+    #[derive(Deserialize)]
+    struct In {
+        uri: String,
+        blake3: Digest,
+        len: u64,
+    }
+
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Digest {
+        Hex(String),
+        Bytes([u8; 32]),
+    }
+
+    pub fn serialize<S: Serializer>(a: &ArtifactRef, s: S) -> Result<S::Ok, S::Error> {
+        let mut hex = [0u8; 64];
+        hex::encode_to_slice(a.blake3, &mut hex).expect("64 hex digits");
+        let hex = std::str::from_utf8(&hex).expect("hex is ASCII");
+        Out { uri: &a.uri, blake3: hex, len: a.len }.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<ArtifactRef, D::Error> {
+        let In { uri, blake3, len } = In::deserialize(d)?;
+        let blake3 = match blake3 {
+            Digest::Bytes(bytes) => bytes,
+            Digest::Hex(hex) => {
+                let mut bytes = [0u8; 32];
+                hex::decode_to_slice(&hex, &mut bytes).map_err(D::Error::custom)?;
+                bytes
+            }
+        };
+        Ok(ArtifactRef { uri, blake3, len })
+    }
 }
 
 /// Appends records of one job.
@@ -157,9 +222,9 @@ impl Journal {
         };
         if manifest.segment_parts.is_empty() {
             manifest.segments = segments;
-            store.put(&format!("{job}/manifest"), &seal(&manifest))?;
+            store.put_raw(&format!("{job}/manifest"), &seal(&manifest))?;
         } else {
-            store.put(&format!("{job}/manifest"), &seal(&manifest))?;
+            store.put_raw(&format!("{job}/manifest"), &seal(&manifest))?;
             manifest.segments = segments;
         }
         Ok((Self { store, job: job.to_owned(), next_seq: 0 }, manifest))
@@ -202,7 +267,7 @@ impl Journal {
         if records.is_empty() {
             return Ok(());
         }
-        self.store.put(&Self::entry_key(&self.job, self.next_seq), &seal(records))?;
+        self.store.put_raw(&Self::entry_key(&self.job, self.next_seq), &seal(records))?;
         self.next_seq += 1;
         Ok(())
     }
@@ -370,6 +435,19 @@ mod tests {
         // A damaged part fails the resume (its digest is in the manifest).
         store.put("j/segments/000001", b"{}").unwrap();
         assert!(matches!(Journal::open(store, "j"), Err(JournalError::Store(StoreError::Corrupt { .. }))));
+    }
+
+    #[test]
+    fn journals_written_before_with_digests_as_number_arrays_still_read() {
+        let old = r#"[{"task":"seg-0","start":0,"end":1,"depth":0,"artifact":{"uri":"mem:j/seg-0","blake3":[0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,1],"len":0}}]"#;
+        let bytes = format!(r#"{{"body":{old},"blake3":"{}"}}"#, blake3::hash(old.as_bytes()).to_hex());
+        let records: Vec<Record> = unseal("k", bytes.as_bytes()).unwrap();
+        assert_eq!(records[0].artifact.blake3[31], 1);
+        let sealed = String::from_utf8(seal(&records)).unwrap();
+        assert!(sealed.contains(&format!(r#""blake3":"{}01""#, "0".repeat(62))), "{sealed}");
+        let mut flipped = bytes.clone().into_bytes();
+        flipped[20] = b'1';
+        assert!(matches!(unseal::<Vec<Record>>("k", &flipped), Err(JournalError::Corrupt { .. })));
     }
 
     #[test]

@@ -47,6 +47,14 @@ impl ArtifactStore for MemStore {
         false
     }
 
+    fn put_raw(&self, key: &str, bytes: &[u8]) -> Result<(), StoreError> {
+        self.objects
+            .lock()
+            .expect("mem store lock")
+            .insert(key.to_owned(), (bytes.into(), SystemTime::now()));
+        Ok(())
+    }
+
     fn get_raw(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self.objects.lock().expect("mem store lock").get(key).map(|b| b.0.to_vec()))
     }

@@ -71,6 +71,11 @@ impl ArtifactStore for MeteredStore {
     fn blocks(&self) -> bool {
         self.inner.blocks()
     }
+
+    fn put_raw(&self, key: &str, bytes: &[u8]) -> Result<(), StoreError> {
+        let len = bytes.len() as u64;
+        self.timed(StoreOp::Put, || self.inner.put_raw(key, bytes), |r| if r.is_ok() { len } else { 0 })
+    }
 }
 
 #[cfg(test)]

@@ -100,6 +100,12 @@ pub trait ArtifactStore: Send + Sync + 'static {
     fn get(&self, artifact: &ArtifactRef) -> Result<Vec<u8>, StoreError>;
     /// Remove every artifact whose key starts with `prefix/`.
     fn delete_prefix(&self, prefix: &str) -> Result<(), StoreError>;
+    /// Write a small self-checking record (a job's manifest, a journal entry) that is
+    /// read back with [`get_raw`](Self::get_raw): like [`put`](Self::put), without a
+    /// reference (a store in memory then skips hashing it).
+    fn put_raw(&self, key: &str, bytes: &[u8]) -> Result<(), StoreError> {
+        self.put(key, bytes).map(drop)
+    }
     /// Read `key` without knowing its digest (small self-checking records such as a
     /// job's manifest); `None` if absent.
     fn get_raw(&self, key: &str) -> Result<Option<Vec<u8>>, StoreError> {
@@ -243,6 +249,8 @@ mod tests {
     use super::*;
 
     fn exercise(store: &dyn ArtifactStore) {
+        store.put_raw("job-a/manifest", b"{}").unwrap();
+        assert_eq!(store.get_raw("job-a/manifest").unwrap().as_deref(), Some(&b"{}"[..]));
         let r = store.put("job-a/seg-0", b"hello").unwrap();
         assert_eq!(r.len, 5);
         assert_eq!(store.get(&r).unwrap(), b"hello");

@@ -40,7 +40,7 @@
 //! Once the ledger emits [`Effect::Fail`] or [`Effect::Wrap`] it is over and ignores
 //! further events (until wrap reports an unusable input).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use super::journal::{Record, SegmentRef};
@@ -160,7 +160,7 @@ pub struct JobLedger {
     policy: Policy,
     segments: Vec<SegmentRef>,
     fold: Fold<ArtifactRef>,
-    out: HashMap<Key, Attempt>,
+    out: KeyMap<Attempt>,
     /// Aggregations ready, waiting for [`JobLedger::release`] (with their split); they
     /// go out before any segment.
     ready: VecDeque<(Key, u32)>,
@@ -174,7 +174,7 @@ pub struct JobLedger {
     out_cost: u64,
     /// Queue waits (publish to start) seen since [`JobLedger::take_waits`].
     waits: Vec<(TaskKind, Duration)>,
-    done: HashMap<Key, Done>,
+    done: KeyMap<Done>,
     progress: Progress,
     stats: JobStats,
     over: bool,
@@ -203,14 +203,14 @@ impl JobLedger {
             policy,
             fold: Fold::new(n),
             segments,
-            out: HashMap::new(),
+            out: KeyMap::default(),
             ready: VecDeque::new(),
             todo: VecDeque::new(),
             todo_len: 0,
             ready_cost: 0,
             out_cost: 0,
             waits: Vec::new(),
-            done: HashMap::new(),
+            done: KeyMap::default(),
             progress,
             stats: JobStats { segments: n, ..JobStats::default() },
             over: false,
@@ -519,7 +519,7 @@ impl JobLedger {
 /// The artifacts of a job's segments, read in place.
 #[derive(Clone, Copy)]
 pub struct Leaves<'a> {
-    done: &'a HashMap<Key, Done>,
+    done: &'a KeyMap<Done>,
     n: u32,
 }
 
@@ -537,28 +537,6 @@ impl<'a> Leaves<'a> {
     pub fn get(&self, i: u32) -> Option<&'a ArtifactRef> {
         self.done.get(&(i, i + 1)).map(|d| &d.artifact)
     }
-}
-
-/// The id of the task over `key`: `seg-N` or `agg-A-B`.
-pub(super) fn id_of(key: Key) -> String {
-    if key.1 == key.0 + 1 { segment_task_id(key.0) } else { aggregate_task_id(key.0, key.1) }
-}
-
-/// The range a task id names (no allocation); `None` for anything else, including
-/// numbers with a sign or leading zeros: an id maps to one range and back.
-pub(super) fn key_of(id: &str) -> Option<Key> {
-    fn number(s: &str) -> Option<u32> {
-        let canonical =
-            !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit()) && (s == "0" || !s.starts_with('0'));
-        if canonical { s.parse().ok() } else { None }
-    }
-    if let Some(n) = id.strip_prefix("seg-") {
-        let n = number(n)?;
-        return Some((n, n.checked_add(1)?));
-    }
-    let (a, b) = id.strip_prefix("agg-")?.split_once('-')?;
-    let (a, b) = (number(a)?, number(b)?);
-    if a < b { Some((a, b.checked_add(1)?)) } else { None }
 }
 
 fn ended(fx: &[Effect]) -> bool {
@@ -587,9 +565,12 @@ fn kind_of(key: Key) -> TaskKind {
     if key.1 == key.0 + 1 { TaskKind::Segment } else { TaskKind::Aggregate }
 }
 
+mod keys;
 mod out;
 mod repair;
 mod start;
+
+pub(super) use keys::{KeyMap, id_of, key_of};
 
 #[cfg(test)]
 mod tests;

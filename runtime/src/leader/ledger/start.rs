@@ -1,9 +1,8 @@
 //! Starting a job: a fresh one, or one resumed from what an earlier leader journalled.
 
-use std::collections::HashMap;
 use std::time::Instant;
 
-use super::{Done, Effect, JobLedger, Key, key_of, task_kind};
+use super::{Done, Effect, JobLedger, KeyMap, key_of, task_kind};
 use crate::fold::Finished;
 use crate::leader::journal::{Record, maximal_ranges};
 
@@ -14,7 +13,7 @@ impl JobLedger {
         let mut fx = Vec::new();
         self.began = Some(now);
         // A task journalled twice (its artifact was repaired) counts once, as last written.
-        let mut latest: HashMap<Key, Record> = HashMap::new();
+        let mut latest: KeyMap<Record> = KeyMap::default();
         for r in records {
             let valid = (r.start < r.end) && (r.end as usize) <= self.segments.len();
             if valid && task_kind(&r.task, r.start, r.end).is_some() {
