@@ -6,6 +6,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use anyhow::Context;
 use proofline_runtime::leader::{Leader, LeaderConfig};
 use proofline_runtime::plugin::{PlanOptions, ProofSystem};
 use proofline_runtime::store::FsStore;
@@ -22,9 +23,10 @@ pub(crate) struct Workers(Vec<Child>);
 impl Workers {
     pub(crate) fn spawn(n: usize, uri: &str, store: &Path, args: &[&str]) -> anyhow::Result<Self> {
         let exe = sibling("proofline-worker")?;
-        let mut children = Vec::new();
+        // Built up in place: on a failed spawn, dropping it kills those already started.
+        let mut workers = Self(Vec::new());
         for i in 0..n {
-            children.push(
+            workers.0.push(
                 Command::new(&exe)
                     .args([
                         "--amqp-uri",
@@ -40,15 +42,21 @@ impl Workers {
                     .env("RUST_LOG", "warn")
                     .stdout(Stdio::null())
                     .stderr(Stdio::null())
-                    .spawn()?,
+                    .spawn()
+                    .with_context(|| format!("spawning worker {i} of {n} ({})", exe.display()))?,
             );
         }
         std::thread::sleep(Duration::from_millis(1500));
-        Ok(Self(children))
+        Ok(workers)
     }
 
-    fn pids(&self) -> Vec<u32> {
+    pub(crate) fn pids(&self) -> Vec<u32> {
         self.0.iter().map(Child::id).collect()
+    }
+
+    /// How many of the workers have exited.
+    pub(crate) fn exited(&mut self) -> usize {
+        self.0.iter_mut().map(Child::try_wait).filter(|w| !matches!(w, Ok(None))).count()
     }
 }
 
@@ -69,7 +77,7 @@ fn sibling(name: &str) -> anyhow::Result<PathBuf> {
 }
 
 /// CPU seconds (user + system) used so far by `pid`.
-fn cpu_seconds(pid: u32) -> f64 {
+pub(crate) fn cpu_seconds(pid: u32) -> f64 {
     let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return 0.0 };
     let fields: Vec<&str> = stat.rsplit(')').next().unwrap_or("").split_whitespace().collect();
     let ticks: f64 = fields.get(11..13).map_or(0.0, |f| f.iter().filter_map(|x| x.parse::<f64>().ok()).sum());

@@ -9,12 +9,14 @@
 //! cargo run --release -p proofline-bench -- store       # fs vs S3 vs S3 + cache, 1 MiB artifacts
 //! cargo run --release -p proofline-bench -- kernels     # GPU kernels vs Plonky3 on the CPU
 //! cargo run --release -p proofline-bench -- sharing     # concurrent jobs: share policies compared
+//! cargo run --release -p proofline-bench -- scale       # 30/100/200 worker processes: makespan, broker load, connect
 //! ```
 
 mod amqp;
 mod instructions;
 mod keccak;
 mod kernels;
+mod scale;
 mod sharing;
 mod sim;
 mod store;
@@ -108,6 +110,9 @@ enum What {
         #[arg(long, default_value_t = 3)]
         amqp_workers: usize,
     },
+    /// N worker processes (1 lane each) on one private RabbitMQ: makespan vs ideal, broker
+    /// CPU and deliveries per task, leader connect time while the workers idle.
+    Scale(scale::Scale),
     /// End-to-end keccak proving vs one direct Plonky3 `prove` of the same permutations.
     Keccak {
         /// Block files (any supported witness format).
@@ -168,6 +173,7 @@ fn main() -> anyhow::Result<()> {
         What::Sharing { jobs, tasks, micros, amqp_workers } => {
             rt.block_on(sharing::sharing(jobs, tasks, micros, amqp_workers))
         }
+        What::Scale(cfg) => rt.block_on(scale::scale(cfg)),
         What::Store { .. } | What::Kernels { .. } => unreachable!("handled above"),
     }
 }

@@ -10,6 +10,11 @@
 //! drop(broker); // kills the node (by the process group it was started in)
 //! ```
 //!
+//! [`RabbitBroker::start_with_management`] also enables the management plugin on a
+//! free loopback port, for benchmarks that read the broker's own counters
+//! ([`management_api`](RabbitBroker::management_api)); [`pid`](RabbitBroker::pid) is
+//! the Erlang VM's process id, for its CPU time.
+//!
 //! The calls block for seconds (a broker boots in ~5-10 s): from async tests on a
 //! multi-thread runtime wrap them in `tokio::task::block_in_place`.
 //!
@@ -19,7 +24,7 @@
 
 use std::collections::HashSet;
 use std::fs;
-use std::io::{Read, Seek, SeekFrom};
+use std::io::{Read, Seek, SeekFrom, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
@@ -49,6 +54,8 @@ pub struct RabbitBroker {
     port: u16,
     dist_port: u16,
     epmd_port: u16,
+    /// The management plugin's HTTP port, when enabled.
+    management_port: Option<u16>,
     child: Option<Child>,
     /// Kills the node if this test process dies without running `Drop`.
     watchdog: Option<Child>,
@@ -73,10 +80,22 @@ impl RabbitBroker {
     /// Start a fresh broker and wait until it is ready. Panics with a clear
     /// message if RabbitMQ is not installed or does not boot.
     pub fn start_new() -> Self {
+        Self::start_with(None)
+    }
+
+    /// [`start_new`](Self::start_new) with the management plugin enabled on a free
+    /// loopback port (offline; HTTP API with the `guest` user), collecting statistics
+    /// every `stats_interval_ms` (RabbitMQ's default is 5000) into 1 s samples (the
+    /// default 5 s samples make `/api/overview` counters lag by up to 5 s).
+    pub fn start_with_management(stats_interval_ms: u64) -> Self {
+        Self::start_with(Some(stats_interval_ms))
+    }
+
+    fn start_with(management_stats_ms: Option<u64>) -> Self {
         ensure_installed();
         let mut errors = Vec::new();
         for _ in 0..3 {
-            let [port, dist_port, epmd_port] = free_ports();
+            let [port, dist_port, epmd_port] = free_ports::<3>();
             let dir = tempfile::Builder::new()
                 .prefix("proofline-rabbit-")
                 .tempdir()
@@ -86,10 +105,24 @@ impl RabbitBroker {
                 std::process::id(),
                 NODE_SEQ.fetch_add(1, Ordering::Relaxed)
             );
-            fs::write(dir.path().join("rabbitmq.conf"), "# private test broker\n")
-                .expect("write rabbitmq.conf");
-            fs::write(dir.path().join("enabled_plugins"), "[].\n").expect("write plugins");
-            let mut broker = Self { dir, node, port, dist_port, epmd_port, child: None, watchdog: None };
+            let (conf, plugins, management_port) = match management_stats_ms {
+                None => ("# private test broker\n".to_owned(), "[].\n", None),
+                Some(ms) => {
+                    let [http] = free_ports::<1>();
+                    let conf = format!(
+                        "# private test broker\nmanagement.tcp.ip = 127.0.0.1\nmanagement.tcp.port = {http}\n\
+                         collect_statistics_interval = {ms}\n\
+                         management.sample_retention_policies.global.minute = 1\n\
+                         management.sample_retention_policies.basic.minute = 1\n\
+                         management.sample_retention_policies.detailed.10 = 1\n"
+                    );
+                    (conf, "[rabbitmq_management].\n", Some(http))
+                }
+            };
+            fs::write(dir.path().join("rabbitmq.conf"), conf).expect("write rabbitmq.conf");
+            fs::write(dir.path().join("enabled_plugins"), plugins).expect("write plugins");
+            let mut broker =
+                Self { dir, node, port, dist_port, epmd_port, management_port, child: None, watchdog: None };
             broker.start_watchdog();
             match broker.boot() {
                 Ok(()) => return broker,
@@ -118,6 +151,45 @@ impl RabbitBroker {
     /// The broker's data directory (kept across [`stop`](Self::stop)/[`start`](Self::start)).
     pub fn data_dir(&self) -> &Path {
         self.dir.path()
+    }
+
+    /// The management plugin's HTTP port ([`start_with_management`](Self::start_with_management)).
+    pub fn management_port(&self) -> Option<u16> {
+        self.management_port
+    }
+
+    /// `METHOD path` on the management HTTP API (e.g. `GET /api/overview`) as `guest`:
+    /// the body of a 2xx answer, else an error naming the status.
+    pub fn management_api(&self, method: &str, path: &str) -> Result<String, String> {
+        let port = self.management_port.ok_or("the management plugin is not enabled")?;
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let mut conn = TcpStream::connect_timeout(&addr, Duration::from_secs(5))
+            .map_err(|e| format!("management API on {addr}: {e}"))?;
+        conn.set_read_timeout(Some(Duration::from_secs(30))).map_err(|e| e.to_string())?;
+        // HTTP/1.0: the body is never chunked, the server closes after it.
+        let request = format!(
+            "{method} {path} HTTP/1.0\r\nHost: {addr}\r\nAuthorization: Basic Z3Vlc3Q6Z3Vlc3Q=\r\n\
+             Content-Length: 0\r\n\r\n"
+        );
+        conn.write_all(request.as_bytes()).map_err(|e| format!("{method} {path}: {e}"))?;
+        let mut response = Vec::new();
+        conn.read_to_end(&mut response).map_err(|e| format!("{method} {path}: {e}"))?;
+        let response = String::from_utf8_lossy(&response);
+        let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+        let status: u16 = head.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+        if !(200..300).contains(&status) {
+            return Err(format!(
+                "{method} {path}: HTTP {status}: {}",
+                body.chars().take(300).collect::<String>()
+            ));
+        }
+        Ok(body.to_owned())
+    }
+
+    /// Process id of the running node's Erlang VM (`beam.smp`), from its pid file.
+    pub fn pid(&self) -> Option<u32> {
+        let file = self.dir.path().join("mnesia").join(format!("{}.pid", self.node));
+        fs::read_to_string(file).ok()?.trim().parse().ok()
     }
 
     /// Whether the node process is running.
@@ -368,14 +440,14 @@ fn ensure_installed() {
     );
 }
 
-/// Three distinct free loopback ports, never reused within this process and
+/// `N` distinct free loopback ports, never reused within this process and
 /// outside the CLI tools' distribution range.
-fn free_ports() -> [u16; 3] {
+fn free_ports<const N: usize>() -> [u16; N] {
     let mut used = USED_PORTS.lock().unwrap_or_else(|e| e.into_inner());
     let used = used.get_or_insert_with(HashSet::new);
     let mut held = Vec::new();
     let mut ports = Vec::new();
-    while ports.len() < 3 {
+    while ports.len() < N {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind a loopback port");
         let port = listener.local_addr().expect("local addr").port();
         held.push(listener);
@@ -385,5 +457,5 @@ fn free_ports() -> [u16; 3] {
         used.insert(port);
         ports.push(port);
     }
-    [ports[0], ports[1], ports[2]]
+    std::array::from_fn(|i| ports[i])
 }
