@@ -2,10 +2,10 @@
 //!
 //! Tasks and results are handed over as values: the broker keeps a published task and
 //! delivers a copy (so a requeue can deliver it again), and a result goes straight to
-//! its leader's queue: encoding them only to decode them again in the same process
-//! was a needless cost per task. Bytes published as if off
-//! the wire ([`MemBroker::publish_raw`]) are validated on delivery like the AMQP
-//! transport's, and a dead-lettered task is kept encoded.
+//! its leader's queue (encoding them only to decode them again in the same process
+//! cost about 9,200 instructions per task: docs/BENCHMARKS.md, section 1). Bytes
+//! published as if off the wire ([`MemBroker::publish_raw`]) are validated on delivery
+//! like the AMQP transport's, and a dead-lettered task is kept encoded.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
