@@ -89,27 +89,46 @@ impl Holdings {
     }
 }
 
-/// When an idle worker reports hunger: soon after it went idle, then less and less
-/// often while nothing arrives, so an idle pool costs the broker next to nothing.
+/// When an idle worker reports hunger: once no delivery came for twice as long as
+/// deliveries usually take to come (so a worker in a steady flow of work, waiting a
+/// moment for its next task, stays quiet), then less and less often while nothing
+/// arrives, so an idle pool costs the broker next to nothing.
 #[derive(Debug, Clone)]
 pub struct HungerBackoff {
+    /// The wait before the first report of an idle spell.
+    first: Duration,
     interval: Duration,
     last: Option<Instant>,
+    /// Exponentially weighted time between deliveries, and the last delivery.
+    usual_gap: Option<Duration>,
+    last_fed: Option<Instant>,
 }
 
 impl HungerBackoff {
-    /// The first report, this long after the last delivery.
+    /// The shortest wait before the first report of an idle spell.
     pub const FIRST: Duration = Duration::from_millis(50);
+    /// The longest wait before the first report of an idle spell.
+    pub const FIRST_MAX: Duration = Duration::from_secs(1);
     /// The longest wait between two reports.
     pub const MAX: Duration = Duration::from_secs(5);
 
     pub fn new() -> Self {
-        Self { interval: Self::FIRST, last: None }
+        Self { first: Self::FIRST, interval: Self::FIRST, last: None, usual_gap: None, last_fed: None }
     }
 
-    /// Work arrived: the next idle spell starts with a prompt report again.
-    pub fn fed(&mut self) {
-        self.interval = Self::FIRST;
+    /// Work arrived at `now`: the next idle spell starts with a prompt report again,
+    /// "prompt" meaning twice the usual time between deliveries.
+    pub fn fed(&mut self, now: Instant) {
+        if let Some(prev) = self.last_fed {
+            let gap = now.saturating_duration_since(prev);
+            self.usual_gap = Some(match self.usual_gap {
+                Some(usual) => usual.mul_f64(0.8) + gap.mul_f64(0.2),
+                None => gap,
+            });
+        }
+        self.last_fed = Some(now);
+        self.first = self.usual_gap.map_or(Self::FIRST, |gap| (gap * 2).clamp(Self::FIRST, Self::FIRST_MAX));
+        self.interval = self.first;
         self.last = None;
     }
 
@@ -203,10 +222,37 @@ mod tests {
             at = next;
         }
         assert_eq!(waits, [50, 100, 200, 400, 800, 1600, 3200, 5000]);
-        b.fed();
+        b.fed(at);
         let idle_again = at + ms(1);
         assert!(!b.due(idle_again, idle_again + ms(49)));
         assert!(b.due(idle_again, idle_again + ms(50)));
+    }
+
+    #[test]
+    fn a_worker_in_a_steady_flow_of_work_stays_quiet_between_deliveries() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let mut b = HungerBackoff::new();
+        // A delivery every 100 ms: waiting up to 150 ms for the next one is normal.
+        let mut at = t0;
+        for i in 0..20 {
+            b.fed(at);
+            // From the second delivery on, the usual gap is known.
+            if i > 0 {
+                assert!(!b.due(at, at + ms(150)), "reported within a normal gap");
+            }
+            at += ms(100);
+        }
+        // The flow stops: the first report comes at twice the usual gap.
+        b.fed(at);
+        assert!(!b.due(at, at + ms(190)));
+        assert!(b.due(at, at + ms(200)));
+        // Slow deliveries never push the first report past a second.
+        for _ in 0..20 {
+            at += Duration::from_secs(10);
+            b.fed(at);
+        }
+        assert!(b.due(at, at + HungerBackoff::FIRST_MAX));
     }
 
     #[test]

@@ -320,7 +320,7 @@ impl Actor for WorkerActor {
         match msg {
             WorkerMsg::Deliveries(batch) => {
                 state.last_delivery = Instant::now();
-                state.hunger.fed();
+                state.hunger.fed(state.last_delivery);
                 if state.draining {
                     batch.into_iter().for_each(|d| d.settle(Settle::Requeue));
                     return Ok(());
