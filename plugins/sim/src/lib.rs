@@ -145,7 +145,7 @@ fn log_execution(path: &std::ffi::OsStr, index: u32) {
     let appended = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
-        .open(&path)
+        .open(path)
         .and_then(|mut f| f.write_all(line.as_bytes()));
     if let Err(e) = appended {
         eprintln!("sim: cannot append to PROOFLINE_SIM_EXEC_LOG: {e}");
