@@ -115,8 +115,7 @@ pub fn instructions(exe: &Path, dir: &Path, small: u32, large: u32) -> anyhow::R
     let (all, plan) = per_task(&a, &b).context("the larger job must have more tasks")?;
     println!();
     println!(
-        "| instructions per no-op task ({} vs {} segments, callgrind, portable build) | all | of which planning | runtime |",
-        small, large
+        "| instructions per no-op task ({small} vs {large} segments, callgrind, portable build) | all | of which planning | runtime |"
     );
     println!("|---|---|---|---|");
     println!("| map+fold, in-memory, 2 lanes | {all:.0} | {plan:.0} | **{:.0}** |", all - plan);
