@@ -27,8 +27,14 @@ impl JobLedger {
             // (their records hold the artifacts it folded).
             let split = match r.children.as_slice() {
                 [left, right] => match (key_of(left), key_of(right)) {
-                    (Some(l), Some(r)) if l.0 == key.0 && l.1 == r.0 && r.1 == key.1 => {
-                        if latest.contains_key(&l) && latest.contains_key(&r) { l.1 } else { 0 }
+                    (Some(l), Some(r))
+                        if l.0 == key.0
+                            && l.1 == r.0
+                            && r.1 == key.1
+                            && latest.contains_key(&l)
+                            && latest.contains_key(&r) =>
+                    {
+                        l.1
                     }
                     _ => 0,
                 },
