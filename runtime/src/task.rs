@@ -1,6 +1,7 @@
 //! The task model: jobs, deterministic task ids, artifact references, tasks and results.
 //!
-//! Tasks carry references to artifacts, never proof bytes. Task ids are deterministic
+//! Tasks carry references to artifacts, never large proof bytes (artifacts of up to 128
+//! bytes travel inline in the reference: `store::inline`). Task ids are deterministic
 //! (`seg-17`, `agg-16-19`) so a re-sent task writes the same artifact key and a
 //! duplicate result is recognised by id.
 
