@@ -22,7 +22,9 @@ use proofline_tests::rabbit::RabbitBroker;
 
 /// 48 segments of 1 s (sleeping: no CPU contention on a 2-core machine) on 4 lanes:
 /// about 12 s of work, long enough for a dozen scrapes of each target.
-const WORKLOAD: &str = r#"{"tasks": 48, "cost": {"fixed": {"micros": 1000000}}, "work": "sleep"}"#;
+// 256-byte artifacts: larger than what travels inline, so workers put them in the store.
+const WORKLOAD: &str =
+    r#"{"tasks": 48, "cost": {"fixed": {"micros": 1000000}}, "work": "sleep", "artifact_bytes": 256}"#;
 const SEGMENTS: f64 = 48.0;
 const WORKER_JOB: &str = "proofline-worker";
 const LEADER_JOB: &str = "proofline-leader";
