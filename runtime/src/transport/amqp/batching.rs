@@ -46,15 +46,25 @@ pub fn tasks_per_message(mean: Option<Duration>) -> usize {
 /// Mean run times (exponentially weighted) by job and kind of task, from results.
 #[derive(Debug, Default)]
 pub struct ExecTimes {
-    by_job: HashMap<(String, TaskKind), Mean>,
+    /// Keyed by job alone, so that the lookup for every result borrows its `&str`.
+    by_job: HashMap<String, JobTimes>,
     /// Results seen: the clock for forgetting jobs.
     seen: u64,
 }
 
-#[derive(Debug, Clone, Copy)]
-struct Mean {
-    micros: f64,
+#[derive(Debug, Default)]
+struct JobTimes {
+    /// Mean microseconds of segments, then of aggregations.
+    micros: [Option<f64>; 2],
+    /// When a result of the job was last seen.
     at: u64,
+}
+
+fn kind_index(kind: TaskKind) -> usize {
+    match kind {
+        TaskKind::Segment => 0,
+        TaskKind::Aggregate => 1,
+    }
 }
 
 impl ExecTimes {
@@ -62,24 +72,24 @@ impl ExecTimes {
     pub fn record(&mut self, job: &str, task: &str, micros: u64) {
         let kind = if task.starts_with("agg-") { TaskKind::Aggregate } else { TaskKind::Segment };
         self.seen += 1;
-        let at = self.seen;
-        let micros = micros as f64;
-        match self.by_job.get_mut(&(job.to_owned(), kind)) {
-            Some(mean) => *mean = Mean { micros: mean.micros + 0.2 * (micros - mean.micros), at },
-            None => {
-                if self.by_job.len() >= REMEMBERED_JOBS {
-                    let oldest = self.by_job.iter().min_by_key(|(_, m)| m.at).map(|(k, _)| k.clone());
-                    oldest.map(|k| self.by_job.remove(&k));
-                }
-                self.by_job.insert((job.to_owned(), kind), Mean { micros, at });
-            }
+        if !self.by_job.contains_key(job) && self.by_job.len() >= REMEMBERED_JOBS {
+            let oldest = self.by_job.iter().min_by_key(|(_, t)| t.at).map(|(k, _)| k.clone());
+            oldest.map(|k| self.by_job.remove(&k));
         }
+        let times = match self.by_job.get_mut(job) {
+            Some(times) => times,
+            None => self.by_job.entry(job.to_owned()).or_default(),
+        };
+        times.at = self.seen;
+        let micros = micros as f64;
+        let mean = &mut times.micros[kind_index(kind)];
+        *mean = Some(mean.map_or(micros, |m| m + 0.2 * (micros - m)));
     }
 
     /// The mean run time of `kind` tasks of `job`, if any ran.
     pub fn mean(&self, job: &str, kind: TaskKind) -> Option<Duration> {
-        let mean = self.by_job.get(&(job.to_owned(), kind))?;
-        Some(Duration::from_nanos((mean.micros * 1e3) as u64))
+        let micros = self.by_job.get(job)?.micros[kind_index(kind)]?;
+        Some(Duration::from_nanos((micros * 1e3) as u64))
     }
 }
 
