@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Install what the tests need (RabbitMQ, S3 test servers, Prometheus), then run every check CI
-# runs. Idempotent: a second run installs nothing.
+# Install what the tests need (RabbitMQ, S3 test servers, Prometheus, kubectl), then run
+# every check CI runs. Idempotent: a second run installs nothing.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -15,6 +15,7 @@ bash scripts/services/s3.sh
 bash scripts/services/prometheus.sh
 bash scripts/services/schemathesis.sh
 bash scripts/services/vulkan.sh
+bash scripts/services/kubectl.sh
 
 # GPU kernel tests run on the first Vulkan adapter: lavapipe where there is no GPU.
 export XDG_RUNTIME_DIR="${XDG_RUNTIME_DIR:-/tmp/proofline-xdg}"
