@@ -147,12 +147,13 @@ impl Service {
         self.table.lock().expect("service table lock")
     }
 
-    /// Export the number of queued jobs (`proofline_jobs{state="queued"}`); called
-    /// after every change of the table.
+    /// Export the number of queued and running jobs (`proofline_jobs`); called after
+    /// every change of the table. A claimed job counts as running at once, as the API
+    /// shows it, although the leader starts it only once its input is planned.
     fn publish(table: &Table) {
         let count = |state| table.jobs.values().filter(|e| e.record.state == state).count();
-        // Running jobs are counted by the leader itself.
         proofline_runtime::metrics::leader::set_queued_jobs(count(JobState::Queued));
+        proofline_runtime::metrics::leader::set_started_jobs(count(JobState::Running));
     }
 
     pub fn is_stopping(&self) -> bool {

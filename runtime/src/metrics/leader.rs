@@ -19,6 +19,7 @@
 
 use std::collections::HashMap;
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use metrics::{Counter, Gauge, Histogram};
@@ -231,8 +232,26 @@ pub fn set_queued_jobs(queued: usize) {
     }
 }
 
-/// Jobs running on this leader: set by the leader as jobs start and end.
+/// Whether a front end (the job service) counts running jobs itself; see
+/// [`set_started_jobs`].
+static RUNNING_COUNTED_BY_FRONT_END: AtomicBool = AtomicBool::new(false);
+
+/// Jobs running on this leader: set by the leader as jobs start and end, unless a front
+/// end counts them (then this does nothing).
 pub fn set_running_jobs(running: usize) {
+    if RUNNING_COUNTED_BY_FRONT_END.load(Ordering::Relaxed) {
+        return;
+    }
+    if let Some(m) = METERS.get() {
+        m.jobs[JobState::Running as usize].set(running as f64);
+    }
+}
+
+/// Jobs a front end has started, from the moment it claims one (before its input is
+/// read and planned) until its run ends: from the first call on, the front end owns
+/// the `running` series, so the gauge never disagrees with what its API says.
+pub fn set_started_jobs(running: usize) {
+    RUNNING_COUNTED_BY_FRONT_END.store(true, Ordering::Relaxed);
     if let Some(m) = METERS.get() {
         m.jobs[JobState::Running as usize].set(running as f64);
     }
