@@ -12,8 +12,8 @@
 //!   binary it runs (`proofline-<container name>`, its subcommand's `--help` too).
 //!
 //! Needs `bash scripts/services/kubectl.sh` (the `.venv-kubectl` venv) and the binaries
-//! (`cargo build -p proofline-leader -p proofline-worker`); the autoscaler's variables
-//! are checked once `proofline-autoscaler` is built as well.
+//! (`cargo build -p proofline-leader -p proofline-worker -p proofline-autoscaler`;
+//! `cargo test --workspace` builds them).
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -381,24 +381,15 @@ fn accepted_env(binary: &Path, subcommand: Option<&str>) -> BTreeSet<String> {
 }
 
 /// The built binary `proofline-<name>`, or `None` for the autoscaler until it is built.
-fn binary_for(container: &str) -> Option<PathBuf> {
-    let binary = format!("proofline-{container}");
-    if binary == "proofline-autoscaler" {
-        let exe = std::env::current_exe().unwrap();
-        let path = exe.parent().and_then(Path::parent).map(|dir| dir.join(&binary)).unwrap();
-        if !path.is_file() {
-            eprintln!("{} is not built: its variables are not checked", path.display());
-            return None;
-        }
-    }
-    Some(workspace_binary(&binary))
+fn binary_for(container: &str) -> PathBuf {
+    workspace_binary(&format!("proofline-{container}"))
 }
 
 #[test]
 fn every_proofline_variable_is_a_flag_of_its_binary() {
     let mut checked = 0;
     for (r, workload, _, c) in all_containers() {
-        let Some(binary) = binary_for(text(&c["name"])) else { continue };
+        let binary = binary_for(text(&c["name"]));
         let accepted = accepted_env(&binary, c["args"][0].as_str());
         for var in env_of(c, &r.docs).iter().map(|v| text(&v["name"])).filter(|v| v.starts_with("PROOFLINE_"))
         {
