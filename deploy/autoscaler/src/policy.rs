@@ -15,7 +15,8 @@
 //!    (zero by default). From zero, any outstanding cost asks for a worker at once.
 //! 5. Up at once, at most `max_burst` more per decision; down only to the highest
 //!    recommendation of the last `scale_down_delay` (flapping input is damped),
-//!    and only once that much history exists.
+//!    and only once that much history exists (a restarted policy shrinks nothing for
+//!    one delay).
 //!
 //! The controller lowers replicas further only as far as idle workers allow (see
 //! [`crate::victims`]): this policy decides how many, never which.
@@ -170,7 +171,7 @@ impl Policy {
         for (i, (spec, now_)) in self.pools.iter().zip(pools_now).enumerate() {
             let (recommended, why) = match wanted[i] {
                 _ if !working && idle_for < self.tuning.idle_to_zero && now_.replicas > 0 => {
-                    (spec.min.max(1).min(spec.max.max(1)), Some(Reason::IdleWarm))
+                    (spec.min.max(1).min(spec.max), Some(Reason::IdleWarm))
                 }
                 _ if !working => (spec.min, Some(Reason::IdleToMin)),
                 (n, capped) => (n.max(spec.min), capped),
@@ -181,6 +182,9 @@ impl Policy {
             while history.len() > 1 && history[1].0 <= horizon {
                 history.pop_front();
             }
+            // A fresh policy (e.g. a restarted autoscaler) has no history: it shrinks
+            // nothing until it has watched for a whole delay.
+            let horizon = (now.saturating_sub(started) >= self.tuning.scale_down_delay).then_some(horizon);
             decisions.push(step(now_.replicas, recommended, why, history, horizon, &self.tuning, now_));
         }
         decisions
@@ -217,7 +221,7 @@ fn step(
     recommended: u32,
     why: Option<Reason>,
     history: &VecDeque<(Duration, u32)>,
-    horizon: Duration,
+    horizon: Option<Duration>,
     tuning: &Tuning,
     now: &PoolNow,
 ) -> Decision {
@@ -238,7 +242,7 @@ fn step(
     }
     // Fewer wanted: only down to the most recommended within the delay, and only when
     // the history covers the whole delay.
-    let covers = history.front().is_some_and(|(t, _)| *t <= horizon);
+    let covers = horizon.is_some_and(|h| history.front().is_some_and(|(t, _)| *t <= h));
     let highest = history.iter().map(|(_, r)| *r).max().unwrap_or(current);
     if !covers || highest >= current {
         return decide(current, Reason::DownDelayed);

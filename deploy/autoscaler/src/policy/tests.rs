@@ -133,6 +133,19 @@ fn pending_pods_stop_growth_and_spill_to_the_other_pool() {
 }
 
 #[test]
+fn a_pool_with_max_zero_keeps_no_warm_worker() {
+    let got = run_one(pool("cpu", 1.0, 0, 0), 2, &[(0, 0.0), (100, 0.0)]);
+    assert_eq!(got, vec![(2, Reason::DownDelayed), (0, Reason::IdleWarm)]);
+}
+
+#[test]
+fn a_restarted_policy_shrinks_nothing_for_one_delay() {
+    // Less work than the pool's size from the first decision on: down only after 60 s.
+    let got = run_one(pool("cpu", 1.0, 0, 8), 8, &[(0, 200.0), (30, 200.0), (60, 200.0)]);
+    assert_eq!(got, vec![(8, Reason::DownDelayed), (8, Reason::DownDelayed), (2, Reason::ScaleDown)]);
+}
+
+#[test]
 fn a_zero_rate_pool_is_never_asked_for_workers() {
     let got = run_one(pool("cpu", 0.0, 0, 8), 0, &[(0, 500.0)]);
     assert_eq!(got, vec![(0, Reason::Steady)]);
