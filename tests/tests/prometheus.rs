@@ -9,12 +9,12 @@
 //! `cargo test --workspace`), then `cargo test -p proofline-tests --test prometheus`.
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::SocketAddr;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use proofline_tests::process::LoggedChild;
 use proofline_tests::prometheus::{
     PrometheusServer, Target, free_port, http_get, promtool_check_metrics, workspace_binary,
 };
@@ -28,52 +28,6 @@ const WORKLOAD: &str =
 const SEGMENTS: f64 = 48.0;
 const WORKER_JOB: &str = "proofline-worker";
 const LEADER_JOB: &str = "proofline-leader";
-
-/// A child process whose stderr is collected; killed on drop.
-struct Proc {
-    child: Child,
-    log: Arc<Mutex<String>>,
-}
-
-impl Proc {
-    fn spawn(mut cmd: Command) -> Self {
-        let mut child = cmd.env("RUST_LOG", "info").stderr(Stdio::piped()).spawn().expect("spawn");
-        let log = Arc::new(Mutex::new(String::new()));
-        let sink = log.clone();
-        let stderr = child.stderr.take().expect("piped");
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let mut log = sink.lock().unwrap();
-                log.push_str(&line);
-                log.push('\n');
-            }
-        });
-        Self { child, log }
-    }
-
-    fn log(&self) -> String {
-        self.log.lock().unwrap().clone()
-    }
-
-    fn wait_for_log(&self, needle: &str, timeout: Duration) {
-        let until = Instant::now() + timeout;
-        while !self.log().contains(needle) {
-            assert!(Instant::now() < until, "never logged {needle:?}; log:\n{}", self.log());
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn running(&mut self) -> bool {
-        matches!(self.child.try_wait(), Ok(None))
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn loopback(port: u16) -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], port))
@@ -117,8 +71,8 @@ fn prometheus_scrapes_a_leader_and_two_workers_during_a_job() {
             .args(["--health-addr", "127.0.0.1:0", "--metrics-addr", &addr.to_string()])
             .stdin(Stdio::null())
             .stdout(Stdio::null());
-        let proc = Proc::spawn(cmd);
-        proc.wait_for_log(&format!("metrics on http://{addr}/metrics"), Duration::from_secs(30));
+        let proc = LoggedChild::spawn(&mut cmd);
+        proc.wait_for_line(&format!("metrics on http://{addr}/metrics"), Duration::from_secs(30));
         proc
     };
     let w1 = worker("w1", w1_addr);
@@ -129,14 +83,14 @@ fn prometheus_scrapes_a_leader_and_two_workers_during_a_job() {
         .args(["--metrics-addr", &leader_addr.to_string(), "stdio"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped());
-    let mut leader = Proc::spawn(cmd);
-    leader.child.stdin.take().unwrap().write_all(WORKLOAD.as_bytes()).unwrap();
-    let mut stdout = leader.child.stdout.take().unwrap();
+    let mut leader = LoggedChild::spawn(&mut cmd);
+    leader.child().stdin.take().unwrap().write_all(WORKLOAD.as_bytes()).unwrap();
+    let mut stdout = leader.child().stdout.take().unwrap();
     let proof = std::thread::spawn(move || {
         let mut proof = Vec::new();
         stdout.read_to_end(&mut proof).map(|_| proof)
     });
-    leader.wait_for_log(&format!("metrics on http://{leader_addr}/metrics"), Duration::from_secs(30));
+    leader.wait_for_line(&format!("metrics on http://{leader_addr}/metrics"), Duration::from_secs(30));
 
     // Raw expositions during the job: the text format, clean for promtool.
     let worker_names =
@@ -194,7 +148,7 @@ fn prometheus_scrapes_a_leader_and_two_workers_during_a_job() {
         .collect();
     assert_eq!(states, BTreeSet::from(["dispatched".to_owned(), "ready".to_owned()]));
 
-    let status = leader.child.wait().unwrap();
+    let status = leader.child().wait().unwrap();
     let proof = proof.join().unwrap().unwrap();
     assert!(status.success(), "leader failed ({status}):\n{}", leader.log());
     assert!(!proof.is_empty(), "no proof on stdout");

@@ -14,7 +14,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::backend::{Backend, PoolView};
+use crate::backend::{Backend, PoolView, Worker};
 use crate::metrics::Meters;
 use crate::policy::{Decision, Policy};
 use crate::scrape::{self, Target};
@@ -54,6 +54,22 @@ pub struct PoolRound {
     pub loads: Vec<Load>,
 }
 
+/// Step 2 for one worker: its load, and whether reading it failed.
+async fn load(worker: Worker) -> (Load, bool) {
+    let Some(target) = &worker.metrics else {
+        return (if worker.starting { Load::Starting } else { Load::Unknown }, false);
+    };
+    let read = scrape::get(target, SCRAPE_DEADLINE).await.map_err(|e| e.to_string());
+    match read.and_then(|text| signal::tasks_held(&text).map_err(|e| e.to_string())) {
+        Ok(held) => (Load::from_held(held), false),
+        Err(_) if worker.starting => (Load::Starting, false),
+        Err(error) => {
+            tracing::debug!(worker = %worker.name, %error, "cannot read a worker's load; it counts as busy");
+            (Load::Unknown, true)
+        }
+    }
+}
+
 impl<B: Backend> Controller<B> {
     pub fn new(
         policy: Policy,
@@ -87,21 +103,24 @@ impl<B: Backend> Controller<B> {
         (total, sure)
     }
 
-    /// Step 2 for one worker.
-    async fn load(&self, worker: &crate::backend::Worker) -> Load {
-        let Some(target) = &worker.metrics else {
-            return if worker.starting { Load::Starting } else { Load::Unknown };
-        };
-        let read = scrape::get(target, SCRAPE_DEADLINE).await.map_err(|e| e.to_string());
-        match read.and_then(|text| signal::tasks_held(&text).map_err(|e| e.to_string())) {
-            Ok(held) => Load::from_held(held),
-            Err(_) if worker.starting => Load::Starting,
-            Err(error) => {
+    /// Step 2 for a pool: every worker read at once (a round waits for the slowest
+    /// scrape, not for their sum), loads in the order of `workers`.
+    async fn loads(&self, workers: &[Worker]) -> Vec<Load> {
+        let mut reads = tokio::task::JoinSet::new();
+        for (i, worker) in workers.iter().enumerate() {
+            let worker = worker.clone();
+            reads.spawn(async move { (i, load(worker).await) });
+        }
+        let mut loads = vec![Load::Unknown; workers.len()];
+        while let Some(read) = reads.join_next().await {
+            // A scrape task that panicked leaves its worker `Unknown`: counted as busy.
+            let Ok((i, (l, failed))) = read else { continue };
+            loads[i] = l;
+            if failed {
                 self.meters.lock().expect("meters").scrape_error("worker");
-                tracing::debug!(worker = %worker.name, %error, "cannot read a worker's load; it counts as busy");
-                Load::Unknown
             }
         }
+        loads
     }
 
     /// One round (steps 1-5).
@@ -124,10 +143,7 @@ impl<B: Backend> Controller<B> {
         let mut rounds = Vec::new();
         for ((pool, view), decision) in pools.iter().zip(&views).zip(decisions) {
             let Some(view) = view else { continue };
-            let mut loads = Vec::with_capacity(view.workers.len());
-            for worker in &view.workers {
-                loads.push(self.load(worker).await);
-            }
+            let loads = self.loads(&view.workers).await;
             let wanted = if sure { decision.to } else { decision.to.max(decision.from) };
             let applied = victims::safe_target(decision.from, wanted, &loads);
             let costs: Vec<i32> = loads.iter().map(|&l| victims::deletion_cost(l)).collect();

@@ -13,64 +13,19 @@
 //!    cause one of these), and no worker was stopped while holding work.
 //! 4. With no work left, the pool goes back to zero and every worker exits.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use proofline_tests::process::LoggedChild;
 use proofline_tests::prometheus::workspace_binary;
 use proofline_tests::rabbit::RabbitBroker;
 
 const AUTOSCALER: &str = env!("CARGO_BIN_EXE_proofline-autoscaler");
 const MAX_WORKERS: u32 = 3;
 const DRAIN_SECS: f64 = 20.0;
-
-/// A child process killed when dropped, its stderr collected.
-struct Proc {
-    child: Child,
-    log: Arc<Mutex<String>>,
-}
-
-impl Proc {
-    fn spawn(cmd: &mut Command) -> Self {
-        let mut child =
-            cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
-        let log = Arc::new(Mutex::new(String::new()));
-        let (sink, stderr) = (log.clone(), child.stderr.take().unwrap());
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let mut log = sink.lock().unwrap();
-                log.push_str(&line);
-                log.push('\n');
-            }
-        });
-        Self { child, log }
-    }
-
-    fn log(&self) -> String {
-        self.log.lock().unwrap().clone()
-    }
-
-    fn wait_for_line(&self, needle: &str, timeout: Duration) -> String {
-        let until = Instant::now() + timeout;
-        loop {
-            if let Some(line) = self.log().lines().find(|l| l.contains(needle)) {
-                return line.to_owned();
-            }
-            assert!(Instant::now() < until, "no `{needle}` within {timeout:?}; log:\n{}", self.log());
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// `METHOD path` over HTTP/1.1: (status, body).
 fn http(addr: SocketAddr, method: &str, path: &str, body: &[u8]) -> (u16, Vec<u8>) {
@@ -131,12 +86,13 @@ fn real_blocks_scale_workers_from_zero_and_back_without_losing_work() {
     let uri = broker.amqp_uri();
     let dir = tempfile::tempdir().unwrap();
     let store = format!("fs:{}", dir.path().join("store").display());
-    let leader = Proc::spawn(
+    let leader = LoggedChild::spawn(
         Command::new(workspace_binary("proofline-leader"))
             .args(["--runtime", "amqp", "--amqp-uri", &uri, "--store", &store, "--plugin", "keccak"])
             .args(["serve", "--listen", "127.0.0.1:0", "--max-jobs", "6"])
             .env_remove("PROOFLINE_API_TOKEN")
-            .env("RUST_LOG", "info"),
+            .stdin(Stdio::null())
+            .stdout(Stdio::null()),
     );
     let line = leader.wait_for_line("listening on http://", Duration::from_secs(60));
     let api: SocketAddr = line
@@ -163,7 +119,7 @@ fn real_blocks_scale_workers_from_zero_and_back_without_losing_work() {
     let rate = cost / (f64::from(MAX_WORKERS) * DRAIN_SECS);
 
     let listen: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
-    let autoscaler = Proc::spawn(
+    let autoscaler = LoggedChild::spawn(
         Command::new(AUTOSCALER)
             .args(["--backend", "local", "--max-workers", &MAX_WORKERS.to_string()])
             .args(["--worker-rate", &rate.to_string(), "--leader-metrics", &format!("http://{api}/metrics")])
@@ -178,7 +134,8 @@ fn real_blocks_scale_workers_from_zero_and_back_without_losing_work() {
             ])
             .args(["--worker-bin", workspace_binary("proofline-worker").to_str().unwrap()])
             .args(["--", "--amqp-uri", &uri, "--store", &store, "--lanes", "1", "--gpu", "off"])
-            .env("RUST_LOG", "info"),
+            .stdin(Stdio::null())
+            .stdout(Stdio::null()),
     );
 
     // 2. Workers come, every block is proven.
