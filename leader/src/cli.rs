@@ -46,9 +46,12 @@ pub struct Common {
     pub store: String,
     #[command(flatten)]
     pub s3: S3Args,
-    /// Proof system to use.
+    /// Proof system to use: `keccak`, `sim`, or `exec` (an external prover binary,
+    /// `--exec-prover`).
     #[arg(long, global = true, env = "PROOFLINE_PLUGIN", default_value = "keccak")]
     pub plugin: String,
+    #[command(flatten)]
+    pub exec: ExecArgs,
     /// CPU lanes of the embedded worker (default: one per CPU; 0: GPU lanes only).
     #[arg(long, global = true, env = "PROOFLINE_LANES")]
     pub lanes: Option<usize>,
@@ -127,6 +130,30 @@ fn parse_client_weight(text: &str) -> Result<(String, u32), String> {
 /// A client name as `--client-weight` and the service accept it.
 pub fn is_client_name(name: &str) -> bool {
     (1..=64).contains(&name.len()) && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+}
+
+/// The `exec` plugin: an external prover binary (contract: docs/EXEC.md).
+#[derive(Args, Debug, Clone)]
+pub struct ExecArgs {
+    /// Prover binary run for every step of `--plugin exec`. Workers need the same
+    /// binary (the plugin version is its digest).
+    #[arg(long, global = true, env = "PROOFLINE_EXEC_PROVER", value_name = "PATH")]
+    pub exec_prover: Option<PathBuf>,
+    /// The longest one step of the exec prover may run before its process group is
+    /// killed (the attempt is then retried).
+    #[arg(long, global = true, env = "PROOFLINE_EXEC_TIMEOUT_SECS", default_value_t = 3600,
+        value_parser = clap::value_parser!(u64).range(1..))]
+    pub exec_timeout_secs: u64,
+}
+
+impl ExecArgs {
+    /// The exec plugin's settings, when a prover is given.
+    pub fn config(&self) -> Option<proofline_plugins::ExecConfig> {
+        self.exec_prover.as_ref().map(|program| proofline_plugins::ExecConfig {
+            program: program.clone(),
+            timeout: std::time::Duration::from_secs(self.exec_timeout_secs),
+        })
+    }
 }
 
 /// S3 settings beyond the standard AWS sources (env, profile, web identity).

@@ -62,7 +62,7 @@ fn main() -> ExitCode {
             Mode::Stdio(args) => prove::prove_stdio(&cli.common, args).await,
             Mode::Batch(args) => batch::run(&cli.common, args).await,
             Mode::Serve(args) => serve::run(&cli.common, args).await,
-            Mode::Verify { file, max_proof_mib } => verify::verify(file, *max_proof_mib),
+            Mode::Verify { file, max_proof_mib } => verify::verify(&cli.common, file, *max_proof_mib),
             Mode::Gc { older_than, dry_run } => gc::gc(&cli.common, *older_than, *dry_run),
         }
     });
@@ -92,6 +92,17 @@ fn init_logs(format: LogFormat) {
 
 pub fn plugin_named(registry: &PluginRegistry, name: &str) -> Result<Arc<dyn ProofSystem>, Failure> {
     registry.get(name).ok_or_else(|| {
+        if name == proofline_plugins::ExecPlugin::NAME {
+            return Failure::bad_input("--plugin exec needs the prover binary: --exec-prover PATH");
+        }
         Failure::bad_input(format!("unknown plugin {name:?}; this build has {:?}", registry.names()))
+    })
+}
+
+/// The plugins of this build, with `exec` when `--exec-prover` names a usable binary.
+pub fn plugins(common: &cli::Common) -> Result<PluginRegistry, Failure> {
+    proofline_plugins::with_exec(common.exec.config().as_ref()).map_err(|e| {
+        let cause = std::error::Error::source(&e).map(|c| format!(": {c}")).unwrap_or_default();
+        Failure::bad_input(format!("--exec-prover: {e}{cause}"))
     })
 }

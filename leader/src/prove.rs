@@ -57,7 +57,7 @@ pub async fn start_cluster(
                 )));
             }
             let worker = WorkerConfig::new("embedded", cpu_lanes).with_gpus(gpu_names);
-            let embedded = Embedded::start(proofline_plugins::builtin(), store, worker, config)
+            let embedded = Embedded::start(crate::plugins(common)?, store, worker, config)
                 .await
                 .map_err(|e| Failure::other(chain(&e)))?;
             tracing::info!(
@@ -84,7 +84,7 @@ pub async fn start_cluster(
 }
 
 pub async fn prove_stdio(common: &Common, args: &ProveArgs) -> Result<(), Failure> {
-    let registry = proofline_plugins::builtin();
+    let registry = crate::plugins(common)?;
     let config = args.job.leader_config(&common.scheduling);
     let options = JobOptions { timeline: args.timeline.is_some(), ..JobOptions::default() };
     let job = match &args.resume {

@@ -11,7 +11,7 @@ use proofline_runtime::proof_file::{ProofFile, ProofFileError};
 
 use crate::Failure;
 
-pub fn verify(file: &Path, max_proof_mib: u64) -> Result<(), Failure> {
+pub fn verify(common: &crate::cli::Common, file: &Path, max_proof_mib: u64) -> Result<(), Failure> {
     let limit = crate::cli::mib_to_bytes(max_proof_mib).unwrap_or(u64::MAX);
     let cannot_read = |e: std::io::Error| Failure::bad_input(format!("cannot read {}: {e}", file.display()));
     let read = if file == Path::new("-") {
@@ -38,7 +38,7 @@ pub fn verify(file: &Path, max_proof_mib: u64) -> Result<(), Failure> {
             Failure::other(format!("{}: does not verify: {e}", file.display()))
         }
     })?;
-    let registry = proofline_plugins::builtin();
+    let registry = crate::plugins(common)?;
     let name = proof.plugin.split('@').next().unwrap_or_default();
     let plugin = crate::plugin_named(&registry, name)?;
     if plugin.id().to_string() != proof.plugin {

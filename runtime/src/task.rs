@@ -36,6 +36,15 @@ pub enum TaskKind {
     Aggregate,
 }
 
+impl From<TaskKind> for proofline_plugin::StepKind {
+    fn from(kind: TaskKind) -> Self {
+        match kind {
+            TaskKind::Segment => Self::Segment,
+            TaskKind::Aggregate => Self::Aggregate,
+        }
+    }
+}
+
 /// One unit of work, as it travels to workers.
 #[derive(Archive, Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct Task {

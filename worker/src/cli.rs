@@ -30,6 +30,14 @@ pub struct Cli {
     /// S3 region (default: from the AWS environment or profile).
     #[arg(long, env = "PROOFLINE_S3_REGION")]
     pub s3_region: Option<String>,
+    /// Prover binary for tasks of the `exec` plugin: the same binary as the leader's
+    /// `--exec-prover` (tasks carry its digest; another binary refuses them).
+    #[arg(long, env = "PROOFLINE_EXEC_PROVER", value_name = "PATH")]
+    pub exec_prover: Option<std::path::PathBuf>,
+    /// The longest one exec prover step may run before its process group is killed.
+    #[arg(long, env = "PROOFLINE_EXEC_TIMEOUT_SECS", default_value_t = 3600,
+        value_parser = clap::value_parser!(u64).range(1..))]
+    pub exec_timeout_secs: u64,
     /// Local artifact cache in front of a remote store, in MiB (0: none): a worker that
     /// made a child proof does not download it again to aggregate it.
     #[arg(long, env = "PROOFLINE_CACHE_MIB", default_value_t = 1024, value_parser = parse_mib)]

@@ -87,6 +87,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     config.prefetch = cli.prefetch.unwrap_or(2 * config.lanes).max(1);
     config.share = !cli.no_share;
 
+    let exec = cli.exec_prover.as_ref().map(|program| proofline_plugins::ExecConfig {
+        program: program.clone(),
+        timeout: Duration::from_secs(cli.exec_timeout_secs),
+    });
+    let plugins = proofline_plugins::with_exec(exec.as_ref()).context("--exec-prover")?;
+
     let opts = StoreOptions {
         s3_endpoint: cli.s3_endpoint.clone(),
         s3_path_style: cli.s3_path_style,
@@ -99,7 +105,6 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let amqp = AmqpTransport::connect(amqp_config).await.context("connecting to the broker")?;
     let broker = amqp.describe();
     let transport: Arc<dyn Transport> = Arc::new(amqp.clone());
-    let plugins = proofline_plugins::builtin();
     let names: Vec<String> =
         plugins.names().iter().filter_map(|n| plugins.get(n)).map(|p| p.id().to_string()).collect();
 

@@ -98,7 +98,7 @@ struct Ctx {
 }
 
 pub async fn run(common: &Common, args: &BatchArgs) -> Result<(), Failure> {
-    let registry = proofline_plugins::builtin();
+    let registry = crate::plugins(common)?;
     let plugin = crate::plugin_named(&registry, &common.plugin)?;
     for dir in std::iter::once(&args.out).chain(&args.timeline) {
         std::fs::create_dir_all(dir)

@@ -88,7 +88,7 @@ fn parse_token(text: &str) -> Result<auth::Token, String> {
 
 pub async fn run(common: &Common, args: &ServeArgs) -> Result<(), Failure> {
     auth::check_exposure(args.listen, args.api_token.is_some()).map_err(Failure::bad_input)?;
-    let plugins = proofline_plugins::builtin();
+    let plugins = crate::plugins(common)?;
     let plugin = crate::plugin_named(&plugins, &common.plugin)?;
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await

@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+pub use proofline_exec::{ExecConfig, ExecPlugin, OpenError};
 use proofline_runtime::plugin::PluginRegistry;
 
 /// `keccak` (the reference prover) and `sim` (synthetic workload).
@@ -16,4 +17,14 @@ pub fn builtin() -> PluginRegistry {
     registry.register(Arc::new(proofline_keccak::KeccakPlugin));
     registry.register(Arc::new(proofline_sim::SimPlugin::new()));
     registry
+}
+
+/// [`builtin`], plus `exec` running the operator's prover binary when one is given
+/// (`--exec-prover`).
+pub fn with_exec(exec: Option<&ExecConfig>) -> Result<PluginRegistry, OpenError> {
+    let mut registry = builtin();
+    if let Some(config) = exec {
+        registry.register(Arc::new(ExecPlugin::open(config)?));
+    }
+    Ok(registry)
 }

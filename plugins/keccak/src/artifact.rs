@@ -1,8 +1,10 @@
 //! Wire formats of the keccak plugin: segment payloads, leaf and aggregate artifacts, and
-//! final proofs. All are postcard-encoded serde structs behind a format version byte.
+//! final proofs. All are postcard-encoded serde structs behind a format version byte
+//! ([`proofline_plugin::codec`]).
 //!
 //! Encodings are deterministic, so a re-run of a task produces identical bytes.
 
+use proofline_plugin::codec::Codec;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -96,27 +98,18 @@ pub struct FinalProof {
     pub leaves: Vec<LeafArtifact>,
 }
 
+/// The keccak plugin's encoding: the shared versioned codec at [`FORMAT_VERSION`].
+const CODEC: Codec = Codec::new(FORMAT_VERSION);
+
 /// Encode `value` behind the format version byte.
 pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
-    let mut out = vec![FORMAT_VERSION];
-    out.extend(postcard::to_allocvec(value).expect("serializing into memory cannot fail"));
-    out
+    CODEC.encode(value)
 }
 
 /// Decode bytes made by [`encode`]; `what` names the thing in the error message.
 pub fn decode<T: DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, String> {
-    let Some((&version, body)) = bytes.split_first() else {
-        return Err(format!("{what}: empty (0 bytes)"));
-    };
-    if version != FORMAT_VERSION {
-        return Err(format!(
-            "{what}: unknown format version {version} (this build reads version {FORMAT_VERSION})"
-        ));
-    }
-    let (value, rest) = postcard::take_from_bytes(body)
-        .map_err(|e| format!("{what}: undecodable ({} bytes): {e}", bytes.len()))?;
-    if !rest.is_empty() {
-        return Err(format!("{what}: {} trailing bytes after byte {}", rest.len(), bytes.len() - rest.len()));
-    }
-    Ok(value)
+    CODEC.decode(bytes, what).map_err(|e| match std::error::Error::source(&e) {
+        Some(cause) => format!("{e}: {cause}"),
+        None => e.to_string(),
+    })
 }

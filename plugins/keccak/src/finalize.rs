@@ -13,7 +13,7 @@
 
 use std::thread;
 
-use proofline_runtime::plugin::{LeafSource, PluginError};
+use proofline_plugin::{LeafSource, PluginError};
 
 use crate::accumulate::{fold, leaf_digest};
 use crate::aggregate::check_node;

@@ -1,6 +1,6 @@
 //! Planning: from a block witness to segments of at most `segment_size` permutations.
 
-use proofline_runtime::plugin::{Plan, SegmentSpec};
+use proofline_plugin::{Plan, SegmentSpec};
 
 use crate::artifact::{SegmentPayload, encode};
 use crate::leaf::native_io;

@@ -2,8 +2,8 @@
 
 use std::time::Instant;
 
-use proofline_runtime::plugin::{
-    ExecCx, JobMeta, LaneDevice, Plan, PlanOptions, PluginError, PluginId, ProofSystem, Verdict,
+use proofline_plugin::{
+    ExecCx, JobMeta, LaneDevice, Plan, PlanOptions, PluginError, PluginId, ProofSystem, StepKind, Verdict,
 };
 
 use crate::aggregate::{AggregateError, aggregate};
@@ -36,14 +36,13 @@ impl ProofSystem for KeccakPlugin {
 
     /// About 20x what a loaded 2-core machine needs (1024 permutations prove in ~2.3 s;
     /// a CPU Vulkan driver is ~6x slower), so only a hung prover hits it.
-    fn task_timeout(&self, kind: proofline_runtime::task::TaskKind, cost: u64) -> std::time::Duration {
-        use proofline_runtime::task::TaskKind;
+    fn task_timeout(&self, kind: StepKind, cost: u64) -> std::time::Duration {
         let per_permutation = std::time::Duration::from_millis(50);
         match kind {
-            TaskKind::Segment => {
+            StepKind::Segment => {
                 std::time::Duration::from_secs(120) + per_permutation * cost.min(1 << 24) as u32
             }
-            TaskKind::Aggregate => std::time::Duration::from_secs(300),
+            StepKind::Aggregate => std::time::Duration::from_secs(300),
         }
     }
 

@@ -100,7 +100,7 @@ fn gpu_proof_equals_cpu_proof_and_the_stock_verifier_accepts_it() {
 #[test]
 fn a_gpu_lane_proves_a_segment_of_the_example_block_identically() {
     use proofline_keccak::KeccakPlugin;
-    use proofline_runtime::plugin::{ExecCx, LaneDevice, PlanOptions, ProofSystem};
+    use proofline_plugin::{ExecCx, LaneDevice, PlanOptions, ProofSystem};
 
     let device = proofline_shaders::adapters().first().expect("a Vulkan adapter (lavapipe in CI)");
     let _alone = ADAPTER_0.lock().unwrap_or_else(|e| e.into_inner());
@@ -131,7 +131,7 @@ fn a_gpu_lane_proves_a_segment_of_the_example_block_identically() {
 #[test]
 fn a_gpu_lane_proves_a_mainnet_segment_on_the_device_identically() {
     use proofline_keccak::KeccakPlugin;
-    use proofline_runtime::plugin::{ExecCx, LaneDevice, PlanOptions, ProofSystem};
+    use proofline_plugin::{ExecCx, LaneDevice, PlanOptions, ProofSystem};
 
     let device = proofline_shaders::adapters().first().expect("a Vulkan adapter (lavapipe in CI)");
     let _alone = ADAPTER_0.lock().unwrap_or_else(|e| e.into_inner());

@@ -9,7 +9,7 @@ use common::*;
 use proofline_keccak::artifact::{Artifact, FinalProof, decode};
 use proofline_keccak::statement::full_hex;
 use proofline_keccak::{KeccakPlugin, permutation_inputs, prove_plain};
-use proofline_runtime::plugin::{PlanOptions, PluginError, ProofSystem, Verdict};
+use proofline_plugin::{PlanOptions, PluginError, ProofSystem, Verdict};
 
 #[test]
 fn small_witness_two_fold_shapes() {

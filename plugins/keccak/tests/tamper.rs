@@ -9,7 +9,7 @@ use std::sync::{Arc, OnceLock};
 use common::*;
 use proofline_keccak::KeccakPlugin;
 use proofline_keccak::artifact::{Artifact, FinalProof, SegmentPayload, decode, encode};
-use proofline_runtime::plugin::{ExecCx, Plan, PluginError, ProofSystem, Verdict};
+use proofline_plugin::{ExecCx, Plan, PluginError, ProofSystem, Verdict};
 
 struct Job {
     plan: Plan,
@@ -216,7 +216,7 @@ fn prove_segment_errors() {
 #[test]
 fn wrap_keeps_store_errors_retryable() {
     struct Flaky;
-    impl proofline_runtime::plugin::LeafSource for Flaky {
+    impl proofline_plugin::LeafSource for Flaky {
         fn leaf_count(&self) -> u32 {
             job().leaves.len() as u32
         }
@@ -225,7 +225,7 @@ fn wrap_keeps_store_errors_retryable() {
         }
     }
     let root = fold_streaming(&job().leaves);
-    let meta = proofline_runtime::plugin::JobMeta { job: "test", meta: &job().plan.meta, leaves: &Flaky };
+    let meta = proofline_plugin::JobMeta { job: "test", meta: &job().plan.meta, leaves: &Flaky };
     let err = KeccakPlugin.wrap(&mut cx("wrap"), &root, &meta).unwrap_err();
     assert!(err.is_retryable(), "{err:?}");
     assert!(err.to_string().contains("leaf 0"), "{err}");

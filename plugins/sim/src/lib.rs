@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use proofline_runtime::plugin::{
+use proofline_plugin::{
     ExecCx, JobMeta, Plan, PlanOptions, PluginError, PluginId, ProofSystem, SegmentSpec, Verdict,
 };
 pub use workload::{Cost, Failure, FailureMode, Work, Workload};

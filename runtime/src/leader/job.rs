@@ -140,7 +140,9 @@ impl JobState {
         Policy {
             max_attempts: self.config.max_attempts.max(1),
             silence: self.config.task_deadline,
-            timeout_of: Box::new(move |kind, cost| fixed.unwrap_or_else(|| plugin.task_timeout(kind, cost))),
+            timeout_of: Box::new(move |kind, cost| {
+                fixed.unwrap_or_else(|| plugin.task_timeout(kind.into(), cost))
+            }),
         }
     }
 

@@ -45,7 +45,10 @@ pub(crate) fn resolve(plugins: &PluginRegistry, wanted: &str) -> Result<Arc<dyn 
         .ok_or_else(|| format!("this worker has no plugin {name:?} (it has: {:?})", plugins.names()))?;
     let have = plugin.id().to_string();
     if have != wanted {
-        return Err(format!("task needs {wanted}, this worker has {have}"));
+        return Err(format!(
+            "task needs {wanted}, this worker has {have}: leader and workers must run the same \
+             build (for exec, the same --exec-prover binary: its version is the binary's digest)"
+        ));
     }
     Ok(plugin)
 }

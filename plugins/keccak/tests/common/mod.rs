@@ -9,7 +9,7 @@ use alloy_consensus::Header;
 use alloy_primitives::{B256, keccak256};
 use proofline_keccak::KeccakPlugin;
 use proofline_keccak::witness::{BlockWitness, WitnessFormat};
-use proofline_runtime::plugin::{ExecCx, JobMeta, LeafSource, Plan, PlanOptions, PluginError, ProofSystem};
+use proofline_plugin::{ExecCx, JobMeta, LeafSource, Plan, PlanOptions, PluginError, ProofSystem};
 
 /// Leaves kept in memory, for `wrap`.
 pub struct MemLeaves(pub Vec<Vec<u8>>);
