@@ -298,6 +298,11 @@ pub struct ProveArgs {
     /// attempt) into this SVG file.
     #[arg(long, value_name = "FILE.svg", env = "PROOFLINE_TIMELINE")]
     pub timeline: Option<PathBuf>,
+    /// The block header for a Polygon Zero zero_bin witness on stdin (which holds only
+    /// the block's hash): its `eth_getBlockByNumber` JSON result, an array of them, or
+    /// the JSON-RPC response.
+    #[arg(long, value_name = "FILE", conflicts_with = "resume")]
+    pub header: Option<PathBuf>,
     #[command(flatten)]
     pub job: JobArgs,
 }

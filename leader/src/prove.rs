@@ -157,7 +157,36 @@ fn read_and_plan(
     if input.iter().all(u8::is_ascii_whitespace) {
         return Err(Failure::bad_input("no input on stdin: pipe a block with its execution witness in"));
     }
+    let input = match &args.header {
+        Some(path) => with_header(&input, path, limit)?,
+        None => input,
+    };
     plan_input(plugin.as_ref(), &input, "on stdin", &args.job.plan_options())
+}
+
+/// The zero_bin witness `input` with its header from `path`, as one job input; a batch
+/// of several blocks is refused (one job proves one block).
+fn with_header(input: &[u8], path: &std::path::Path, limit: u64) -> Result<Vec<u8>, Failure> {
+    let cannot = |e: std::io::Error| Failure::bad_input(format!("--header {}: {e}", path.display()));
+    let file = std::fs::File::open(path).map_err(cannot)?;
+    let crate::verify::Limited::Within(header) = crate::verify::read_limited(file, limit).map_err(cannot)?
+    else {
+        return Err(Failure::bad_input(format!("--header {}: larger than the input limit", path.display())));
+    };
+    let jobs = proofline_plugins::zero_bin_jobs(input, &header).map_err(|e| match e {
+        proofline_plugins::HeaderError::Header(e) => {
+            Failure::bad_input(format!("--header {}: {e}", path.display()))
+        }
+        other => Failure::bad_input(format!("bad input on stdin: {other}")),
+    })?;
+    match <[Vec<u8>; 1]>::try_from(jobs) {
+        Ok([job]) => Ok(job),
+        Err(jobs) => Err(Failure::bad_input(format!(
+            "bad input on stdin: a zero_bin batch of {} blocks; `stdio` proves one block: give one \
+             block at a time (the blocks of a batch are independent jobs)",
+            jobs.len()
+        ))),
+    }
 }
 
 /// Plan `input` (read from `source`, e.g. `on stdin`, `in blocks/1.json`); planning

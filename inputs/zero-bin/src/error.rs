@@ -83,7 +83,7 @@ pub enum CompactErrorKind {
 }
 
 /// An invalid zero_bin leader input.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ZeroBinError {
     #[error("expected a JSON array of zero_bin blocks or one block object, found {found}")]
     NotZeroBin { found: &'static str },

@@ -34,7 +34,9 @@ mod wire;
 
 use alloy_primitives::{B256, b256};
 
-pub use block::{BlockMeta, MAX_COMPACT_HEX_CHARS, ZeroBinBlock, is_zero_bin, parse_input};
+pub use block::{
+    BlockMeta, Checkpoint, MAX_COMPACT_HEX_CHARS, ZeroBinBlock, is_zero_bin, parse_input, parse_input_with,
+};
 pub use error::{At, CompactError, CompactErrorKind, ZeroBinError};
 
 /// The root of an empty trie: `keccak256(RLP(""))`.

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 pub use proofline_exec::{ExecConfig, ExecPlugin, OpenError};
+pub use proofline_keccak::witness::{HeaderError, zero_bin_jobs};
 use proofline_runtime::plugin::PluginRegistry;
 
 /// `keccak` (the reference prover) and `sim` (synthetic workload).

@@ -1,5 +1,8 @@
 //! Binding proven digests to the block: header hash, parent link, parent state root.
 //!
+//! The parent is anchored by proven ancestor headers, or (zero_bin witnesses) by the
+//! list of previous block hashes; see [`Anchor`].
+//!
 //! Given the proven output state of every permutation, an item's digest is read from
 //! the output of its last permutation ([`crate::sponge::digest`]). No Keccak is computed
 //! here: every digest used comes out of a verified STARK.
@@ -20,6 +23,19 @@ pub struct Bound {
     pub parent_hash: [u8; 32],
     /// The parent's stateRoot = the proven digest of a state node.
     pub parent_state_root: [u8; 32],
+    /// What ties the block to its parent and pre-state.
+    pub anchor: Anchor,
+}
+
+/// What ties a block to its parent and its pre-state root.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Anchor {
+    /// Proven ancestor headers: the parent's digest is the parentHash, its stateRoot the
+    /// pre-state root.
+    ParentHeader,
+    /// Previous block hashes (zero_bin), the last of them the parentHash; the pre-state
+    /// root is the witness's own (zero_bin's checkpoint), not read from a parent header.
+    BlockHashes { count: usize },
 }
 
 fn decode_header(rlp: &[u8], what: &str) -> Result<Header, String> {
@@ -53,7 +69,35 @@ pub fn bind(statement: &Statement, outputs: &[State]) -> Result<Bound, String> {
         return Err(format!("block number {} != the header's number {}", statement.number, header.number));
     }
 
-    // The witness headers are a parentHash chain ending at the block's parent.
+    let hashes: Vec<usize> = (0..items.len()).filter(|&i| items[i].kind == ItemKind::BlockHashes).collect();
+    let (root, anchor) = match hashes.as_slice() {
+        [] => (bind_parent_header(statement, &header, &digests)?, Anchor::ParentHeader),
+        [i] => bind_block_hashes(statement, &header, &items[*i].data)?,
+        _ => return Err("more than one block hashes item".into()),
+    };
+
+    // The state witness contains the pre-state's root node.
+    let found = (0..items.len()).any(|i| items[i].kind == ItemKind::State && digests[i] == root);
+    if !found {
+        return Err(format!("parent state root {} is not the digest of any state node", full_hex(&root)));
+    }
+    Ok(Bound {
+        number: header.number,
+        hash: statement.hash,
+        parent_hash: header.parent_hash.0,
+        parent_state_root: root,
+        anchor,
+    })
+}
+
+/// The witness headers are a parentHash chain ending at the block's parent, whose
+/// stateRoot is the claimed parent state root: that root.
+fn bind_parent_header(
+    statement: &Statement,
+    header: &Header,
+    digests: &[[u8; 32]],
+) -> Result<[u8; 32], String> {
+    let items = &statement.items;
     let ancestors: Vec<usize> =
         (0..items.len()).filter(|&i| items[i].kind == ItemKind::WitnessHeader).collect();
     let mut decoded = Vec::with_capacity(ancestors.len());
@@ -74,8 +118,6 @@ pub fn bind(statement: &Statement, outputs: &[State]) -> Result<Bound, String> {
             full_hex(&header.parent_hash.0)
         ));
     }
-
-    // The state witness contains the parent's state root node.
     let root = parent.state_root.0;
     if root != statement.parent_state_root {
         return Err(format!(
@@ -84,14 +126,26 @@ pub fn bind(statement: &Statement, outputs: &[State]) -> Result<Bound, String> {
             full_hex(&root)
         ));
     }
-    let found = (0..items.len()).any(|i| items[i].kind == ItemKind::State && digests[i] == root);
-    if !found {
-        return Err(format!("parent state root {} is not the digest of any state node", full_hex(&root)));
+    Ok(root)
+}
+
+/// The previous block hashes (zero_bin) end at the block's parentHash; the claimed
+/// pre-state root has no parent header to be checked against.
+fn bind_block_hashes(
+    statement: &Statement,
+    header: &Header,
+    data: &[u8],
+) -> Result<([u8; 32], Anchor), String> {
+    if data.is_empty() || !data.len().is_multiple_of(32) {
+        return Err(format!("block hashes item: {} bytes, not a list of 32-byte hashes", data.len()));
     }
-    Ok(Bound {
-        number: header.number,
-        hash: statement.hash,
-        parent_hash: header.parent_hash.0,
-        parent_state_root: root,
-    })
+    let last = &data[data.len() - 32..];
+    if last != header.parent_hash.0 {
+        return Err(format!(
+            "last previous block hash 0x{} != the block's parentHash {}",
+            hex::encode(last),
+            full_hex(&header.parent_hash.0)
+        ));
+    }
+    Ok((statement.parent_state_root, Anchor::BlockHashes { count: data.len() / 32 }))
 }

@@ -18,7 +18,7 @@ use proofline_plugin::{LeafSource, PluginError};
 use crate::accumulate::{fold, leaf_digest};
 use crate::aggregate::check_node;
 use crate::artifact::{Artifact, FinalProof, LeafArtifact, decode, encode};
-use crate::bind::bind;
+use crate::bind::{Anchor, bind};
 use crate::leaf::{check_shape, leaf_node, verify_leaf};
 use crate::sponge::State;
 use crate::statement::{SpongeBlock, Statement, full_hex};
@@ -142,13 +142,21 @@ pub fn check_final(p: &FinalProof, verify_starks: bool) -> Result<String, String
     }
 
     let bound = bind(st, &outputs)?;
+    let root = match bound.anchor {
+        Anchor::ParentHeader => format!("parent state root {}", full_hex(&bound.parent_state_root)),
+        Anchor::BlockHashes { count } => format!(
+            "pre-state root {} (the zero_bin witness's, not read from a parent header) and {count} \
+             previous block hashes ending in parentHash {}",
+            full_hex(&bound.parent_state_root),
+            full_hex(&bound.parent_hash)
+        ),
+    };
     Ok(format!(
-        "block {} {} binds parent state root {}; {} Keccak-f over {} items ({}) proven in {} \
+        "block {} {} binds {root}; {} Keccak-f over {} items ({}) proven in {} \
          segments (Plonky3 uni-stark, BabyBear/Poseidon2/FRI; leaves verified and accumulated, \
          not recursively folded)",
         bound.number,
         full_hex(&bound.hash),
-        full_hex(&bound.parent_state_root),
         outputs.len(),
         st.items.len(),
         st.describe_items(),

@@ -23,6 +23,11 @@ pub enum ItemKind {
     Code,
     /// A touched key (address or storage slot).
     Key,
+    /// The previous block hashes, 32 bytes each, oldest first (the last is the parent
+    /// hash): what a zero_bin witness gives instead of ancestor headers. At most one,
+    /// last, and only without witness headers. (Declared last: proofs encode the kind
+    /// by its position, so older proofs still decode.)
+    BlockHashes,
 }
 
 impl ItemKind {
@@ -34,6 +39,7 @@ impl ItemKind {
             Self::State => "state node",
             Self::Code => "code",
             Self::Key => "key",
+            Self::BlockHashes => "block hashes item",
         }
     }
 }
@@ -73,6 +79,9 @@ impl Statement {
         for (kind, group) in groups {
             items.extend(group.iter().map(|data| Item { kind, data: data.clone() }));
         }
+        if let Some(data) = w.block_hashes_item() {
+            items.push(Item { kind: ItemKind::BlockHashes, data });
+        }
         Self { number: w.number, hash: w.hash.0, parent_state_root: w.parent_state_root.0, items }
     }
 
@@ -105,8 +114,8 @@ impl Statement {
             .collect()
     }
 
-    /// Check the item kinds are in order with one header, at least one witness header
-    /// and at least one state node.
+    /// Check the item kinds are in order with one header, at least one state node, and
+    /// the parent anchored either by witness headers or by one block hashes item.
     pub fn check_shape(&self) -> Result<(), String> {
         let count = |k| self.items.iter().filter(|i| i.kind == k).count();
         if self.items.first().map(|i| i.kind) != Some(ItemKind::Header) || count(ItemKind::Header) != 1 {
@@ -115,8 +124,11 @@ impl Statement {
         if let Some(i) = self.items.windows(2).position(|w| w[0].kind > w[1].kind) {
             return Err(format!("items: item {} is out of kind order", i + 1));
         }
-        if count(ItemKind::WitnessHeader) == 0 {
-            return Err("items: no witness header (the parent header is required)".into());
+        match (count(ItemKind::WitnessHeader), count(ItemKind::BlockHashes)) {
+            (0, 0) => return Err("items: no witness header (the parent header is required)".into()),
+            (0, 1) | (1.., 0) => {}
+            (0, _) => return Err("items: more than one block hashes item".into()),
+            (1.., 1..) => return Err("items: both witness headers and block hashes".into()),
         }
         if count(ItemKind::State) == 0 {
             return Err("items: no state node".into());
@@ -128,12 +140,14 @@ impl Statement {
     pub fn describe_items(&self) -> String {
         let kinds =
             [ItemKind::Header, ItemKind::WitnessHeader, ItemKind::State, ItemKind::Code, ItemKind::Key];
+        let hashes = self.items.iter().find(|i| i.kind == ItemKind::BlockHashes);
         kinds
             .iter()
             .map(|&k| {
                 let n = self.items.iter().filter(|i| i.kind == k).count();
                 format!("{n} {}{}", k.name(), if n == 1 { "" } else { "s" })
             })
+            .chain(hashes.map(|i| format!("{} previous block hashes", i.data.len() / 32)))
             .collect::<Vec<_>>()
             .join(", ")
     }

@@ -182,6 +182,7 @@ fn generate(n: usize, seed: u64) -> BlockWitness {
         // debug_executionWitness lists the touched accounts' addresses as keys.
         keys: accounts.iter().map(|(a, _)| a.to_vec()).collect(),
         headers: vec![parent_rlp],
+        prev_hashes: Vec::new(),
     }
 }
 

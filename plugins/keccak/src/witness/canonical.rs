@@ -7,13 +7,16 @@
 //!   "witness": { "state": ["0x.."], "codes": ["0x.."], "keys": [], "headers": ["0x.."] } }
 //! ```
 //!
+//! A witness read from zero_bin has no ancestor headers but `witness.prevHashes` (the
+//! 256 previous block hashes, oldest first); other witnesses omit it.
+//!
 //! `block.stateRoot` is informational (it is checked against `headerRlp` when present);
 //! `witness.keys` may be absent. Any other top-level field (e.g. `_derived_from`) is ignored.
 
 use serde::Serialize;
 use serde_json::Value;
 
-use super::json::{b256, field, hex_bytes, hex_list, opt_field, opt_hex_list, quantity_u64};
+use super::json::{array, b256, field, hex_bytes, hex_list, index, opt_field, opt_hex_list, quantity_u64};
 use super::{BlockWitness, WitnessError, WitnessFormat, header};
 
 pub(crate) fn parse(doc: &Value) -> Result<BlockWitness, WitnessError> {
@@ -43,6 +46,14 @@ pub(crate) fn parse(doc: &Value) -> Result<BlockWitness, WitnessError> {
         codes: hex_list(field(witness, "witness", "codes")?, "witness.codes")?,
         keys: opt_hex_list(witness, "witness", "keys")?,
         headers: hex_list(field(witness, "witness", "headers")?, "witness.headers")?,
+        prev_hashes: match opt_field(witness, "witness", "prevHashes")? {
+            Some(list) => array(list, "witness.prevHashes")?
+                .iter()
+                .enumerate()
+                .map(|(i, h)| b256(h, &index("witness.prevHashes", i)))
+                .collect::<Result<_, _>>()?,
+            None => Vec::new(),
+        },
     })
 }
 
@@ -63,6 +74,8 @@ struct CanonicalWitness {
     codes: Vec<String>,
     keys: Vec<String>,
     headers: Vec<String>,
+    #[serde(rename = "prevHashes", skip_serializing_if = "Vec::is_empty")]
+    prev_hashes: Vec<String>,
 }
 
 #[derive(Serialize)]
@@ -99,6 +112,7 @@ pub(crate) fn to_json(w: &BlockWitness) -> String {
             codes: hex_all(&w.codes),
             keys: hex_all(&w.keys),
             headers: hex_all(&w.headers),
+            prev_hashes: w.prev_hashes.iter().map(|h| h.to_string()).collect(),
         },
     };
     let mut out = serde_json::to_string_pretty(&doc).expect("plain structs serialize to JSON");

@@ -66,6 +66,22 @@ pub enum WitnessError {
     #[error("too many {what}: {count}, at most {max} are accepted")]
     TooLarge { what: &'static str, count: String, max: usize },
 
+    /// A zero_bin witness without the block header it lacks.
+    #[error(
+        "this is a Polygon Zero zero_bin witness, which holds no full block header (only its hash): \
+         give the header with --header FILE (the block's eth_getBlockByNumber result, as zero_bin's \
+         own `rpc fetch` has at hand)"
+    )]
+    NeedsHeader,
+
+    /// The zero_bin part of an input is malformed or does not hold together.
+    #[error("{path}: {source}")]
+    ZeroBin {
+        path: String,
+        #[source]
+        source: Box<proofline_zero_bin::ZeroBinError>,
+    },
+
     /// No node of the state witness hashes to the parent's state root.
     #[error(
         "parent state root {root} (from {path}) is not the keccak of any of the {nodes} nodes in witness.state"

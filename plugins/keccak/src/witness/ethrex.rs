@@ -28,5 +28,6 @@ pub(crate) fn parse(doc: &Value) -> Result<BlockWitness, WitnessError> {
         codes: hex_list(field(witness, "witness", "codes")?, "witness.codes")?,
         keys: opt_hex_list(witness, "witness", "keys")?,
         headers,
+        prev_hashes: Vec::new(),
     })
 }

@@ -14,12 +14,14 @@ mod header;
 mod json;
 pub mod limits;
 mod validate;
+mod zero_bin;
 mod zkpig;
 
 use alloy_primitives::B256;
 use serde_json::Value;
 
 pub use error::WitnessError;
+pub use zero_bin::{HeaderError, zero_bin_jobs};
 
 /// Which input format a witness was read from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -30,6 +32,9 @@ pub enum WitnessFormat {
     Zkpig,
     /// Proofline's canonical form: `{block: {number, hash, parentHash, stateRoot, headerRlp}, parentStateRoot, witness}`.
     Canonical,
+    /// A Polygon Zero zero_bin leader input with its header: `{zeroBin: [{block_trace,
+    /// other_data}], headers, batchIndex}` (what `proofline-leader --header` sends).
+    ZeroBin,
 }
 
 /// A block header plus the pre-state witness needed to bind a proof to it.
@@ -52,6 +57,9 @@ pub struct BlockWitness {
     pub keys: Vec<Vec<u8>>,
     /// RLP of ancestor headers, oldest first; the last one is the parent.
     pub headers: Vec<Vec<u8>>,
+    /// The previous block hashes, oldest first, where the input gives those instead of
+    /// ancestor headers (zero_bin: 256, the last one the parent hash); else empty.
+    pub prev_hashes: Vec<B256>,
 }
 
 /// Bytes of input Keccak-256 absorbs per Keccak-f\[1600\] permutation.
@@ -77,17 +85,23 @@ impl BlockWitness {
         canonical::to_json(self)
     }
 
-    /// Every byte string whose Keccak-256 digest the proof covers: the block header, then
-    /// the witness headers, state nodes, codes and keys, in that order.
+    /// Every byte string whose Keccak-256 digest the proof covers but the block hashes:
+    /// the block header, then the witness headers, state nodes, codes and keys, in that order.
     pub fn items(&self) -> impl Iterator<Item = &[u8]> {
         std::iter::once(self.header_rlp.as_slice()).chain(
             [&self.headers, &self.state, &self.codes, &self.keys].into_iter().flatten().map(Vec::as_slice),
         )
     }
 
-    /// Total Keccak-f\[1600\] permutations to hash every item of [`items`](Self::items).
+    /// The previous block hashes as one item (32 bytes each, oldest first), if any.
+    pub fn block_hashes_item(&self) -> Option<Vec<u8>> {
+        (!self.prev_hashes.is_empty()).then(|| self.prev_hashes.iter().flat_map(|h| h.0).collect())
+    }
+
+    /// Total Keccak-f\[1600\] permutations to hash every item, the block hashes included.
     pub fn permutation_count(&self) -> usize {
-        self.items().map(|item| keccak_permutations(item.len())).sum()
+        let hashes = self.block_hashes_item().map_or(0, |item| keccak_permutations(item.len()));
+        self.items().map(|item| keccak_permutations(item.len())).sum::<usize>() + hashes
     }
 }
 
@@ -98,12 +112,16 @@ pub fn parse_block_witness(input: &[u8]) -> Result<BlockWitness, WitnessError> {
     }
     limits::check_json_values(input)?;
     let doc: Value = serde_json::from_slice(input).map_err(|e| WitnessError::from_json(&e))?;
+    if zero_bin::is_bare(&doc) {
+        return Err(WitnessError::NeedsHeader);
+    }
     let format = detect(&doc)?;
     limits::check_items(&item_list_lens(&doc))?;
     let witness = match format {
         WitnessFormat::EthrexReplay => ethrex::parse(&doc)?,
         WitnessFormat::Zkpig => zkpig::parse(&doc)?,
         WitnessFormat::Canonical => canonical::parse(&doc)?,
+        WitnessFormat::ZeroBin => zero_bin::parse(&doc)?,
     };
     witness.validate()?;
     Ok(witness)
@@ -112,6 +130,9 @@ pub fn parse_block_witness(input: &[u8]) -> Result<BlockWitness, WitnessError> {
 /// Tell the formats apart by their top-level fields.
 fn detect(doc: &Value) -> Result<WitnessFormat, WitnessError> {
     let top = json::object(doc, "")?;
+    if top.contains_key("zeroBin") {
+        return Ok(WitnessFormat::ZeroBin);
+    }
     if top.contains_key("block") {
         return Ok(WitnessFormat::Canonical);
     }
@@ -131,8 +152,9 @@ fn detect(doc: &Value) -> Result<WitnessFormat, WitnessError> {
     let fields: Vec<&str> = top.keys().map(String::as_str).take(8).collect();
     Err(WitnessError::UnknownFormat(format!(
         "expected an ethrex-replay cache {{blocks, witness, network}}, a ZK-PIG prover input \
-         {{version, blocks, witness: {{ancestors, ..}}, chainConfig}} or a canonical witness \
-         {{block, parentStateRoot, witness}}; top-level fields here: [{}]",
+         {{version, blocks, witness: {{ancestors, ..}}, chainConfig}}, a canonical witness \
+         {{block, parentStateRoot, witness}} or a zero_bin witness ([{{block_trace, other_data}}], \
+         with --header); top-level fields here: [{}]",
         fields.join(", ")
     )))
 }

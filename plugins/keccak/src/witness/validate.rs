@@ -26,6 +26,13 @@ fn paths(format: WitnessFormat) -> Paths {
             headers: "witness.headers",
             parent_state_root: "parentStateRoot",
         },
+        WitnessFormat::ZeroBin => Paths {
+            header: "the --header block header",
+            number: "zeroBin[0].other_data.b_data.b_meta.block_number",
+            parent_hash: "zeroBin[0].other_data.b_data.b_hashes.prev_hashes[255]",
+            headers: "witness headers (a zero_bin witness has none)",
+            parent_state_root: "the compact pre-state's root",
+        },
         WitnessFormat::EthrexReplay | WitnessFormat::Zkpig => Paths {
             header: "blocks[0].header",
             number: "blocks[0].header.number",
@@ -50,32 +57,14 @@ pub(crate) fn validate(w: &BlockWitness) -> Result<(), WitnessError> {
     if w.state.is_empty() {
         return Err(WitnessError::EmptyWitness { path: "witness.state".into(), what: "nodes" });
     }
+    if w.headers.is_empty() && !w.prev_hashes.is_empty() {
+        return validate_with_block_hashes(w, &p);
+    }
     let Some(parent_rlp) = w.headers.last() else {
         return Err(WitnessError::EmptyWitness { path: p.headers.into(), what: super::NO_HEADERS });
     };
 
-    // The block header is the block.
-    let computed = keccak256(&w.header_rlp);
-    if computed != w.hash {
-        return Err(WitnessError::BlockHashMismatch { computed, claimed: w.hash });
-    }
-    let head = header::decode(&w.header_rlp, p.header)?;
-    if head.number != w.number {
-        return Err(inconsistent(
-            p.number.into(),
-            w.number,
-            format!("the number in {}", p.header),
-            head.number,
-        ));
-    }
-    if head.parent_hash != w.parent_hash {
-        return Err(inconsistent(
-            p.parent_hash.into(),
-            w.parent_hash,
-            format!("the parentHash in {}", p.header),
-            head.parent_hash,
-        ));
-    }
+    check_block_header(w, &p)?;
 
     // The witness headers form a chain ending at the parent.
     let decoded = w
@@ -115,11 +104,57 @@ pub(crate) fn validate(w: &BlockWitness) -> Result<(), WitnessError> {
         ));
     }
 
-    // The state witness contains the root node of the parent's state trie.
-    if !w.state.iter().any(|node| keccak256(node) == parent_state_root) {
+    check_root_in_state(w, format!("{}[{last}].stateRoot", p.headers))
+}
+
+/// The block header hashes to the block hash and carries the claimed number and parent.
+fn check_block_header(w: &BlockWitness, p: &Paths) -> Result<(), WitnessError> {
+    let computed = keccak256(&w.header_rlp);
+    if computed != w.hash {
+        return Err(WitnessError::BlockHashMismatch { computed, claimed: w.hash });
+    }
+    let head = header::decode(&w.header_rlp, p.header)?;
+    if head.number != w.number {
+        return Err(inconsistent(
+            p.number.into(),
+            w.number,
+            format!("the number in {}", p.header),
+            head.number,
+        ));
+    }
+    if head.parent_hash != w.parent_hash {
+        return Err(inconsistent(
+            p.parent_hash.into(),
+            w.parent_hash,
+            format!("the parentHash in {}", p.header),
+            head.parent_hash,
+        ));
+    }
+    Ok(())
+}
+
+/// A witness anchored by previous block hashes (zero_bin) instead of ancestor headers:
+/// the last previous hash is the parent, and the pre-state root is a state node's digest.
+fn validate_with_block_hashes(w: &BlockWitness, p: &Paths) -> Result<(), WitnessError> {
+    check_block_header(w, p)?;
+    let last = w.prev_hashes[w.prev_hashes.len() - 1];
+    if last != w.parent_hash {
+        return Err(inconsistent(
+            p.parent_hash.into(),
+            last,
+            format!("the parentHash in {}", p.header),
+            w.parent_hash,
+        ));
+    }
+    check_root_in_state(w, p.parent_state_root.into())
+}
+
+/// The state witness contains the root node of the parent's state trie.
+fn check_root_in_state(w: &BlockWitness, path: String) -> Result<(), WitnessError> {
+    if !w.state.iter().any(|node| keccak256(node) == w.parent_state_root) {
         return Err(WitnessError::StateRootNotInWitness {
-            root: parent_state_root,
-            path: format!("{}[{last}].stateRoot", p.headers),
+            root: w.parent_state_root,
+            path,
             nodes: w.state.len(),
         });
     }

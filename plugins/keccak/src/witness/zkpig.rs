@@ -29,6 +29,7 @@ pub(crate) fn parse(doc: &Value) -> Result<BlockWitness, WitnessError> {
         // ZK-PIG inputs carry no `keys`; accept them if a producer adds them.
         keys: opt_hex_list(witness, "witness", "keys")?,
         headers,
+        prev_hashes: Vec::new(),
     })
 }
 

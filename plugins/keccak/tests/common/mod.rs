@@ -65,6 +65,7 @@ pub fn small_witness() -> BlockWitness {
         codes: vec![(0..300u32).map(|i| i as u8).collect()],
         keys: vec![vec![0x11; 20], vec![0x22; 32]],
         headers: vec![grandparent_rlp, parent_rlp],
+        prev_hashes: Vec::new(),
     }
 }
 
