@@ -1,6 +1,6 @@
-//! `proofline-leader stdio --header` with a real Polygon Zero zero_bin witness (mainnet
-//! block 19807080): proven, verified and bound to the block; what is missing or does not
-//! match is exit 2 with a message naming it.
+//! `proofline-leader --header` with a real Polygon Zero zero_bin witness (mainnet block
+//! 19807080): proven (`batch`, one job per block), verified and bound to the block; what
+//! is missing or does not match is exit 2 with a message naming it (`stdio`).
 
 mod common;
 
@@ -24,13 +24,30 @@ fn stderr(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
+/// `batch --header` makes one job per block of a zero_bin batch: the real block is
+/// proven and verifies; a second block whose header is not in the file is bad input,
+/// named by its place in the batch.
 #[test]
-fn a_zero_bin_witness_with_its_header_proves_verifies_and_binds_the_block() {
-    let out = leader_with(&["stdio", "--header", &header_arg()], &witness(), &[]);
-    assert!(out.status.success(), "{}", stderr(&out));
+fn a_zero_bin_batch_is_one_job_per_block_and_the_real_block_proves_verifies_and_binds() {
     let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("19807080.proof");
-    std::fs::write(&file, &out.stdout).unwrap();
+    let mut batch: serde_json::Value = serde_json::from_slice(&witness()).unwrap();
+    let mut next = batch[0].clone();
+    next["other_data"]["b_data"]["b_meta"]["block_number"] = "0x12e3b69".into();
+    let hashes = &mut next["other_data"]["b_data"]["b_hashes"];
+    hashes["prev_hashes"][255] = hashes["cur_hash"].clone();
+    batch.as_array_mut().unwrap().push(next);
+    let input = dir.path().join("19807080-19807081.json");
+    std::fs::write(&input, serde_json::to_vec(&batch).unwrap()).unwrap();
+    let out_dir = dir.path().join("proofs");
+    let out = leader_with(
+        &["batch", "--header", &header_arg(), "--out", out_dir.to_str().unwrap(), input.to_str().unwrap()],
+        b"",
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(2), "one block is bad input: {}", stderr(&out));
+    assert!(stderr(&out).contains("[block 1]") && stderr(&out).contains("no header for block 19807081"));
+
+    let file = out_dir.join("19807080-0b4c5b49.proof");
     let verify = std::process::Command::new(env!("CARGO_BIN_EXE_proofline-leader"))
         .args(["verify", file.to_str().unwrap()])
         .output()

@@ -1,7 +1,7 @@
 //! The exec plugin end to end, all real: `proofline-leader` and `proofline-worker`
 //! running `proofline-keccak-prover` (a separate binary speaking docs/EXEC.md) on the
-//! example block, embedded and over a real RabbitMQ, and provers that crash, hang,
-//! write garbage or are missing.
+//! example block (cut down to its binding items), embedded and over a real RabbitMQ,
+//! and provers that crash, hang, write garbage or are missing.
 //!
 //! Proofs made through `exec` must be byte for byte the in-process `keccak` plugin's.
 
@@ -20,6 +20,26 @@ use proofline_tests::rabbit::RabbitBroker;
 fn example() -> Vec<u8> {
     std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples/example-block.json")).unwrap()
 }
+
+/// The example block cut down to what binds it (its header, the parent header and the
+/// state root node: 14 Keccak-f), so that proving it thrice costs seconds, not minutes.
+fn small_block() -> Vec<u8> {
+    let mut block: serde_json::Value = serde_json::from_slice(&example()).unwrap();
+    let root = block["parentStateRoot"].as_str().unwrap().to_owned();
+    let witness = &mut block["witness"];
+    let is_root = |node: &serde_json::Value| {
+        let bytes = hex::decode(node.as_str().unwrap().trim_start_matches("0x")).unwrap();
+        format!("0x{}", hex::encode(proofline_keccak::sponge::keccak256(&bytes))) == root
+    };
+    let root_node = witness["state"].as_array().unwrap().iter().find(|n| is_root(n)).unwrap().clone();
+    witness["state"] = serde_json::json!([root_node]);
+    witness["codes"] = serde_json::json!([]);
+    witness["keys"] = serde_json::json!([]);
+    serde_json::to_vec(&block).unwrap()
+}
+
+/// Five permutations per segment: three segments, two aggregations.
+const SEGMENTS: [&str; 2] = ["--segment-size", "5"];
 
 fn prover() -> PathBuf {
     workspace_binary("proofline-keccak-prover")
@@ -53,10 +73,12 @@ fn proof_of(out: &Output) -> ProofFile {
     ProofFile::decode(&out.stdout).expect("stdout is a proof file")
 }
 
-/// The example block proven by the in-process keccak plugin, once per test binary.
+/// The small block proven by the in-process keccak plugin, once per test binary.
 fn in_process_proof() -> &'static ProofFile {
     static PROOF: OnceLock<ProofFile> = OnceLock::new();
-    PROOF.get_or_init(|| proof_of(&leader(&["stdio", "--plugin", "keccak"], &example(), &[])))
+    PROOF.get_or_init(|| {
+        proof_of(&leader(&["stdio", "--plugin", "keccak", SEGMENTS[0], SEGMENTS[1]], &small_block(), &[]))
+    })
 }
 
 /// A shell-script prover: `body` handles some steps, the rest go to the real prover.
@@ -72,7 +94,8 @@ fn script_prover(dir: &Path, name: &str, body: &str) -> PathBuf {
 fn an_exec_proof_embedded_is_the_in_process_proof_and_verifies_through_the_binary() {
     let prover = prover();
     let prover = prover.to_str().unwrap();
-    let out = leader(&["stdio", "--plugin", "exec", "--exec-prover", prover], &example(), &[]);
+    let args = ["stdio", "--plugin", "exec", "--exec-prover", prover, SEGMENTS[0], SEGMENTS[1]];
+    let out = leader(&args, &small_block(), &[]);
     let proof = proof_of(&out);
     assert!(proof.plugin.starts_with("exec@blake3-"), "{}", proof.plugin);
     assert_eq!(proof.body, in_process_proof().body, "exec and in-process proofs differ");
@@ -125,14 +148,16 @@ fn over_amqp_workers_run_the_same_binary_and_a_different_one_is_refused_by_name(
     let leader_amqp = |max_attempts: &str| {
         let mut cmd = Command::new(workspace_binary("proofline-leader"));
         cmd.args(["stdio", "--runtime", "amqp", "--amqp-uri", &broker.amqp_uri(), "--store", &store_arg])
-            .args(["--plugin", "exec", "--max-attempts", max_attempts, "--exec-prover"])
+            .args(["--plugin", "exec", "--max-attempts", max_attempts])
+            .args(SEGMENTS)
+            .arg("--exec-prover")
             .arg(&prover)
             .env("RUST_LOG", "warn")
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         let mut child = cmd.spawn().unwrap();
-        child.stdin.take().unwrap().write_all(&example()).unwrap();
+        child.stdin.take().unwrap().write_all(&small_block()).unwrap();
         child.wait_with_output().unwrap()
     };
 

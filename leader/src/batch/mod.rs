@@ -57,13 +57,19 @@ pub struct BatchArgs {
     /// into `DIR/<name>.svg`.
     #[arg(long, value_name = "DIR")]
     pub timeline: Option<PathBuf>,
+    /// The inputs are Polygon Zero zero_bin witnesses (one block or a batch of blocks
+    /// each) and FILE holds their headers (`eth_getBlockByNumber` results, one or an
+    /// array): every block becomes a job of its own.
+    #[arg(long, value_name = "FILE")]
+    pub header: Option<PathBuf>,
     #[command(flatten)]
     pub job: JobArgs,
 }
 
-/// One input after planning.
+/// One input after planning: a file, or (`--header`) block `part` of a zero_bin file.
 struct Entry {
     input: PathBuf,
+    part: Option<usize>,
     state: EntryState,
 }
 
@@ -80,6 +86,7 @@ enum EntryState {
 struct Work {
     index: usize,
     input: PathBuf,
+    part: Option<usize>,
     name: String,
     summary: String,
     order: u64,
@@ -95,6 +102,7 @@ struct Ctx {
     timeline: Option<PathBuf>,
     plan_options: PlanOptions,
     max_input_mib: u64,
+    header: Option<Arc<Vec<u8>>>,
 }
 
 pub async fn run(common: &Common, args: &BatchArgs) -> Result<(), Failure> {
@@ -104,11 +112,23 @@ pub async fn run(common: &Common, args: &BatchArgs) -> Result<(), Failure> {
         std::fs::create_dir_all(dir)
             .map_err(|e| Failure::other(format!("cannot create {}: {e}", dir.display())))?;
     }
+    let header = match &args.header {
+        Some(path) => Some(Arc::new(
+            inputs::read_block(
+                path,
+                mib_to_bytes(args.max_input_mib).unwrap_or(u64::MAX),
+                args.max_input_mib,
+            )
+            .map_err(|e| Failure::bad_input(format!("--header: {e}")))?,
+        )),
+        None => None,
+    };
     let expanded =
         inputs::expand(&args.inputs, &inputs::Fs, &mut || std::io::read_to_string(std::io::stdin()));
     tracing::info!(inputs = expanded.len(), "planning");
-    let (plugin2, options, mib) = (plugin.clone(), args.job.plan_options(), args.max_input_mib);
-    let mut entries = blocking(move || plan_all(expanded, plugin2.as_ref(), &options, mib)).await?;
+    let read = Reader { header: header.clone(), mib: args.max_input_mib };
+    let (plugin2, options) = (plugin.clone(), args.job.plan_options());
+    let mut entries = blocking(move || Ok(plan_all(expanded, plugin2.as_ref(), &options, &read))).await?;
 
     // Chain order among the planned blocks; a second input of the same block is a duplicate.
     let planned: Vec<usize> =
@@ -131,8 +151,9 @@ pub async fn run(common: &Common, args: &BatchArgs) -> Result<(), Failure> {
         .filter_map(|(k, order)| {
             let index = planned[k];
             let EntryState::Block { name, summary } = &entries[index].state else { return None };
-            let (input, name, summary) = (entries[index].input.clone(), name.clone(), summary.clone());
-            Some(Work { index, input, name, summary, order, action: Action::Prove })
+            let (input, part) = (entries[index].input.clone(), entries[index].part);
+            let (name, summary) = (name.clone(), summary.clone());
+            Some(Work { index, input, part, name, summary, order, action: Action::Prove })
         })
         .collect();
 
@@ -163,6 +184,7 @@ pub async fn run(common: &Common, args: &BatchArgs) -> Result<(), Failure> {
             timeline: args.timeline.clone(),
             plan_options: args.job.plan_options(),
             max_input_mib: args.max_input_mib,
+            header,
         });
         for (index, outcome) in prove_all(ctx, work, args.max_jobs as usize).await {
             outcomes[index] = Some(outcome);
@@ -179,7 +201,7 @@ pub async fn run(common: &Common, args: &BatchArgs) -> Result<(), Failure> {
         .map(|(e, outcome)| report::Row {
             block: match &e.state {
                 EntryState::Block { name, .. } => name.clone(),
-                EntryState::Done(_) => e.input.display().to_string(),
+                EntryState::Done(_) => describe(&e.input, e.part),
             },
             outcome,
         })
@@ -208,47 +230,94 @@ async fn blocking<T: Send + 'static>(
     tokio::task::spawn_blocking(f).await.map_err(|e| Failure::other(format!("internal: {e}")))?
 }
 
+/// The job inputs of one file: `(part, bytes)`, `part` being the block's place in a
+/// zero_bin batch (`None` without `--header`).
+type JobInputs = Vec<(Option<usize>, Vec<u8>)>;
+
+/// How inputs are read: bounded, and split into one job input per block with `--header`.
+struct Reader {
+    header: Option<Arc<Vec<u8>>>,
+    mib: u64,
+}
+
+impl Reader {
+    /// The job inputs in `path`: the file itself, or one per block of a zero_bin file.
+    fn read(&self, path: &Path) -> Result<JobInputs, Outcome> {
+        let bytes = inputs::read_block(path, mib_to_bytes(self.mib).unwrap_or(u64::MAX), self.mib)
+            .map_err(Outcome::BadInput)?;
+        let Some(header) = &self.header else { return Ok(vec![(None, bytes)]) };
+        let jobs = proofline_plugins::zero_bin_jobs(&bytes, header)
+            .map_err(|e| Outcome::BadInput(format!("{}: {e}", path.display())))?;
+        Ok(jobs.into_iter().enumerate().map(|(i, job)| (Some(i), job)).collect())
+    }
+
+    /// The job input of block `part` of `path` (see [`Reader::read`]).
+    fn read_part(&self, path: &Path, part: Option<usize>) -> Result<Vec<u8>, Outcome> {
+        let mut jobs = self.read(path)?;
+        match jobs.iter().position(|(p, _)| *p == part) {
+            Some(i) => Ok(jobs.swap_remove(i).1),
+            None => Err(Outcome::Failed(format!("{} changed while the batch ran", describe(path, part)))),
+        }
+    }
+}
+
+/// `blocks/1.json`, or `blocks/batch.json [block 3]` for a part of a zero_bin batch.
+fn describe(path: &Path, part: Option<usize>) -> String {
+    match part {
+        Some(i) => format!("{} [block {i}]", path.display()),
+        None => path.display().to_string(),
+    }
+}
+
 /// Read and plan every input (plans are dropped: they are made again when a job starts,
 /// so memory does not grow with the number of blocks).
 fn plan_all(
     expanded: Vec<Input>,
     plugin: &dyn ProofSystem,
     options: &PlanOptions,
-    mib: u64,
-) -> Result<Vec<Entry>, Failure> {
-    Ok(expanded
-        .into_iter()
-        .map(|input| match input {
+    read: &Reader,
+) -> Vec<Entry> {
+    let mut entries = Vec::with_capacity(expanded.len());
+    for input in expanded {
+        let path = match input {
             Input::Bad { path, message } => {
                 let outcome = Outcome::BadInput(format!("{}: {message}", path.display()));
-                Entry { input: path, state: EntryState::Done(outcome) }
+                entries.push(Entry { input: path, part: None, state: EntryState::Done(outcome) });
+                continue;
             }
-            Input::File(path) => {
-                let state = match plan_file(&path, plugin, options, mib) {
-                    Ok(plan) => EntryState::Block { name: plan.name, summary: plan.summary },
-                    Err(outcome) => EntryState::Done(outcome),
-                };
-                Entry { input: path, state }
+            Input::File(path) => path,
+        };
+        match read.read(&path) {
+            Err(outcome) => entries.push(Entry { input: path, part: None, state: EntryState::Done(outcome) }),
+            Ok(jobs) => {
+                for (part, bytes) in jobs {
+                    let state = match plan_bytes(&path, part, &bytes, plugin, options) {
+                        Ok(plan) => EntryState::Block { name: plan.name, summary: plan.summary },
+                        Err(outcome) => EntryState::Done(outcome),
+                    };
+                    entries.push(Entry { input: path.clone(), part, state });
+                }
             }
-        })
-        .collect())
+        }
+    }
+    entries
 }
 
-/// Read (bounded) and plan one block file; the outcome says what is wrong and where.
-fn plan_file(
+/// Plan one block's input; the outcome says what is wrong and where.
+fn plan_bytes(
     path: &Path,
+    part: Option<usize>,
+    bytes: &[u8],
     plugin: &dyn ProofSystem,
     options: &PlanOptions,
-    mib: u64,
 ) -> Result<Plan, Outcome> {
-    let bytes =
-        inputs::read_block(path, mib_to_bytes(mib).unwrap_or(u64::MAX), mib).map_err(Outcome::BadInput)?;
-    let plan = crate::prove::plan_input(plugin, &bytes, &format!("in {}", path.display()), options)
+    let source = format!("in {}", describe(path, part));
+    let plan = crate::prove::plan_input(plugin, bytes, &source, options)
         .map_err(|f| if f.code == 2 { Outcome::BadInput(f.message) } else { Outcome::Failed(f.message) })?;
     if !Plan::is_valid_name(&plan.name) {
         return Err(Outcome::Failed(format!(
             "{}: the plugin named it {:?}, not a file name",
-            path.display(),
+            describe(path, part),
             plan.name
         )));
     }
@@ -456,15 +525,19 @@ async fn start_job(
             Err(e) => return Err(Outcome::Failed(format!("resuming job {id}: {}", chain(&e)))),
         }
     }
-    let (input, plugin, plan_options, mib) =
-        (work.input.clone(), ctx.plugin.clone(), ctx.plan_options.clone(), ctx.max_input_mib);
-    let plan = tokio::task::spawn_blocking(move || plan_file(&input, plugin.as_ref(), &plan_options, mib))
-        .await
-        .map_err(|e| Outcome::Failed(format!("internal: {e}")))??;
+    let (input, part, plugin, plan_options) =
+        (work.input.clone(), work.part, ctx.plugin.clone(), ctx.plan_options.clone());
+    let read = Reader { header: ctx.header.clone(), mib: ctx.max_input_mib };
+    let plan = tokio::task::spawn_blocking(move || {
+        let bytes = read.read_part(&input, part)?;
+        plan_bytes(&input, part, &bytes, plugin.as_ref(), &plan_options)
+    })
+    .await
+    .map_err(|e| Outcome::Failed(format!("internal: {e}")))??;
     if plan.name != work.name {
         return Err(Outcome::Failed(format!(
             "{} changed while the batch ran (now {})",
-            work.input.display(),
+            describe(&work.input, work.part),
             plan.name
         )));
     }
