@@ -3,7 +3,8 @@
 //! # Statement
 //!
 //! The items of a block are `[block header RLP, each witness header RLP (oldest first),
-//! each state node, each code, each key]`. For every item, its Keccak-256 digest is
+//! each state node, each code, each key]`, and for a zero_bin witness (which has no
+//! witness headers) a last item: the 256 previous block hashes, concatenated. For every item, its Keccak-256 digest is
 //! computed by the sponge (rate 136 bytes, padding `0x01 .. 0x80`), and every Keccak-f\[1600\]
 //! permutation of those sponges is proven with Plonky3 (p3-uni-stark + p3-keccak-air over
 //! BabyBear, Poseidon2 Merkle commitments, FRI; see [`config`]).
@@ -37,7 +38,10 @@
 //! * the Keccak-256 of the header item is the block hash in the proof, and the header
 //!   decodes (alloy) with the block number in the proof;
 //! * the witness headers form a parentHash chain, the last one's digest is the header's
-//!   parentHash, and its stateRoot is the parent state root in the proof;
+//!   parentHash, and its stateRoot is the parent state root in the proof; or, for a
+//!   zero_bin witness (no witness headers), the proof's previous block hashes item ends
+//!   in the header's parentHash and the pre-state root is the witness's own (checked
+//!   against `checkpoint_state_trie_root` when planning; no parent header binds it);
 //! * some state node in the proof has the parent state root as its digest;
 //! * the digest of every item in the proof is as proven (every permutation of every item's
 //!   sponge is covered, in order, by exactly one verified leaf STARK).
