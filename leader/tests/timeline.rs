@@ -74,13 +74,11 @@ fn has_pixel_of(pixmap: &resvg::tiny_skia::Pixmap, hex: &str) -> bool {
 fn a_real_block_draws_one_bar_per_attempt_and_renders_to_png() {
     let dir = tempfile::tempdir().unwrap();
     let svg_path = dir.path().join("job.svg");
-    // A real mainnet block: 4110 permutations in segments of 600, so 7 segments,
-    // 6 aggregations and one wrap.
-    let block =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/fixtures/mainnet-22615247.canonical.json");
+    // A real mainnet block (the example, 22907757): 1996 permutations in segments of
+    // 300, so 7 segments, 6 aggregations and one wrap.
     let out = common::leader_with(
-        &["stdio", "--segment-size", "600", "--timeline", svg_path.to_str().unwrap()],
-        &std::fs::read(block).unwrap(),
+        &["stdio", "--segment-size", "300", "--timeline", svg_path.to_str().unwrap()],
+        &common::example(),
         &[("RUST_LOG", "info")],
     );
     let log = stderr(&out);

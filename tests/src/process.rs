@@ -1,10 +1,20 @@
-//! A child process whose stderr is collected line by line, killed (SIGKILL) on drop:
-//! the leaders, workers and autoscalers that end-to-end tests start.
+//! Child processes of end-to-end tests: [`LoggedChild`], whose stderr is collected line
+//! by line and which is killed (SIGKILL) on drop (leaders, workers, autoscalers), and
+//! [`output_with_stdin`] for a command run to its end.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+/// Run `cmd` with `stdin` fed in, collecting stdout and stderr. A child that exits
+/// without reading its input (one refusing its arguments) is no error here.
+pub fn output_with_stdin(cmd: &mut Command, stdin: &[u8]) -> Output {
+    let mut child =
+        cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().expect("spawn");
+    let _ = child.stdin.take().expect("piped").write_all(stdin); // a broken pipe: it did not read
+    child.wait_with_output().expect("wait")
+}
 
 pub struct LoggedChild {
     child: Child,

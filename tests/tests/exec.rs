@@ -5,15 +5,14 @@
 //!
 //! Proofs made through `exec` must be byte for byte the in-process `keccak` plugin's.
 
-use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Output};
 use std::sync::OnceLock;
 use std::time::Duration;
 
 use proofline_runtime::proof_file::ProofFile;
-use proofline_tests::process::LoggedChild;
+use proofline_tests::process::{LoggedChild, output_with_stdin};
 use proofline_tests::prometheus::workspace_binary;
 use proofline_tests::rabbit::RabbitBroker;
 
@@ -48,19 +47,12 @@ fn prover() -> PathBuf {
 /// `proofline-leader ARGS < stdin` with a fresh fs store.
 fn leader(args: &[&str], stdin: &[u8], envs: &[(&str, &str)]) -> Output {
     let store = tempfile::tempdir().unwrap();
-    let mut child = Command::new(workspace_binary("proofline-leader"))
-        .args(args)
+    let mut cmd = Command::new(workspace_binary("proofline-leader"));
+    cmd.args(args)
         .env("PROOFLINE_STORE", format!("fs:{}", store.path().display()))
         .env("RUST_LOG", "warn")
-        .envs(envs.iter().copied())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    // A leader that refuses its arguments exits without reading stdin: a broken pipe here.
-    let _ = child.stdin.take().unwrap().write_all(stdin);
-    child.wait_with_output().unwrap()
+        .envs(envs.iter().copied());
+    output_with_stdin(&mut cmd, stdin)
 }
 
 fn stderr(out: &Output) -> String {
@@ -152,13 +144,8 @@ fn over_amqp_workers_run_the_same_binary_and_a_different_one_is_refused_by_name(
             .args(SEGMENTS)
             .arg("--exec-prover")
             .arg(&prover)
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().unwrap();
-        child.stdin.take().unwrap().write_all(&small_block()).unwrap();
-        child.wait_with_output().unwrap()
+            .env("RUST_LOG", "warn");
+        output_with_stdin(&mut cmd, &small_block())
     };
 
     // A worker with another binary refuses the tasks, naming both versions.
