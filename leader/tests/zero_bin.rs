@@ -81,6 +81,18 @@ fn a_missing_or_wrong_header_and_a_batch_are_exit_2_naming_what() {
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("b_hashes.cur_hash"), "{}", stderr(&out));
 
+    // A tampered compact stream rebuilds another trie: zero_bin's own pre-state check.
+    let mut tampered: serde_json::Value = serde_json::from_slice(&witness()).unwrap();
+    let compact = tampered[0]["block_trace"]["trie_pre_images"]["combined"]["compact"].as_str().unwrap();
+    let at = compact.len() - 200; // inside the last instructions' operands
+    let flipped = if &compact[at..at + 1] == "0" { "1" } else { "0" };
+    let compact = format!("{}{flipped}{}", &compact[..at], &compact[at + 1..]);
+    tampered[0]["block_trace"]["trie_pre_images"]["combined"]["compact"] = compact.into();
+    let out =
+        leader_with(&["stdio", "--header", &header_arg()], &serde_json::to_vec(&tampered).unwrap(), &[]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("!= other_data.checkpoint_state_trie_root 0xbbd66174"), "{}", stderr(&out));
+
     let missing = leader_with(&["stdio", "--header", "/nonexistent/header.json"], &witness(), &[]);
     assert_eq!(missing.status.code(), Some(2));
     assert!(stderr(&missing).contains("--header /nonexistent/header.json"), "{}", stderr(&missing));
