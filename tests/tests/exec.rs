@@ -181,10 +181,12 @@ fn provers_that_crash_hang_or_write_garbage_fail_the_job_with_what_happened() {
         leader(&args, input, &[])
     };
 
-    let crash = script_prover(dir.path(), "crash", r#"[ "$1" = segment ] && kill -SEGV $$"#);
+    let body = r#"[ "$1" = segment ] && { echo "lane 0: out of device memory" >&2; kill -SEGV $$; }"#;
+    let crash = script_prover(dir.path(), "crash", body);
     let out = run(&crash, &["--max-attempts", "2"], &example());
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    assert!(stderr(&out).contains("exec prover segment was killed by signal 11"), "{}", stderr(&out));
+    let said = "exec prover segment was killed by signal 11: lane 0: out of device memory";
+    assert!(stderr(&out).contains(said), "the stderr tail is in the failure: {}", stderr(&out));
 
     let pid_file = dir.path().join("hung.pid");
     let body =
