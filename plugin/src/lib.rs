@@ -6,7 +6,8 @@
 //!
 //! This crate is deliberately tiny (serde, postcard and thiserror): a plugin depends on
 //! it, not on the runtime with its broker, store and actor dependencies. [`codec`] is one
-//! shared, versioned encoding for a plugin's payloads and artifacts.
+//! shared, versioned encoding for a plugin's payloads and artifacts; [`typed`] lets a
+//! plugin work on its own types and erases them to bytes with it.
 
 pub mod codec;
 mod error;
@@ -14,6 +15,7 @@ mod exec;
 mod id;
 mod plan;
 mod system;
+pub mod typed;
 
 pub use error::{PluginError, Verdict};
 pub use exec::{ExecCx, JobMeta, LaneDevice, LeafSource};
