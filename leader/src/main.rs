@@ -66,6 +66,9 @@ fn main() -> ExitCode {
             Mode::Gc { older_than, dry_run } => gc::gc(&cli.common, *older_than, *dry_run),
         }
     });
+    // Exec prover steps still running on other lanes (a job failed, or was stopped)
+    // must not outlive the leader.
+    proofline_plugins::kill_running_exec_steps();
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(failure) => report(failure),

@@ -42,6 +42,8 @@ fn main() -> ExitCode {
     // Do not wait for background work (a lane's plugin, a blocked store call): every
     // delivery not acked is requeued by the broker when the connection goes.
     runtime.shutdown_timeout(Duration::from_millis(500));
+    // Nor for exec prover steps: their tasks are requeued the same way.
+    proofline_plugins::kill_running_exec_steps();
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-pub use proofline_exec::{ExecConfig, ExecPlugin, OpenError};
+pub use proofline_exec::{ExecConfig, ExecPlugin, OpenError, kill_running as kill_running_exec_steps};
 pub use proofline_keccak::witness::{HeaderError, zero_bin_jobs};
 use proofline_runtime::plugin::PluginRegistry;
 

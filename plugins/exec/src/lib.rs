@@ -23,6 +23,7 @@
 
 pub mod contract;
 mod process;
+pub use process::kill_running;
 pub mod prover;
 
 use std::ffi::OsString;

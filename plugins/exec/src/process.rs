@@ -10,13 +10,19 @@
 //!    whether the task was cancelled and whether the deadline passed.
 //! 4. Kill the whole process group: on cancel or timeout that stops the step; after a
 //!    normal exit it stops anything the step left running. Then reap.
+//!
+//! Steps still running when the leader or worker exits (a job failed on another lane,
+//! the process is shutting down) are killed by [`kill_running`], which the binaries
+//! call on their way out; a step's first process also gets SIGKILL if the thread that
+//! runs it dies (`PR_SET_PDEATHSIG`), so even a killed worker leaves no prover behind.
 
+use std::collections::BTreeSet;
 use std::ffi::OsString;
 use std::io::{self, Read};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::sync::{Mutex, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -38,6 +44,27 @@ const SECRET_ENV: &[&str] = &[
     "AWS_SECRET_ACCESS_KEY",
     "AWS_SESSION_TOKEN",
 ];
+
+/// Process groups of the steps running in this process.
+static RUNNING: Mutex<BTreeSet<libc::pid_t>> = Mutex::new(BTreeSet::new());
+
+fn running() -> std::sync::MutexGuard<'static, BTreeSet<libc::pid_t>> {
+    RUNNING.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// SIGKILL the process group of every step running in this process; each such step
+/// then ends as killed by a signal. Returns how many there were.
+pub fn kill_running() -> usize {
+    let groups = running();
+    for &group in groups.iter() {
+        // SAFETY: kill(2) on a group whose leader is our own child, not yet reaped
+        // (a group leaves `RUNNING` before its leader is reaped).
+        unsafe {
+            libc::kill(-group, libc::SIGKILL);
+        }
+    }
+    groups.len()
+}
 
 /// One run of the prover.
 pub struct Invocation<'a> {
@@ -61,13 +88,17 @@ pub struct Finished {
 /// Run `inv` to its end (see the module docs for the steps).
 pub fn run(inv: &Invocation) -> io::Result<Finished> {
     let mut child = command(inv).spawn()?;
+    let group = child.id() as libc::pid_t;
+    running().insert(group);
     let (done_tx, done_rx) = mpsc::channel();
     let stdout = drain(child.stdout.take(), done_tx.clone());
     let stderr = drain(child.stderr.take(), done_tx);
 
     let started = Instant::now();
     let stopped = loop {
-        if exited_unreaped(&child)? {
+        if exited_unreaped(&child).inspect_err(|_| {
+            running().remove(&group);
+        })? {
             break None;
         }
         if (inv.cancelled)() {
@@ -79,6 +110,7 @@ pub fn run(inv: &Invocation) -> io::Result<Finished> {
         thread::sleep(POLL);
     };
     kill_group(&child);
+    running().remove(&group); // before reaping: the group id stays ours until then
     let status = child.wait()?;
     let ending = stopped.unwrap_or_else(|| match (status.code(), status.signal()) {
         (Some(code), _) => Ending::Exited(code),
@@ -106,6 +138,16 @@ fn command(inv: &Invocation) -> Command {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0);
+    // SAFETY: prctl(2) is async-signal-safe and touches only the new process.
+    #[cfg(target_os = "linux")]
+    unsafe {
+        command.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
     for name in SECRET_ENV {
         command.env_remove(name);
     }
@@ -172,6 +214,14 @@ fn drain(pipe: Option<impl Read + Send + 'static>, done: mpsc::Sender<()>) -> Ta
 mod tests {
     use super::*;
 
+    /// The tests of this module one at a time: `kill_running` kills every step of the
+    /// process, the other tests' too.
+    static SERIAL: Mutex<()> = Mutex::new(());
+
+    fn serial() -> std::sync::MutexGuard<'static, ()> {
+        SERIAL.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     fn sh(script: &str, timeout: Duration, cancelled: &dyn Fn() -> bool) -> Finished {
         let dir = tempfile::tempdir().unwrap();
         let inv = Invocation {
@@ -189,6 +239,7 @@ mod tests {
 
     #[test]
     fn exit_codes_signals_and_output_tails_come_back() {
+        let _serial = serial();
         let done = sh("echo out; echo err >&2; echo $PROOFLINE_TASK >&2; exit 3", LONG, &|| false);
         assert_eq!(done.ending, Ending::Exited(3));
         assert_eq!((done.stdout.as_str(), done.stderr.as_str()), ("out\n", "err\nseg-1\n"));
@@ -217,9 +268,24 @@ mod tests {
         assert!(envs.contains(&("PROOFLINE_TASK".into(), Some("seg-1".into()))));
     }
 
+    /// `kill_running` ends every running step (what the binaries do on their way out).
+    #[test]
+    fn kill_running_ends_the_steps_still_running() {
+        let _serial = serial();
+        let step = thread::spawn(|| sh("sleep 600", LONG, &|| false));
+        let since = Instant::now();
+        while kill_running() == 0 {
+            assert!(since.elapsed() < Duration::from_secs(10), "the step never started");
+            thread::sleep(POLL);
+        }
+        let done = step.join().unwrap();
+        assert_eq!(done.ending, Ending::Signalled(libc::SIGKILL));
+    }
+
     /// A hung step and its background children are killed, on timeout and on cancel.
     #[test]
     fn timeouts_and_cancels_kill_the_whole_process_group() {
+        let _serial = serial();
         for (timeout, cancel_after) in [(Duration::from_millis(300), None), (LONG, Some(300))] {
             let pid_file = tempfile::NamedTempFile::new().unwrap();
             let script = format!("sleep 1000 & echo $! > {}; wait", pid_file.path().display());
