@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use proofline_runtime::embedded::Embedded;
 use proofline_runtime::leader::{JobError, JobHandle, JobOptions, JobOutput, Leader, LeaderConfig};
-use proofline_runtime::plugin::{Plan, PlanOptions, PluginError, ProofSystem};
+use proofline_runtime::plugin::{Plan, PlanOptions, PluginError, PluginRegistry, ProofSystem};
 use proofline_runtime::proof_file::ProofFile;
 use proofline_runtime::store::{ArtifactStore, StoreError};
 use proofline_runtime::transport::{AmqpConfig, AmqpTransport, Transport};
@@ -34,9 +34,11 @@ impl Cluster {
     }
 }
 
-/// Start the embedded worker and a leader, or a leader on the broker (`--runtime`).
+/// Start the embedded worker (running `plugins`) and a leader, or a leader on the
+/// broker (`--runtime`).
 pub async fn start_cluster(
     common: &Common,
+    plugins: &PluginRegistry,
     store: Arc<dyn ArtifactStore>,
     config: LeaderConfig,
 ) -> Result<Cluster, Failure> {
@@ -57,7 +59,7 @@ pub async fn start_cluster(
                 )));
             }
             let worker = WorkerConfig::new("embedded", cpu_lanes).with_gpus(gpu_names);
-            let embedded = Embedded::start(crate::plugins(common)?, store, worker, config)
+            let embedded = Embedded::start(plugins.clone(), store, worker, config)
                 .await
                 .map_err(|e| Failure::other(chain(&e)))?;
             tracing::info!(
@@ -90,7 +92,7 @@ pub async fn prove_stdio(common: &Common, args: &ProveArgs) -> Result<(), Failur
     let job = match &args.resume {
         Some(job_id) => {
             let store = open(common)?;
-            let cluster = start_cluster(common, store, config).await?;
+            let cluster = start_cluster(common, &registry, store, config).await?;
             let job = cluster
                 .leader()
                 .resume_with(job_id, &registry, options)
@@ -101,7 +103,7 @@ pub async fn prove_stdio(common: &Common, args: &ProveArgs) -> Result<(), Failur
         None => {
             let plan = read_and_plan(common, args, &registry)?;
             let store = open(common)?;
-            let cluster = start_cluster(common, store, config).await?;
+            let cluster = start_cluster(common, &registry, store, config).await?;
             let plugin = crate::plugin_named(&registry, &common.plugin)?;
             let job = cluster
                 .leader()
@@ -137,11 +139,7 @@ pub fn open(common: &Common) -> Result<Arc<dyn ArtifactStore>, Failure> {
 }
 
 /// Read the block on stdin and plan it; bad input is rejected before anything starts.
-fn read_and_plan(
-    common: &Common,
-    args: &ProveArgs,
-    registry: &proofline_runtime::plugin::PluginRegistry,
-) -> Result<Plan, Failure> {
+fn read_and_plan(common: &Common, args: &ProveArgs, registry: &PluginRegistry) -> Result<Plan, Failure> {
     let plugin = crate::plugin_named(registry, &common.plugin)?;
     // Bounded read: an over-limit input is bad input before it is all in memory.
     let limit = crate::cli::mib_to_bytes(args.max_input_mib).unwrap_or(u64::MAX);

@@ -177,7 +177,13 @@ pub async fn run(common: &Common, args: &BatchArgs) -> Result<(), Failure> {
 
     if !work.is_empty() {
         let ctx = Arc::new(Ctx {
-            cluster: start_cluster(common, open(common)?, args.job.leader_config(&common.scheduling)).await?,
+            cluster: start_cluster(
+                common,
+                &registry,
+                open(common)?,
+                args.job.leader_config(&common.scheduling),
+            )
+            .await?,
             registry,
             plugin,
             out: args.out.clone(),

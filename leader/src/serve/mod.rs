@@ -98,9 +98,13 @@ pub async fn run(common: &Common, args: &ServeArgs) -> Result<(), Failure> {
     let lease = exclusive::acquire(store.clone(), Duration::from_secs(args.job.lease_secs))
         .await
         .map_err(Failure::other)?;
-    let cluster =
-        crate::prove::start_cluster(common, store.clone(), args.job.leader_config(&common.scheduling))
-            .await?;
+    let cluster = crate::prove::start_cluster(
+        common,
+        &plugins,
+        store.clone(),
+        args.job.leader_config(&common.scheduling),
+    )
+    .await?;
     let limits = service::Limits {
         max_jobs: args.max_jobs as usize,
         max_queued: args.max_queued as usize,

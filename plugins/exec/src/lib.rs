@@ -132,25 +132,32 @@ impl ExecPlugin {
         Ok(finished)
     }
 
-    /// Run a step that writes `out`, and read it back.
+    /// Run a step that must succeed (every step but `verify`).
+    fn run_ok(
+        &self,
+        step: Step,
+        args: Vec<OsString>,
+        dir: &Path,
+        env: Vec<(&'static str, String)>,
+        cancelled: &dyn Fn() -> bool,
+    ) -> Result<(), PluginError> {
+        let finished = self.run(step, args, dir, env, cancelled)?;
+        judge(step, finished.ending, &said(&finished.stderr, &finished.stdout))
+    }
+
+    /// Run a worker-side step with `args` (files in `dir`) then `OUT`, and read `OUT` back.
     fn produce(
         &self,
         cx: &ExecCx,
         step: Step,
-        inputs: &[(&str, &[u8])],
-        env: Vec<(&'static str, String)>,
+        dir: &Path,
+        mut args: Vec<OsString>,
+        mut env: Vec<(&'static str, String)>,
     ) -> Result<Vec<u8>, PluginError> {
-        let dir = scratch()?;
-        let mut args = Vec::with_capacity(inputs.len() + 1);
-        for (name, bytes) in inputs {
-            args.push(write(dir.path(), name, bytes)?);
-        }
-        let out = dir.path().join("out");
+        let out = dir.join("out");
         args.push(out.clone().into_os_string());
-        let mut env = env;
         env.extend(cx_env(cx));
-        let finished = self.run(step, args, dir.path(), env, &|| cx.is_cancelled())?;
-        judge(step, finished.ending, &said(&finished.stderr, &finished.stdout))?;
+        self.run_ok(step, args, dir, env, &|| cx.is_cancelled())?;
         read_output(&out, step.name())
     }
 }
@@ -161,6 +168,11 @@ fn scratch() -> Result<tempfile::TempDir, PluginError> {
         .prefix("proofline-exec-")
         .tempdir()
         .map_err(|e| PluginError::retryable(format!("exec: cannot make a scratch directory: {e}")))
+}
+
+fn make_dir(path: &Path) -> Result<(), PluginError> {
+    fs::create_dir(path)
+        .map_err(|e| PluginError::retryable(format!("exec: cannot make {}: {e}", path.display())))
 }
 
 fn write(dir: &Path, name: &str, bytes: &[u8]) -> Result<OsString, PluginError> {
@@ -218,12 +230,10 @@ impl ProofSystem for ExecPlugin {
     fn plan(&self, input: &[u8], opts: &PlanOptions) -> Result<Plan, PluginError> {
         let dir = scratch()?;
         let outdir = dir.path().join("plan");
-        fs::create_dir(&outdir)
-            .map_err(|e| PluginError::retryable(format!("exec: cannot make {}: {e}", outdir.display())))?;
+        make_dir(&outdir)?;
         let args = vec![write(dir.path(), "input", input)?, outdir.clone().into_os_string()];
         let env = opts.segment_size.map(|n| ("PROOFLINE_SEGMENT_SIZE", n.to_string())).into_iter().collect();
-        let finished = self.run(Step::Plan, args, dir.path(), env, &|| false)?;
-        judge(Step::Plan, finished.ending, &said(&finished.stderr, &finished.stdout))?;
+        self.run_ok(Step::Plan, args, dir.path(), env, &|| false)?;
         let file = PlanFile::parse(&read_output(&outdir.join("plan.json"), "plan")?)
             .map_err(|e| PluginError::permanent(format!("exec prover plan: {e}")))?;
         let segments = file
@@ -238,33 +248,30 @@ impl ProofSystem for ExecPlugin {
     }
 
     fn prove_segment(&self, cx: &mut ExecCx, segment: &[u8]) -> Result<Vec<u8>, PluginError> {
-        self.produce(cx, Step::Segment, &[("segment", segment)], vec![])
+        let dir = scratch()?;
+        let args = vec![write(dir.path(), "segment", segment)?];
+        self.produce(cx, Step::Segment, dir.path(), args, vec![])
     }
 
     fn aggregate(&self, cx: &mut ExecCx, left: &[u8], right: &[u8]) -> Result<Vec<u8>, PluginError> {
-        self.produce(cx, Step::Aggregate, &[("left", left), ("right", right)], vec![])
+        let dir = scratch()?;
+        let args = vec![write(dir.path(), "left", left)?, write(dir.path(), "right", right)?];
+        self.produce(cx, Step::Aggregate, dir.path(), args, vec![])
     }
 
     fn wrap(&self, cx: &mut ExecCx, root: &[u8], job: &JobMeta) -> Result<Vec<u8>, PluginError> {
         let dir = scratch()?;
         let leaves = dir.path().join("leaves");
-        fs::create_dir(&leaves)
-            .map_err(|e| PluginError::retryable(format!("exec: cannot make {}: {e}", leaves.display())))?;
+        make_dir(&leaves)?;
         for i in 0..job.leaves.leaf_count() {
             write(&leaves, &i.to_string(), &job.leaves.leaf(i)?)?;
         }
-        let out = dir.path().join("out");
         let args = vec![
             write(dir.path(), "root", root)?,
             write(dir.path(), "meta", job.meta)?,
             leaves.into_os_string(),
-            out.clone().into_os_string(),
         ];
-        let mut env = vec![("PROOFLINE_JOB", job.job.to_string())];
-        env.extend(cx_env(cx));
-        let finished = self.run(Step::Wrap, args, dir.path(), env, &|| cx.is_cancelled())?;
-        judge(Step::Wrap, finished.ending, &said(&finished.stderr, &finished.stdout))?;
-        read_output(&out, "wrap")
+        self.produce(cx, Step::Wrap, dir.path(), args, vec![("PROOFLINE_JOB", job.job.to_string())])
     }
 
     fn verify(&self, proof: &[u8]) -> Result<Verdict, PluginError> {
