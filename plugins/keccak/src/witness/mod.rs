@@ -112,7 +112,7 @@ pub fn parse_block_witness(input: &[u8]) -> Result<BlockWitness, WitnessError> {
     }
     limits::check_json_values(input)?;
     let doc: Value = serde_json::from_slice(input).map_err(|e| WitnessError::from_json(&e))?;
-    if zero_bin::is_bare(&doc) {
+    if proofline_zero_bin::is_zero_bin(&doc) {
         return Err(WitnessError::NeedsHeader);
     }
     let format = detect(&doc)?;

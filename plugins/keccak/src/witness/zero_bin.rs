@@ -27,9 +27,9 @@ use serde_json::Value;
 use super::json::{field, index, opt_field, quantity_u64};
 use super::{BlockWitness, WitnessError, WitnessFormat, header};
 
-/// Whether `doc` is a bare zero_bin input (no envelope, so no header).
-pub(crate) fn is_bare(doc: &Value) -> bool {
-    proofline_zero_bin::is_zero_bin(doc)
+/// A header as given, or the `result` of a JSON-RPC response holding one.
+fn rpc_result(value: &Value) -> &Value {
+    value.get("result").unwrap_or(value)
 }
 
 /// One job input per block of a bare zero_bin input, each in the envelope with the
@@ -39,7 +39,7 @@ pub fn zero_bin_jobs(input: &[u8], headers: &[u8]) -> Result<Vec<Vec<u8>>, Heade
     super::limits::check_json_values(input).map_err(HeaderError::Input)?;
     let doc: Value =
         serde_json::from_slice(input).map_err(|e| HeaderError::Input(WitnessError::from_json(&e)))?;
-    if !is_bare(&doc) {
+    if !proofline_zero_bin::is_zero_bin(&doc) {
         return Err(HeaderError::NotZeroBin);
     }
     let headers: Value =
@@ -48,10 +48,7 @@ pub fn zero_bin_jobs(input: &[u8], headers: &[u8]) -> Result<Vec<Vec<u8>>, Heade
         Value::Array(items) => items,
         one => vec![one],
     };
-    let number_of = |h: &Value| {
-        let h = h.get("result").unwrap_or(h);
-        h.get("number").and_then(|n| quantity_u64(n, "number").ok())
-    };
+    let number_of = |h: &Value| rpc_result(h).get("number").and_then(|n| quantity_u64(n, "number").ok());
     let blocks = match doc {
         Value::Array(items) => items,
         one => vec![one],
