@@ -31,6 +31,13 @@ pub enum Step {
 }
 
 impl Step {
+    const ALL: [Step; 5] = [Self::Plan, Self::Segment, Self::Aggregate, Self::Wrap, Self::Verify];
+
+    /// The step a prover is asked for by its first argument.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|step| step.name() == name)
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Self::Plan => "plan",

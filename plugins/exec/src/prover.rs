@@ -17,7 +17,7 @@ use proofline_plugin::{
 };
 
 use crate::contract::{
-    EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INVALID, EXIT_RETRY, EXIT_USAGE, PlanFile, PlanSegment,
+    EXIT_BAD_INPUT, EXIT_FAILED, EXIT_INVALID, EXIT_RETRY, EXIT_USAGE, PlanFile, PlanSegment, Step,
 };
 
 /// A step's failure: the exit code and the line for stderr.
@@ -59,19 +59,19 @@ pub fn main(plugin: &dyn ProofSystem) -> ExitCode {
 
 /// Run one step; `Ok` carries the exit code (0, or [`EXIT_INVALID`] from `verify`).
 pub fn run_step(plugin: &dyn ProofSystem, args: &[OsString]) -> Result<i32, StepFailure> {
-    let step = args.first().and_then(|s| s.to_str()).unwrap_or_default();
+    let step = args.first().and_then(|s| s.to_str()).and_then(Step::from_name);
     let paths: Vec<PathBuf> = args.iter().skip(1).map(PathBuf::from).collect();
     match (step, paths.as_slice()) {
-        ("plan", [input, outdir]) => plan(plugin, input, outdir).map(|()| 0),
-        ("segment", [input, out]) => {
+        (Some(Step::Plan), [input, outdir]) => plan(plugin, input, outdir).map(|()| 0),
+        (Some(Step::Segment), [input, out]) => {
             let proof = plugin.prove_segment(&mut lane_cx(), &read(input)?)?;
             write_atomically(out, &proof).map(|()| 0)
         }
-        ("aggregate", [left, right, out]) => {
+        (Some(Step::Aggregate), [left, right, out]) => {
             let proof = plugin.aggregate(&mut lane_cx(), &read(left)?, &read(right)?)?;
             write_atomically(out, &proof).map(|()| 0)
         }
-        ("wrap", [root, meta, leaves, out]) => {
+        (Some(Step::Wrap), [root, meta, leaves, out]) => {
             let leaves = LeafDir::open(leaves)?;
             let job = std::env::var("PROOFLINE_JOB").unwrap_or_default();
             let meta = read(meta)?;
@@ -79,7 +79,7 @@ pub fn run_step(plugin: &dyn ProofSystem, args: &[OsString]) -> Result<i32, Step
             let proof = plugin.wrap(&mut lane_cx(), &read(root)?, &job)?;
             write_atomically(out, &proof).map(|()| 0)
         }
-        ("verify", [proof]) => match plugin.verify(&read(proof)?)? {
+        (Some(Step::Verify), [proof]) => match plugin.verify(&read(proof)?)? {
             Verdict::Valid { statement } => {
                 println!("{statement}");
                 Ok(0)
