@@ -15,6 +15,9 @@
 //!    (`CancelJob` for this run only), release the lease, and hand the outcome to the
 //!    caller. Nothing is deleted here: a proven job's artifacts go only when the caller
 //!    says its proof is durable ([`Leader::discard`](super::Leader::discard)).
+//! 5. **Recall** the records a repair needs that the ledger let go (`Effect::Recall`):
+//!    read them back from the journal and hand them to the ledger, whose effects are
+//!    carried out in turn, from step 1.
 //!
 //! Store calls go through [`blocking`] (in place on a multi-threaded runtime); the
 //! lease refresh, every third of its lifetime, runs on the blocking pool.
@@ -40,7 +43,7 @@ use crate::transport::Transport;
 
 mod wrap;
 
-use wrap::{LeafRefs, StoreLeaves, wrap_with};
+use wrap::{StoreLeaves, wrap_with};
 
 /// How often the actor looks for attempts past their deadlines.
 const TICK: Duration = Duration::from_millis(100);
@@ -121,16 +124,22 @@ pub(super) async fn blocking<T: Send + 'static>(
     what: &str,
     op: impl FnOnce() -> Result<T, StoreError> + Send + 'static,
 ) -> Result<T, JobError> {
+    in_place(what, op).await?.map_err(|source| JobError::Store { what: what.to_owned(), source })
+}
+
+/// [`blocking`] for an operation with its own error type.
+async fn in_place<T: Send + 'static>(
+    what: &str,
+    op: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, JobError> {
     use tokio::runtime::{Handle, RuntimeFlavor};
-    let result = if Handle::current().runtime_flavor() == RuntimeFlavor::MultiThread {
-        tokio::task::block_in_place(op)
+    if Handle::current().runtime_flavor() == RuntimeFlavor::MultiThread {
+        Ok(tokio::task::block_in_place(op))
     } else {
-        match tokio::task::spawn_blocking(op).await {
-            Ok(result) => result,
-            Err(e) => return Err(JobError::Internal(format!("{what}: the blocking task died: {e}"))),
-        }
-    };
-    result.map_err(|source| JobError::Store { what: what.to_owned(), source })
+        tokio::task::spawn_blocking(op)
+            .await
+            .map_err(|e| JobError::Internal(format!("{what}: the blocking task died: {e}")))
+    }
 }
 
 impl JobState {
@@ -250,9 +259,33 @@ impl JobState {
         }
     }
 
-    /// Steps 1-3 of the module doc; returns the ending effect, if any.
+    /// Steps 1-3 of the module doc, and step 5 for as long as the ledger asks; returns
+    /// the ending effect, if any.
     async fn carry_out(&mut self, fx: Vec<Effect>) -> Option<Result<ArtifactRef, JobError>> {
+        let (mut end, mut recall) = self.carry_out_once(fx).await;
+        while end.is_none() && !recall.is_empty() {
+            let Some(view) = self.journal.as_ref().map(Journal::view) else { break };
+            let what = "records a repair needs";
+            let ranges = std::mem::take(&mut recall);
+            let records = match in_place(what, move || view.recall(&ranges)).await {
+                Ok(Ok(records)) => records,
+                Ok(Err(source)) => return Some(Err(JobError::Journal { what: what.into(), source })),
+                Err(e) => return Some(Err(e)),
+            };
+            let fx = self.ledger().on_recalled(records, Instant::now());
+            (end, recall) = self.carry_out_once(fx).await;
+        }
+        end
+    }
+
+    /// Steps 1-3 of the module doc; returns the ending effect, if any, and the ranges
+    /// whose records the ledger asked for.
+    async fn carry_out_once(
+        &mut self,
+        fx: Vec<Effect>,
+    ) -> (Option<Result<ArtifactRef, JobError>>, Vec<(u32, u32)>) {
         let mut records = Vec::new();
+        let mut recall = Vec::new();
         let mut tasks: Vec<Task> = Vec::new();
         let mut abandon = Vec::new();
         let mut end = None;
@@ -261,6 +294,7 @@ impl JobState {
                 Effect::Journal(r) => records.push(r),
                 Effect::Publish(t) => tasks.push(t),
                 Effect::Abandon { task, attempt } => abandon.push((task, attempt)),
+                Effect::Recall(ranges) => recall.extend(ranges),
                 Effect::Wrap(root) => end = Some(Ok(root)),
                 Effect::Fail(f) => end = Some(Err(JobError::Failed(f))),
             }
@@ -271,7 +305,7 @@ impl JobState {
             let (segments, rest) = tasks.into_iter().partition(|t| t.kind == TaskKind::Segment);
             tasks = rest;
             if let Err(e) = publish(self.transport.as_ref(), segments).await {
-                return Some(Err(e));
+                return (Some(Err(e)), recall);
             }
         }
         if !records.is_empty()
@@ -292,13 +326,13 @@ impl JobState {
             };
             match appended {
                 Ok(journal) => self.journal = Some(journal),
-                Err(e) => return Some(Err(e)),
+                Err(e) => return (Some(Err(e)), recall),
             }
         }
         if end.is_none()
             && let Err(e) = publish(self.transport.as_ref(), tasks).await
         {
-            return Some(Err(e));
+            return (Some(Err(e)), recall);
         }
         for (task, attempt) in abandon {
             let control = Control::AbandonTask { job: self.job.clone(), run: self.run, task, attempt };
@@ -306,7 +340,7 @@ impl JobState {
                 tracing::warn!(job = %self.job, error = %e, "could not broadcast an abandoned attempt");
             }
         }
-        end
+        (end, recall)
     }
 
     /// Wrap the root; an input wrap could not read (root or leaf, corrupt or missing)
@@ -349,31 +383,22 @@ impl JobState {
     }
 
     async fn run_wrap(&mut self, root: ArtifactRef) -> Result<Vec<u8>, WrapFailure> {
-        use tokio::runtime::{Handle, RuntimeFlavor};
         let (store, plugin, job, meta) =
             (self.store.clone(), self.plugin.clone(), self.job.clone(), self.meta.clone());
-        let wrapped = if Handle::current().runtime_flavor() == RuntimeFlavor::MultiThread {
-            // In place, reading the leaves where the ledger holds them: a million
-            // segments' references are not copied for wrap.
-            let ledger = self.ledger.as_ref().expect("wrap comes from the ledger");
-            let leaves =
-                StoreLeaves { store, refs: LeafRefs::Ledger(ledger.leaf_refs()), unusable: <_>::default() };
-            tokio::task::block_in_place(|| {
-                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    wrap_with(plugin.as_ref(), &job, &meta, &root, &leaves)
-                }))
-                .unwrap_or_else(|_| Err(Err(PluginError::permanent("wrap panicked"))))
-            })
-        } else {
-            let refs = LeafRefs::Copied(self.ledger.as_ref().map(JobLedger::leaves).unwrap_or_default());
-            let leaves = StoreLeaves { store, refs, unusable: <_>::default() };
-            tokio::task::spawn_blocking(move || wrap_with(plugin.as_ref(), &job, &meta, &root, &leaves))
-                .await
-                .unwrap_or_else(|e| Err(Err(PluginError::permanent(format!("wrap panicked: {e}")))))
-        };
+        let n = self.ledger.as_ref().map_or(0, |l| l.progress().segments_total);
+        let journal = self.journal.as_ref().expect("a started job has a journal").view();
+        let leaves = StoreLeaves::new(store, journal, n);
+        let wrapped = in_place("wrap", move || {
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                wrap_with(plugin.as_ref(), &job, &meta, &root, &leaves)
+            }))
+            .unwrap_or_else(|_| Err(Err(PluginError::permanent("wrap panicked"))))
+        })
+        .await
+        .map_err(WrapFailure::Failed)?;
         match wrapped {
             Ok(proof) => Ok(proof),
-            Err(Ok((uri, message))) => Err(WrapFailure::Unusable { uri, message }),
+            Err(Ok((uri, leaf, message))) => Err(WrapFailure::Unusable { uri, leaf, message }),
             Err(Err(e)) => Err(WrapFailure::Failed(JobError::Wrap(e))),
         }
     }
@@ -428,6 +453,8 @@ enum WrapFailure {
     /// It could not read `uri` (corrupt or missing): the ledger can have it remade.
     Unusable {
         uri: String,
+        /// The leaf's index; `None` for the root.
+        leaf: Option<u32>,
         message: String,
     },
     Failed(JobError),
@@ -540,8 +567,8 @@ impl Actor for JobActor {
                     Err(WrapFailure::Failed(e)) => break Err(e),
                     // A root or leaf is corrupt or missing: the ledger has it remade, and
                     // wrap runs again when that is done.
-                    Err(WrapFailure::Unusable { uri, message }) => {
-                        let fx = state.ledger().on_wrap_input_unusable(&uri, &message, Instant::now());
+                    Err(WrapFailure::Unusable { uri, leaf, message }) => {
+                        let fx = state.ledger().on_wrap_input_unusable(&uri, leaf, &message, Instant::now());
                         end = state.carry_out(fx).await;
                     }
                 },

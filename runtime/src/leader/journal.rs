@@ -6,6 +6,10 @@
 //! appended as results arrive, one per handled batch, each listing the tasks that
 //! finished and their artifacts. Both carry a BLAKE3 checksum of their own content.
 //!
+//! The leader keeps only the records the fold still needs; [`Journal::recall`] reads
+//! others back when a repair needs them, and [`Journal::leaves`] the segments' artifacts
+//! for wrap.
+//!
 //! Reading the journal back ([`replay`]) stops at the first missing entry. A damaged
 //! entry is handled by where it is:
 //!
@@ -75,6 +79,18 @@ pub struct Record {
     /// for segments (their input is in the manifest) and in older journals.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub children: Vec<String>,
+    /// The attempt that made `artifact` (written only when not the first), so a repair
+    /// of a task read back from the journal is numbered after it.
+    #[serde(default = "first_attempt", skip_serializing_if = "is_first_attempt")]
+    pub attempt: u32,
+}
+
+fn first_attempt() -> u32 {
+    1
+}
+
+fn is_first_attempt(attempt: &u32) -> bool {
+    *attempt == 1
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -263,12 +279,64 @@ impl Journal {
         format!("{job}/journal/{seq:010}")
     }
 
+    /// A read-only view of the entries written so far (for another thread).
+    pub fn view(&self) -> JournalView {
+        JournalView { store: self.store.clone(), job: self.job.clone(), entries: self.next_seq }
+    }
+
     pub fn append(&mut self, records: &[Record]) -> Result<(), StoreError> {
         if records.is_empty() {
             return Ok(());
         }
         self.store.put_raw(&Self::entry_key(&self.job, self.next_seq), &seal(records))?;
         self.next_seq += 1;
+        Ok(())
+    }
+}
+
+/// The entries of a journal as far as they were written when the view was taken.
+pub struct JournalView {
+    store: Arc<dyn ArtifactStore>,
+    job: String,
+    entries: u64,
+}
+
+impl JournalView {
+    /// The latest record of each task over one of `ranges` (`(start, end)`), read back
+    /// from the entries written so far; a range the journal has no record of is absent.
+    pub fn recall(&self, ranges: &[(u32, u32)]) -> Result<Vec<Record>, JournalError> {
+        let wanted: std::collections::HashSet<(u32, u32)> = ranges.iter().copied().collect();
+        let mut found: std::collections::HashMap<(u32, u32), Record> = Default::default();
+        self.read_each(|r| {
+            if wanted.contains(&(r.start, r.end)) {
+                found.insert((r.start, r.end), r);
+            }
+        })?;
+        Ok(found.into_values().collect())
+    }
+
+    /// The artifacts of segments `0..n`, as last journalled; `None` for a segment with
+    /// no record.
+    pub fn leaves(&self, n: u32) -> Result<Vec<Option<ArtifactRef>>, JournalError> {
+        let mut leaves = vec![None; n as usize];
+        self.read_each(|r| {
+            if r.end == r.start + 1 && r.end <= n {
+                leaves[r.start as usize] = Some(r.artifact);
+            }
+        })?;
+        Ok(leaves)
+    }
+
+    /// Every record written so far, in order, one entry in memory at a time.
+    fn read_each(&self, mut each: impl FnMut(Record)) -> Result<(), JournalError> {
+        for seq in 0..self.entries {
+            let key = Journal::entry_key(&self.job, seq);
+            let bytes = self.store.get_raw(&key)?.ok_or_else(|| JournalError::Corrupt {
+                key: key.clone(),
+                reason: "the entry is missing".into(),
+            })?;
+            unseal::<Vec<Record>>(&key, &bytes)?.into_iter().for_each(&mut each);
+        }
         Ok(())
     }
 }
@@ -338,7 +406,7 @@ mod tests {
 
     fn record(task: &str, start: u32, end: u32) -> Record {
         let artifact = ArtifactRef { uri: format!("mem:j/{task}"), blake3: [0; 32], len: 0 };
-        Record { task: task.into(), start, end, depth: 0, artifact, children: Vec::new() }
+        Record { task: task.into(), start, end, depth: 0, artifact, children: Vec::new(), attempt: 1 }
     }
 
     #[test]
@@ -364,6 +432,40 @@ mod tests {
         assert!(matches!(Journal::open(store.clone(), "nope"), Err(JournalError::NoManifest { .. })));
         store.put("j/manifest", b"{\"body\": [], \"blake3\": \"00\"}").unwrap();
         assert!(matches!(Journal::open(store, "j"), Err(JournalError::Corrupt { .. })));
+    }
+
+    #[test]
+    fn records_and_leaves_are_read_back_as_last_written() {
+        let store: Arc<dyn ArtifactStore> = Arc::new(MemStore::default());
+        let plan = Plan { segments: vec![], meta: b"m".to_vec(), summary: "s".into(), name: "s".into() };
+        let (mut journal, _) = Journal::create(store.clone(), "j", "sim@1", plan).unwrap();
+        journal.append(&[record("seg-0", 0, 1), record("seg-1", 1, 2)]).unwrap();
+        let before_repair = journal.view();
+        let mut repaired = record("seg-1", 1, 2);
+        repaired.artifact.uri = "mem:j/seg-1.again".into();
+        repaired.attempt = 4;
+        journal.append(&[record("agg-0-1", 0, 2), repaired.clone()]).unwrap();
+
+        let view = journal.view();
+        let mut recalled = view.recall(&[(1, 2), (0, 2), (5, 6)]).unwrap();
+        recalled.sort_by_key(|r| r.start);
+        assert_eq!(recalled, [record("agg-0-1", 0, 2), repaired.clone()], "the latest record, none for 5..6");
+        let leaves = view.leaves(3).unwrap();
+        assert_eq!(leaves, [Some(record("seg-0", 0, 1).artifact), Some(repaired.artifact.clone()), None]);
+        assert_eq!(
+            before_repair.recall(&[(1, 2)]).unwrap(),
+            [record("seg-1", 1, 2)],
+            "a view ends where it was taken"
+        );
+
+        let sealed = String::from_utf8(seal([repaired])).unwrap();
+        assert!(sealed.contains(r#""attempt":4"#), "{sealed}");
+        assert!(
+            !String::from_utf8(seal([record("seg-0", 0, 1)])).unwrap().contains("attempt"),
+            "first attempts cost no bytes"
+        );
+        store.put_raw("j/journal/0000000000", b"{}").unwrap();
+        assert!(matches!(view.leaves(3), Err(JournalError::Corrupt { .. })), "damage is an error, not a gap");
     }
 
     fn entry(seq: u64, records: &[Record]) -> (String, Vec<u8>) {

@@ -150,6 +150,12 @@ pub enum JobError {
     },
     #[error("transport")]
     Transport(#[source] crate::transport::TransportError),
+    #[error("reading the job journal back: {what}")]
+    Journal {
+        what: String,
+        #[source]
+        source: JournalError,
+    },
     #[error("cannot resume job {job}")]
     Resume {
         job: String,

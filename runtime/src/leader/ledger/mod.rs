@@ -33,6 +33,11 @@
 //! 6. **Success.** The artifact is journalled ([`Effect::Journal`]) and folded; the
 //!    fold's next aggregation is dispatched, and the root becomes [`Effect::Wrap`].
 //!
+//!    A finished task is kept only while the fold needs its output: once the
+//!    aggregation over its range finishes, its record lives in the journal alone (so
+//!    the ledger's memory follows the fold's frontier), and a repair that needs it
+//!    reads it back first ([`Effect::Recall`], see [`repair`]).
+//!
 //! 7. **Wrap's inputs.** If wrap cannot read the root or a leaf (corrupt or missing),
 //!    [`JobLedger::on_wrap_input_unusable`] repairs it like a task's input and emits
 //!    `Wrap` again once the repair succeeded (at most `max_attempts` times).
@@ -83,6 +88,9 @@ pub enum Effect {
     Publish(Task),
     /// Tell workers to give up on this attempt of a task.
     Abandon { task: String, attempt: u32 },
+    /// Read the records of the tasks over these ranges (`(start, end)`) back from the
+    /// journal and hand them to [`JobLedger::on_recalled`]: a repair needs them.
+    Recall(Vec<(u32, u32)>),
     /// Every segment is folded into `root`: wrap it. The job's work is done.
     Wrap(ArtifactRef),
     /// The job cannot finish.
@@ -174,7 +182,10 @@ pub struct JobLedger {
     out_cost: u64,
     /// Queue waits (publish to start) seen since [`JobLedger::take_waits`].
     waits: Vec<(TaskKind, Duration)>,
+    /// Finished tasks whose output the fold still needs (and any read back for a repair).
     done: KeyMap<Done>,
+    /// Repairs waiting for records read back from the journal.
+    recalling: Vec<repair::Recalling>,
     progress: Progress,
     stats: JobStats,
     over: bool,
@@ -211,6 +222,7 @@ impl JobLedger {
             out_cost: 0,
             waits: Vec::new(),
             done: KeyMap::default(),
+            recalling: Vec::new(),
             progress,
             stats: JobStats { segments: n, ..JobStats::default() },
             over: false,
@@ -281,15 +293,9 @@ impl JobLedger {
         }
     }
 
-    /// The artifacts of segments `0..n` in order, once all are finished.
-    pub fn leaves(&self) -> Vec<ArtifactRef> {
-        let n = self.segments.len() as u32;
-        (0..n).filter_map(|i| self.done.get(&(i, i + 1)).map(|d| d.artifact.clone())).collect()
-    }
-
-    /// The leaves where the ledger holds them (no copy), for wrap.
-    pub fn leaf_refs(&self) -> Leaves<'_> {
-        Leaves { done: &self.done, n: self.segments.len() as u32 }
+    /// Finished tasks the ledger holds: the fold's frontier, not the job's size.
+    pub fn held(&self) -> usize {
+        self.done.len()
     }
 
     /// Tasks out with workers now (parked ones included; ready ones not).
@@ -397,7 +403,7 @@ impl JobLedger {
         let Some(key) = key_of(&r.task) else { return };
         let Some(a) = self.out.get_mut(&key) else {
             // Late news of a finished task: a duplicate success counts, heartbeats do not.
-            if self.done.contains_key(&key) && matches!(r.outcome, Outcome::Done(_)) {
+            if matches!(r.outcome, Outcome::Done(_)) && self.finished(key) {
                 self.stats.duplicates += 1;
                 self.span(key, r.attempt, &r.ran_on, began, now, SpanEnd::Duplicate);
             }
@@ -459,6 +465,7 @@ impl JobLedger {
                 0 => Vec::new(),
                 split => vec![id_of((key.0, split)), id_of((split, key.1))],
             },
+            attempt: a.attempt,
         };
         match a.purpose {
             Purpose::Fold => {
@@ -470,18 +477,27 @@ impl JobLedger {
                 }
                 self.progress.depth = self.progress.depth.max(depth);
                 fx.push(Effect::Journal(record(artifact.clone())));
+                if a.split != 0 {
+                    // Folded into this range: the children's records live in the journal.
+                    self.done.remove(&(key.0, a.split));
+                    self.done.remove(&(a.split, key.1));
+                }
                 let done = Done { artifact: artifact.clone(), attempt: a.attempt, split: a.split };
                 self.done.insert(key, done);
                 let finished = Finished { start: key.0, end: key.1, depth, value: artifact };
                 self.fold_in(finished, fx);
             }
             Purpose::Repair { ref waiting } => {
-                let old = self.done.get_mut(&key).expect("a repaired task finished before");
-                old.attempt = a.attempt;
-                let stale = std::mem::replace(&mut old.artifact, artifact.clone());
-                if stale != artifact {
+                // Gone from `done` if its consumer finished meanwhile (another attempt
+                // of it read a good copy) and folded it away.
+                let stale = self.done.get_mut(&key).map(|old| {
+                    old.attempt = a.attempt;
+                    std::mem::replace(&mut old.artifact, artifact.clone())
+                });
+                if stale.as_ref() != Some(&artifact) {
                     // A plugin that is not byte-deterministic: consumers get the new
-                    // reference (their tasks are made from `done`).
+                    // reference (their tasks are made from `done`), wrap reads it from
+                    // the journal.
                     fx.push(Effect::Journal(record(artifact.clone())));
                 }
                 for &consumer in waiting {
@@ -493,13 +509,23 @@ impl JobLedger {
                 if self.rewrap_after == Some(key) {
                     self.rewrap_after = None;
                     let root = self.root.as_mut().expect("set when wrap was first asked for");
-                    if root.uri == stale.uri {
+                    if stale.is_some_and(|stale| root.uri == stale.uri) {
                         *root = artifact;
                     }
                     fx.push(Effect::Wrap(root.clone()));
                 }
             }
         }
+    }
+
+    /// Whether the task over `key` finished: held, or inside a range that finished or
+    /// is being aggregated (only finished tasks are folded). For late duplicates only.
+    fn finished(&self, key: Key) -> bool {
+        let inside = |range: Key| range.0 <= key.0 && key.1 <= range.1 && range != key;
+        self.done.contains_key(&key)
+            || self.done.keys().any(|&k| inside(k))
+            || self.out.keys().any(|&k| kind_of(k) == TaskKind::Aggregate && inside(k))
+            || self.ready.iter().any(|&(k, _)| inside(k))
     }
 
     /// Feed a finished range into the fold; ready the aggregation or wrap the root.
@@ -513,29 +539,6 @@ impl JobLedger {
             // The children's artifacts are in `done`: the task is made when it goes out.
             FoldStep::Aggregate(left, right) => self.ready_aggregation((left.start, right.end), left.end),
         }
-    }
-}
-
-/// The artifacts of a job's segments, read in place.
-#[derive(Clone, Copy)]
-pub struct Leaves<'a> {
-    done: &'a KeyMap<Done>,
-    n: u32,
-}
-
-impl<'a> Leaves<'a> {
-    /// Segments in the plan.
-    pub fn len(&self) -> u32 {
-        self.n
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.n == 0
-    }
-
-    /// Segment `i`'s artifact, once it is finished.
-    pub fn get(&self, i: u32) -> Option<&'a ArtifactRef> {
-        self.done.get(&(i, i + 1)).map(|d| &d.artifact)
     }
 }
 

@@ -2,7 +2,8 @@
 
 use std::time::Instant;
 
-use super::{Done, Effect, JobLedger, KeyMap, key_of, task_kind};
+use super::repair::split_named;
+use super::{Done, Effect, JobLedger, KeyMap, task_kind};
 use crate::fold::Finished;
 use crate::leader::journal::{Record, maximal_ranges};
 
@@ -22,37 +23,24 @@ impl JobLedger {
                 tracing::warn!(job = %self.who.job, task = %r.task, "journal record out of the plan's range ignored");
             }
         }
-        for (&key, r) in &latest {
-            // An aggregation can be run again only if the journal names both children
-            // (their records hold the artifacts it folded).
-            let split = match r.children.as_slice() {
-                [left, right] => match (key_of(left), key_of(right)) {
-                    (Some(l), Some(r))
-                        if l.0 == key.0
-                            && l.1 == r.0
-                            && r.1 == key.1
-                            && latest.contains_key(&l)
-                            && latest.contains_key(&r) =>
-                    {
-                        l.1
-                    }
-                    _ => 0,
-                },
-                _ => 0,
-            };
+        for &key in latest.keys() {
             if key.1 == key.0 + 1 {
                 self.progress.segments_done += 1;
                 self.progress.cost_done += self.segments[key.0 as usize].cost;
             } else {
                 self.progress.aggregations_done += 1;
             }
-            // A resumed task's attempts restart at 1; the journal does not keep them.
-            self.done.insert(key, Done { artifact: r.artifact.clone(), attempt: 1, split });
         }
         self.stats.resumed_segments = self.progress.segments_done;
         let records: Vec<Record> = latest.into_values().collect();
         let mut next = 0;
+        // The fold starts from the maximal ranges: only their records are held; what
+        // they cover is read back from the journal if a repair needs it.
         for r in maximal_ranges(&records) {
+            let key = (r.start, r.end);
+            // An aggregation can be run again only if the journal names its children.
+            let split = split_named(key, &r.children);
+            self.done.insert(key, Done { artifact: r.artifact.clone(), attempt: r.attempt, split });
             if r.start > next {
                 self.todo.push_back((next, r.start));
             }

@@ -14,8 +14,9 @@ fn art(name: &str) -> ArtifactRef {
 }
 
 /// A ledger whose ready tasks are all released at once (an unbounded window), so each
-/// event's effects include what it made ready.
-struct Eager(JobLedger);
+/// event's effects include what it made ready. It keeps the journal the ledger writes
+/// and answers its recalls from it, as the job actor does.
+struct Eager(JobLedger, Vec<Record>);
 
 impl std::ops::Deref for Eager {
     type Target = JobLedger;
@@ -33,9 +34,36 @@ impl std::ops::DerefMut for Eager {
 impl Eager {
     fn all(&mut self, mut fx: Vec<Effect>, now: Instant) -> Vec<Effect> {
         fx.extend(self.0.release(usize::MAX, now));
+        let mut from = 0;
+        while from < fx.len() {
+            let recalled = self.journal_effects(&fx[from..]);
+            from = fx.len();
+            if let Some(records) = recalled {
+                fx.extend(self.0.on_recalled(records, now));
+                fx.extend(self.0.release(usize::MAX, now));
+            }
+        }
         fx
     }
+    /// Keep what `fx` journals; the records a recall in it asks for (latest first).
+    fn journal_effects(&mut self, fx: &[Effect]) -> Option<Vec<Record>> {
+        let mut recalled = None;
+        for e in fx {
+            match e {
+                Effect::Journal(r) => self.1.push(r.clone()),
+                Effect::Recall(ranges) => {
+                    let found = ranges.iter().filter_map(|&(a, b)| {
+                        self.1.iter().rev().find(|r| (r.start, r.end) == (a, b)).cloned()
+                    });
+                    recalled.get_or_insert_with(Vec::new).extend(found);
+                }
+                _ => {}
+            }
+        }
+        recalled
+    }
     fn start(&mut self, records: Vec<Record>, now: Instant) -> Vec<Effect> {
+        self.1.extend(records.iter().cloned());
         let fx = self.0.start(records, now);
         self.all(fx, now)
     }
@@ -47,8 +75,14 @@ impl Eager {
         let fx = self.0.on_tick(now);
         self.all(fx, now)
     }
-    fn on_wrap_input_unusable(&mut self, uri: &str, message: &str, now: Instant) -> Vec<Effect> {
-        let fx = self.0.on_wrap_input_unusable(uri, message, now);
+    fn on_wrap_input_unusable(
+        &mut self,
+        uri: &str,
+        leaf: Option<u32>,
+        message: &str,
+        now: Instant,
+    ) -> Vec<Effect> {
+        let fx = self.0.on_wrap_input_unusable(uri, leaf, message, now);
         self.all(fx, now)
     }
 }
@@ -63,7 +97,7 @@ fn ledger(n: u32) -> Eager {
     let policy = Policy { max_attempts: 3, silence: SILENCE, timeout_of: Box::new(|_, _| TIMEOUT) };
     let segments =
         (0..n).map(|i| SegmentRef { payload: art(&format!("seg-{i}.in")), cost: 10 + i as u64 }).collect();
-    Eager(JobLedger::new(who, policy, segments).with_timeline())
+    Eager(JobLedger::new(who, policy, segments).with_timeline(), Vec::new())
 }
 
 fn result(task: &Task, outcome: Outcome) -> TaskResult {
@@ -113,7 +147,8 @@ fn a_job_folds_to_one_wrap_with_ranges_from_its_own_records() {
     let fx = l.on_results(vec![done(&root[0])], t0);
     assert_eq!(wrapped(&fx), Some(&art("agg-0-2")));
     assert!(l.is_over());
-    assert_eq!(l.leaves().len(), 3);
+    assert_eq!(l.1.iter().filter(|r| r.task.starts_with("seg-")).count(), 3, "every leaf is journalled");
+    assert_eq!(l.held(), 1, "only the root is held once the fold is done");
     assert_eq!(l.progress().segments_done, 3);
     assert!(l.on_results(vec![done(&segs[0])], t0).is_empty(), "an ended ledger does nothing");
 }
@@ -266,7 +301,7 @@ fn a_leaf_wrap_cannot_read_is_remade_and_wrap_runs_again() {
     let fx = l.on_results(vec![done(&agg)], t0);
     assert_eq!(wrapped(&fx), Some(&art("agg-0-1")));
     // Wrap finds seg-1 missing: seg-1 runs again, and nothing wraps until it is back.
-    let fx = l.on_wrap_input_unusable(&art("seg-1").uri, "artifact missing", t0);
+    let fx = l.on_wrap_input_unusable(&art("seg-1").uri, Some(1), "artifact missing", t0);
     let repair = published(&fx).remove(0);
     assert_eq!((repair.id.as_str(), repair.attempt), ("seg-1", 2));
     assert!(wrapped(&l.on_results(vec![result(&repair, Outcome::Running)], t0)).is_none());
@@ -275,10 +310,10 @@ fn a_leaf_wrap_cannot_read_is_remade_and_wrap_runs_again() {
     assert_eq!(l.stats().repairs, 1);
     // Not forever: after max_attempts repairs wrap gives up, naming why.
     for _ in 0..2 {
-        let r = published(&l.on_wrap_input_unusable(&art("seg-0").uri, "missing", t0)).remove(0);
+        let r = published(&l.on_wrap_input_unusable(&art("seg-0").uri, Some(0), "missing", t0)).remove(0);
         assert!(wrapped(&l.on_results(vec![done(&r)], t0)).is_some());
     }
-    let fx = l.on_wrap_input_unusable(&art("seg-0").uri, "missing", t0);
+    let fx = l.on_wrap_input_unusable(&art("seg-0").uri, Some(0), "missing", t0);
     let Some(Failure::TaskFailed { task, message, .. }) = failure(&fx) else { panic!("{fx:?}") };
     assert_eq!(task, "wrap");
     assert!(message.contains("repaired 3 time(s)"), "{message}");
@@ -302,6 +337,7 @@ fn record(task: &str, start: u32, end: u32, children: &[&str]) -> Record {
         depth: (end - start).next_power_of_two().trailing_zeros(),
         artifact: art(task),
         children: children.iter().map(|c| c.to_string()).collect(),
+        attempt: 1,
     }
 }
 
@@ -429,4 +465,89 @@ fn the_timeline_has_a_span_for_every_attempt_that_ended() {
     );
     assert_eq!((spans[0].start, spans[0].finish), (Duration::from_secs(1), Duration::from_secs(4)));
     assert_eq!((spans[1].start, spans[1].lane.as_str()), (Duration::from_secs(5), "w/1"));
+}
+
+/// Run `n` segments to the root with at most `window` tasks out (as the leader's
+/// dispatch window does), results in publish order; returns the ledger, the largest
+/// number of finished tasks it held on the way, and the root task.
+fn folded(n: u32, window: usize, t0: Instant) -> (Eager, usize, Task) {
+    let mut l = ledger(n);
+    let fx = l.0.start(Vec::new(), t0);
+    let mut out: std::collections::VecDeque<Task> = published(&fx).into();
+    out.extend(published(&l.0.release(window, t0)));
+    let mut most = 0;
+    while let Some(task) = out.pop_front() {
+        let fx = l.0.on_results(vec![done(&task)], t0);
+        l.journal_effects(&fx);
+        most = most.max(l.held());
+        if wrapped(&fx).is_some() {
+            return (l, most, task);
+        }
+        let fx = l.0.release(window - l.in_flight(), t0);
+        out.extend(published(&fx));
+    }
+    panic!("the job did not fold to a root");
+}
+
+#[test]
+fn the_ledger_holds_the_folds_frontier_not_the_job() {
+    let t0 = Instant::now();
+    let (l, most, root) = folded(1024, 16, t0);
+    assert_eq!(root.id, "agg-0-1023");
+    assert_eq!(l.held(), 1, "only the root");
+    // What is held is what is finished and not yet folded: with 16 tasks out, at most
+    // those 16's neighbours and about one range per level of the fold (10 levels).
+    assert!(most <= 16 + 10, "held {most} finished tasks at once");
+    assert_eq!(l.1.len(), 1024 + 1023, "every finished task is in the journal");
+}
+
+#[test]
+fn a_repair_reads_back_what_the_fold_let_go() {
+    let t0 = Instant::now();
+    let (mut l, _, _) = folded(4, 4, t0);
+    // Wrap finds seg-2 missing: its record was let go when agg-2-3 finished.
+    let fx = l.0.on_wrap_input_unusable(&art("seg-2").uri, Some(2), "artifact missing", t0);
+    assert_eq!(fx, [Effect::Recall(vec![(2, 3)])], "nothing goes out before the record is back");
+    let fx = l.all(fx, t0);
+    let repair = published(&fx).remove(0);
+    assert_eq!((repair.id.as_str(), repair.attempt, repair.inputs[0].clone()), ("seg-2", 2, art("seg-2.in")));
+    assert_eq!(wrapped(&l.on_results(vec![done(&repair)], t0)), Some(&art("agg-0-3")));
+
+    // An aggregation read back needs its children too: a second recall, then it goes out.
+    let fx = l.0.on_wrap_input_unusable(&art("agg-0-3").uri, None, "digest mismatch", t0);
+    assert!(matches!(fx.as_slice(), [Effect::Recall(children)] if children.len() == 2), "{fx:?}");
+    let repair = published(&l.all(fx, t0)).remove(0);
+    assert_eq!(
+        (repair.id.as_str(), repair.inputs.clone()),
+        ("agg-0-3", vec![art("agg-0-1"), art("agg-2-3")])
+    );
+}
+
+#[test]
+fn a_record_the_journal_lost_fails_the_repair_naming_it() {
+    let t0 = Instant::now();
+    let (mut l, _, _) = folded(4, 4, t0);
+    l.1.retain(|r| r.task != "agg-2-3");
+    let fx = l.on_wrap_input_unusable(&art("agg-0-3").uri, None, "digest mismatch", t0);
+    let Some(Failure::TaskFailed { task, message, .. }) = failure(&fx) else { panic!("{fx:?}") };
+    assert_eq!(task, "wrap");
+    assert!(
+        message.contains("digest mismatch")
+            && message.contains("agg-2-3, which the job journal has no record of"),
+        "{message}"
+    );
+    assert!(l.is_over());
+}
+
+#[test]
+fn a_late_success_of_a_task_folded_away_is_still_a_duplicate() {
+    let t0 = Instant::now();
+    let (mut l, segs) = started(4, t0);
+    let aggs = published(&l.on_results(segs.iter().map(done).collect(), t0));
+    l.on_results(aggs.iter().map(done).collect(), t0);
+    assert!(l.held() < 4, "seg-0 was let go");
+    let mut late = done(&segs[0]);
+    late.attempt = 2;
+    l.on_results(vec![late], t0);
+    assert_eq!(l.stats().duplicates, 1);
 }
