@@ -183,7 +183,7 @@ impl JobState {
                 (manifest, records)
             }
         };
-        let mut ledger = JobLedger::new(self.identity(), self.policy(), manifest.segments);
+        let mut ledger = JobLedger::new(self.identity(), self.policy(), manifest.table);
         if self.wrap_spans.is_some() {
             ledger = ledger.with_timeline();
         }

@@ -25,6 +25,7 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use super::segments::SegmentTable;
 use crate::plugin::Plan;
 use crate::store::{ArtifactStore, StoreError, inline};
 use crate::task::ArtifactRef;
@@ -53,12 +54,16 @@ pub struct Manifest {
     /// and no single buffer while writing it, grows with the plan.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub segment_parts: Vec<ArtifactRef>,
+    /// The segments once read or made ([`Journal::create`], [`Journal::open`]): the
+    /// compact form the leader holds; `segments` and `segment_parts` are then empty.
+    #[serde(skip)]
+    pub table: SegmentTable,
 }
 
 /// Segments per part of a large manifest.
 pub const SEGMENTS_PER_PART: usize = 1 << 15;
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SegmentRef {
     #[serde(with = "artifact_json")]
     pub payload: ArtifactRef,
@@ -214,15 +219,18 @@ impl Journal {
         plan: Plan,
     ) -> Result<(Self, Manifest), StoreError> {
         let meta = store.put(&format!("{job}/meta"), &plan.meta)?;
-        let mut segments = Vec::with_capacity(plan.segments.len());
+        let n = plan.segments.len();
+        let mut table = SegmentTable::with_capacity(n);
         for (i, segment) in plan.segments.into_iter().enumerate() {
             // Small payloads travel inline in their tasks (and in the manifest).
             let payload = inline::save(store.as_ref(), || format!("{job}/seg-{i}.in"), &segment.payload)?;
-            segments.push(SegmentRef { payload, cost: segment.cost });
+            table.push(&SegmentRef { payload, cost: segment.cost });
         }
+        let refs = |range: std::ops::Range<usize>| range.map(|i| table.get(i)).collect::<Vec<_>>();
         let mut segment_parts = Vec::new();
-        if segments.len() > SEGMENTS_PER_PART {
-            for (k, part) in segments.chunks(SEGMENTS_PER_PART).enumerate() {
+        if n > SEGMENTS_PER_PART {
+            for (k, start) in (0..n).step_by(SEGMENTS_PER_PART).enumerate() {
+                let part = refs(start..(start + SEGMENTS_PER_PART).min(n));
                 segment_parts.push(store.put(&format!("{job}/segments/{k:06}"), &seal(part))?);
             }
         }
@@ -233,16 +241,14 @@ impl Journal {
             summary: plan.summary,
             name: plan.name,
             meta,
-            segments: Vec::new(),
+            segments: if segment_parts.is_empty() { refs(0..n) } else { Vec::new() },
             segment_parts,
+            table: SegmentTable::default(),
         };
-        if manifest.segment_parts.is_empty() {
-            manifest.segments = segments;
-            store.put_raw(&format!("{job}/manifest"), &seal(&manifest))?;
-        } else {
-            store.put_raw(&format!("{job}/manifest"), &seal(&manifest))?;
-            manifest.segments = segments;
-        }
+        store.put_raw(&format!("{job}/manifest"), &seal(&manifest))?;
+        manifest.segments = Vec::new();
+        manifest.segment_parts = Vec::new();
+        manifest.table = table;
         Ok((Self { store, job: job.to_owned(), next_seq: 0 }, manifest))
     }
 
@@ -254,9 +260,10 @@ impl Journal {
         let key = format!("{job}/manifest");
         let bytes = store.get_raw(&key)?.ok_or_else(|| JournalError::NoManifest { job: job.to_owned() })?;
         let mut manifest: Manifest = unseal(&key, &bytes)?;
+        manifest.table = std::mem::take(&mut manifest.segments).into_iter().collect();
         for part in std::mem::take(&mut manifest.segment_parts) {
             let bytes = store.get(&part)?;
-            manifest.segments.extend(unseal::<Vec<SegmentRef>>(&part.uri, &bytes)?);
+            unseal::<Vec<SegmentRef>>(&part.uri, &bytes)?.iter().for_each(|s| manifest.table.push(s));
         }
         let mut entries = Vec::new();
         while let Some(bytes) = store.get_raw(&Self::entry_key(job, entries.len() as u64))? {
@@ -426,8 +433,8 @@ mod tests {
         journal.append(&[]).unwrap();
         journal.append(&[record("seg-1", 1, 2), record("agg-0-1", 0, 2)]).unwrap();
         let (_, manifest, records) = Journal::open(store.clone(), "j").unwrap();
-        assert_eq!(manifest.segments.len(), 2);
-        assert_eq!(manifest.segments[1].payload, inline::inline(b"b"), "small payloads are inline");
+        assert_eq!(manifest.table.len(), 2);
+        assert_eq!(manifest.table.payload(1), inline::inline(b"b"), "small payloads are inline");
         assert_eq!(records.len(), 3);
         assert!(matches!(Journal::open(store.clone(), "nope"), Err(JournalError::NoManifest { .. })));
         store.put("j/manifest", b"{\"body\": [], \"blake3\": \"00\"}").unwrap();
@@ -524,16 +531,15 @@ mod tests {
         let plan =
             Plan { segments: segments.collect(), meta: vec![], summary: "big".into(), name: "big".into() };
         let (_, created) = Journal::create(store.clone(), "j", "sim@1", plan).unwrap();
-        assert_eq!(created.segments.len(), n);
+        assert_eq!(created.table.len(), n);
         let stored: Sealed<serde_json::Value> =
             serde_json::from_slice(&store.get_raw("j/manifest").unwrap().unwrap()).unwrap();
         assert_eq!(stored.body["segment_parts"].as_array().unwrap().len(), 2);
         assert_eq!(stored.body["segments"].as_array().unwrap().len(), 0, "the manifest itself stays small");
         let (_, opened, _) = Journal::open(store.clone(), "j").unwrap();
-        assert_eq!(opened.segments.len(), n);
-        assert!(opened.segment_parts.is_empty());
-        assert_eq!(opened.segments[n - 1].cost, (n - 1) as u64);
-        assert_eq!(opened.segments[n - 1].payload, created.segments[n - 1].payload);
+        assert_eq!(opened.table, created.table);
+        assert!(opened.segment_parts.is_empty() && opened.segments.is_empty());
+        assert_eq!(opened.table.cost(n - 1), (n - 1) as u64);
         // A damaged part fails the resume (its digest is in the manifest).
         store.put("j/segments/000001", b"{}").unwrap();
         assert!(matches!(Journal::open(store, "j"), Err(JournalError::Store(StoreError::Corrupt { .. }))));

@@ -21,12 +21,28 @@ pub const INLINE_SCHEME: &str = "inline:";
 
 /// The reference of `bytes`, carried inline.
 pub fn inline(bytes: &[u8]) -> ArtifactRef {
+    ArtifactRef { blake3: *blake3::hash(bytes).as_bytes(), ..inline_unhashed(bytes) }
+}
+
+/// [`inline`] without the digest (all zeros), for a caller that kept it.
+pub(crate) fn inline_unhashed(bytes: &[u8]) -> ArtifactRef {
     let mut uri = Vec::with_capacity(INLINE_SCHEME.len() + 2 * bytes.len());
     uri.extend_from_slice(INLINE_SCHEME.as_bytes());
     const HEX: &[u8; 16] = b"0123456789abcdef";
     uri.extend(bytes.iter().flat_map(|&b| [HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]]));
     let uri = String::from_utf8(uri).expect("ASCII");
-    ArtifactRef { uri, blake3: *blake3::hash(bytes).as_bytes(), len: bytes.len() as u64 }
+    ArtifactRef { uri, blake3: [0; 32], len: bytes.len() as u64 }
+}
+
+/// The bytes `artifact` carries inline, if it is an inline reference exactly as
+/// [`inline`] writes it (so that [`inline_unhashed`] makes the same uri again).
+pub(crate) fn inline_bytes(artifact: &ArtifactRef) -> Option<Vec<u8>> {
+    let hex = artifact.uri.strip_prefix(INLINE_SCHEME)?;
+    let bytes = unhex(hex.as_bytes())?;
+    let exact = bytes.len() <= INLINE_MAX
+        && bytes.len() as u64 == artifact.len
+        && hex.bytes().all(|c| !c.is_ascii_uppercase());
+    exact.then_some(bytes)
 }
 
 /// Hex digits to bytes; `None` unless every pair is two lowercase or uppercase digits.

@@ -48,7 +48,8 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
-use super::journal::{Record, SegmentRef};
+use super::journal::Record;
+use super::segments::SegmentTable;
 use super::timeline::{Span, SpanEnd};
 use super::{JobStats, Progress};
 use crate::fold::{Finished, Fold, FoldStep};
@@ -166,7 +167,7 @@ struct Done {
 pub struct JobLedger {
     who: Identity,
     policy: Policy,
-    segments: Vec<SegmentRef>,
+    segments: SegmentTable,
     fold: Fold<ArtifactRef>,
     out: KeyMap<Attempt>,
     /// Aggregations ready, waiting for [`JobLedger::release`] (with their split); they
@@ -201,12 +202,12 @@ pub struct JobLedger {
 }
 
 impl JobLedger {
-    pub fn new(who: Identity, policy: Policy, segments: Vec<SegmentRef>) -> Self {
+    pub fn new(who: Identity, policy: Policy, segments: SegmentTable) -> Self {
         let n = segments.len() as u32;
         let progress = Progress {
             segments_total: n,
             aggregations_total: n.saturating_sub(1),
-            cost_total: segments.iter().map(|s| s.cost).sum(),
+            cost_total: segments.cost_of(0..segments.len()),
             ..Progress::default()
         };
         Self {

@@ -87,7 +87,7 @@ impl JobLedger {
     /// The cost estimate of `key`'s task: the plan's for a segment, 1 for an aggregation.
     pub(super) fn cost_of(&self, key: Key) -> u64 {
         match kind_of(key) {
-            TaskKind::Segment => self.segments[key.0 as usize].cost,
+            TaskKind::Segment => self.segments.cost(key.0 as usize),
             TaskKind::Aggregate => 1,
         }
     }
@@ -96,7 +96,7 @@ impl JobLedger {
     /// finished (repaired ones included). Empty if a child is unknown.
     pub(super) fn inputs_of(&self, key: Key, split: u32) -> Vec<ArtifactRef> {
         match kind_of(key) {
-            TaskKind::Segment => vec![self.segments[key.0 as usize].payload.clone()],
+            TaskKind::Segment => vec![self.segments.payload(key.0 as usize)],
             TaskKind::Aggregate => [(key.0, split), (split, key.1)]
                 .iter()
                 .map(|child| self.done.get(child).map(|d| d.artifact.clone()))

@@ -26,7 +26,7 @@ impl JobLedger {
         for &key in latest.keys() {
             if key.1 == key.0 + 1 {
                 self.progress.segments_done += 1;
-                self.progress.cost_done += self.segments[key.0 as usize].cost;
+                self.progress.cost_done += self.segments.cost(key.0 as usize);
             } else {
                 self.progress.aggregations_done += 1;
             }
@@ -54,7 +54,7 @@ impl JobLedger {
         }
         for &(a, b) in &self.todo {
             self.todo_len += (b - a) as usize;
-            self.ready_cost += self.segments[a as usize..b as usize].iter().map(|s| s.cost).sum::<u64>();
+            self.ready_cost += self.segments.cost_of(a as usize..b as usize);
         }
         self.settle(fx)
     }

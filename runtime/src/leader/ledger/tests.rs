@@ -1,6 +1,7 @@
 //! Every failure path of the ledger, driven by hand: no runtime, no sleeps, no I/O.
 
 use super::*;
+use crate::leader::journal::SegmentRef;
 
 const SILENCE: Duration = Duration::from_secs(10);
 const TIMEOUT: Duration = Duration::from_secs(60);
