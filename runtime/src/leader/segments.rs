@@ -109,7 +109,7 @@ mod tests {
     #[test]
     fn references_come_back_as_pushed() {
         let stored = ArtifactRef { uri: "fs:/tmp/job-1/seg-1.in".into(), blake3: [7; 32], len: 4096 };
-        let segments = vec![
+        let segments = [
             SegmentRef { payload: inline::inline(b"a small payload"), cost: 3 },
             SegmentRef { payload: stored, cost: 9 },
             SegmentRef { payload: inline::inline(b""), cost: 0 },
