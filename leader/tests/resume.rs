@@ -133,3 +133,61 @@ fn resuming_an_unknown_job_is_a_clear_error() {
     // Looking leaves nothing behind (no lease for a job that does not exist).
     assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
 }
+
+#[test]
+fn a_plan_larger_than_one_manifest_part_resumes_page_by_page() {
+    // 70,000 segments: three parts of the manifest (32,768 each), so the leader holds
+    // pages and reads them back, on the first run and on the resume.
+    const LARGE: usize = 70_000;
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("store");
+    let leader = env!("CARGO_BIN_EXE_proofline-leader");
+    let store_spec = format!("fs:{}", store.display());
+    let common = ["--plugin", "sim", "--lanes", "2", "--store", &store_spec];
+    let mut first = Command::new(leader)
+        .args(common)
+        .args(["stdio", "--lease-secs", "3"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wrap reads every leaf back (from the journal: the leader holds none of them).
+    let workload =
+        format!(r#"{{"tasks": {LARGE}, "cost": {{"fixed": {{"micros": 0}}}}, "wrap_reads_leaves": true}}"#);
+    first.stdin.take().unwrap().write_all(workload.as_bytes()).unwrap();
+    let mut lines = BufReader::new(first.stderr.take().unwrap()).lines();
+    let job = loop {
+        let line = lines.next().expect("leader log ended early").unwrap();
+        if let Some(rest) = line.split("--resume ").nth(1) {
+            break rest.split(')').next().unwrap().trim().to_owned();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    // Past the first page, so the resume starts on pages the first run let go.
+    let until = Instant::now() + Duration::from_secs(300);
+    while journaled_segments(&store, &job).len() < 40_000 {
+        assert!(Instant::now() < until, "no progress");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let parts = std::fs::read_dir(store.join(&job).join("segments")).unwrap().count();
+    assert_eq!(parts, 3, "the plan is stored in three parts");
+    first.kill().unwrap();
+    first.wait().unwrap();
+    let journaled = journaled_segments(&store, &job).len();
+    assert!(journaled < LARGE, "killed mid-job");
+
+    let resumed = Command::new(leader)
+        .args(common)
+        .args(["stdio", "--resume", &job])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&resumed.stderr);
+    assert_eq!(resumed.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains(&format!("resumed_segments={journaled}")), "{stderr}");
+    let proof = dir.path().join("job.proof");
+    std::fs::write(&proof, &resumed.stdout).unwrap();
+    let verify = Command::new(leader).args(["verify", proof.to_str().unwrap()]).output().unwrap();
+    assert_eq!(verify.status.code(), Some(0), "{}", String::from_utf8_lossy(&verify.stderr));
+}

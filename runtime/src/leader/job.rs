@@ -15,9 +15,10 @@
 //!    (`CancelJob` for this run only), release the lease, and hand the outcome to the
 //!    caller. Nothing is deleted here: a proven job's artifacts go only when the caller
 //!    says its proof is durable ([`Leader::discard`](super::Leader::discard)).
-//! 5. **Recall** the records a repair needs that the ledger let go (`Effect::Recall`):
-//!    read them back from the journal and hand them to the ledger, whose effects are
-//!    carried out in turn, from step 1.
+//! 5. **Read back** what the ledger let go and asks for again: the records a repair
+//!    needs (`Effect::Recall`, from the journal) and pages of a large plan's segments
+//!    (`Effect::LoadSegments`, from the manifest's parts). The ledger takes them in, the
+//!    tasks that can go out are released, and their effects are carried out from step 1.
 //!
 //! Store calls go through [`blocking`] (in place on a multi-threaded runtime); the
 //! lease refresh, every third of its lifetime, runs on the blocking pool.
@@ -41,7 +42,10 @@ use crate::store::{ArtifactStore, StoreError};
 use crate::task::{ArtifactRef, Control, Task, TaskKind};
 use crate::transport::Transport;
 
+mod read_back;
 mod wrap;
+
+use read_back::Asked;
 
 use wrap::{StoreLeaves, wrap_with};
 
@@ -107,6 +111,8 @@ pub struct JobState {
     /// Present once the job has started.
     ledger: Option<JobLedger>,
     journal: Option<Journal>,
+    /// Where the pages of a large plan's segments are read back from.
+    segment_parts: Vec<ArtifactRef>,
     lease: Option<Arc<Lease>>,
     last_lease_refresh: Instant,
     /// The plan's opaque statement, for wrap.
@@ -183,7 +189,8 @@ impl JobState {
                 (manifest, records)
             }
         };
-        let mut ledger = JobLedger::new(self.identity(), self.policy(), manifest.table);
+        self.segment_parts = manifest.segment_parts;
+        let mut ledger = JobLedger::new(self.identity(), self.policy(), manifest.pages);
         if self.wrap_spans.is_some() {
             ledger = ledger.with_timeline();
         }
@@ -262,30 +269,22 @@ impl JobState {
     /// Steps 1-3 of the module doc, and step 5 for as long as the ledger asks; returns
     /// the ending effect, if any.
     async fn carry_out(&mut self, fx: Vec<Effect>) -> Option<Result<ArtifactRef, JobError>> {
-        let (mut end, mut recall) = self.carry_out_once(fx).await;
-        while end.is_none() && !recall.is_empty() {
-            let Some(view) = self.journal.as_ref().map(Journal::view) else { break };
-            let what = "records a repair needs";
-            let ranges = std::mem::take(&mut recall);
-            let records = match in_place(what, move || view.recall(&ranges)).await {
-                Ok(Ok(records)) => records,
-                Ok(Err(source)) => return Some(Err(JobError::Journal { what: what.into(), source })),
+        let (mut end, mut asked) = self.carry_out_once(fx).await;
+        while end.is_none() && !(asked.recall.is_empty() && asked.pages.is_empty()) {
+            let fx = match self.read_back(std::mem::take(&mut asked)).await {
+                Ok(fx) => fx,
                 Err(e) => return Some(Err(e)),
             };
-            let fx = self.ledger().on_recalled(records, Instant::now());
-            (end, recall) = self.carry_out_once(fx).await;
+            (end, asked) = self.carry_out_once(fx).await;
         }
         end
     }
 
-    /// Steps 1-3 of the module doc; returns the ending effect, if any, and the ranges
-    /// whose records the ledger asked for.
-    async fn carry_out_once(
-        &mut self,
-        fx: Vec<Effect>,
-    ) -> (Option<Result<ArtifactRef, JobError>>, Vec<(u32, u32)>) {
+    /// Steps 1-3 of the module doc; returns the ending effect, if any, and what the
+    /// ledger asked to read back.
+    async fn carry_out_once(&mut self, fx: Vec<Effect>) -> (Option<Result<ArtifactRef, JobError>>, Asked) {
         let mut records = Vec::new();
-        let mut recall = Vec::new();
+        let mut asked = Asked::default();
         let mut tasks: Vec<Task> = Vec::new();
         let mut abandon = Vec::new();
         let mut end = None;
@@ -294,7 +293,8 @@ impl JobState {
                 Effect::Journal(r) => records.push(r),
                 Effect::Publish(t) => tasks.push(t),
                 Effect::Abandon { task, attempt } => abandon.push((task, attempt)),
-                Effect::Recall(ranges) => recall.extend(ranges),
+                Effect::Recall(ranges) => asked.recall.extend(ranges),
+                Effect::LoadSegments(page) => asked.pages.push(page),
                 Effect::Wrap(root) => end = Some(Ok(root)),
                 Effect::Fail(f) => end = Some(Err(JobError::Failed(f))),
             }
@@ -305,7 +305,7 @@ impl JobState {
             let (segments, rest) = tasks.into_iter().partition(|t| t.kind == TaskKind::Segment);
             tasks = rest;
             if let Err(e) = publish(self.transport.as_ref(), segments).await {
-                return (Some(Err(e)), recall);
+                return (Some(Err(e)), asked);
             }
         }
         if !records.is_empty()
@@ -326,13 +326,13 @@ impl JobState {
             };
             match appended {
                 Ok(journal) => self.journal = Some(journal),
-                Err(e) => return (Some(Err(e)), recall),
+                Err(e) => return (Some(Err(e)), asked),
             }
         }
         if end.is_none()
             && let Err(e) = publish(self.transport.as_ref(), tasks).await
         {
-            return (Some(Err(e)), recall);
+            return (Some(Err(e)), asked);
         }
         for (task, attempt) in abandon {
             let control = Control::AbandonTask { job: self.job.clone(), run: self.run, task, attempt };
@@ -340,7 +340,7 @@ impl JobState {
                 tracing::warn!(job = %self.job, error = %e, "could not broadcast an abandoned attempt");
             }
         }
-        (end, recall)
+        (end, asked)
     }
 
     /// Wrap the root; an input wrap could not read (root or leaf, corrupt or missing)
@@ -499,6 +499,7 @@ impl Actor for JobActor {
             pending: Some(args.start),
             ledger: None,
             journal: None,
+            segment_parts: Vec::new(),
             lease: Some(Arc::new(args.lease)),
             last_lease_refresh: Instant::now(),
             meta: Vec::new(),

@@ -400,7 +400,7 @@ impl Leader {
         })?;
         let (store, meta_ref) = (self.store.clone(), manifest.meta.clone());
         let meta = job::blocking("reading the job's metadata", move || store.get(&meta_ref)).await?;
-        tracing::info!(%job, finished_tasks = records.len(), segments = manifest.table.len(), "resuming: {}", manifest.summary);
+        tracing::info!(%job, finished_tasks = records.len(), segments = manifest.pages.len(), "resuming: {}", manifest.summary);
         let start = JobStart::Resume { journal, manifest, records, meta };
         self.spawn_job(job.to_owned(), plugin, start, lease, options).await
     }

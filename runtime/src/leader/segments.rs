@@ -9,7 +9,15 @@
 //! For a million no-op sim segments (29-byte payloads) that is 78 bytes per segment
 //! instead of about 150.
 //!
+//! A large plan is not held whole at all: [`SegmentPages`] keeps every segment's cost
+//! (8 bytes) and only the pages of references that are being dispatched or are out
+//! with workers; the others are read back from the manifest's parts in the store
+//! (one part per page) when the ledger asks for them.
+//!
 //! [`INLINE_MAX`]: crate::store::inline::INLINE_MAX
+
+use std::collections::BTreeMap;
+use std::ops::Range;
 
 use super::journal::SegmentRef;
 use crate::store::inline;
@@ -93,6 +101,97 @@ impl SegmentTable {
     }
 }
 
+/// A plan's segments, by pages: all costs, and the references of the pages loaded.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct SegmentPages {
+    costs: Vec<u64>,
+    /// Segments per page (every page but the last is full).
+    per_page: usize,
+    /// Whether pages can be let go and loaded again (the store holds them); if not,
+    /// page 0 holds every segment for good.
+    paged: bool,
+    loaded: BTreeMap<usize, SegmentTable>,
+}
+
+impl SegmentPages {
+    /// Every segment in memory, for good (a plan small enough to be one page).
+    pub fn held(table: SegmentTable) -> Self {
+        let costs = table.costs.clone();
+        let per_page = table.len().max(1);
+        Self { costs, per_page, paged: false, loaded: BTreeMap::from([(0, table)]) }
+    }
+
+    /// Segments with these costs, in pages of `per_page` read from the store on demand.
+    pub fn paged(costs: Vec<u64>, per_page: usize) -> Self {
+        Self { costs, per_page: per_page.max(1), paged: true, loaded: BTreeMap::new() }
+    }
+
+    pub fn len(&self) -> usize {
+        self.costs.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.costs.is_empty()
+    }
+
+    /// Segment `i`'s cost estimate.
+    pub fn cost(&self, i: usize) -> u64 {
+        self.costs[i]
+    }
+
+    /// The summed cost of segments `range`.
+    pub fn cost_of(&self, range: Range<usize>) -> u64 {
+        self.costs[range].iter().sum()
+    }
+
+    /// The page segment `i` is on.
+    pub fn page_of(&self, i: usize) -> usize {
+        i / self.per_page
+    }
+
+    /// The segments on `page`.
+    pub fn page_range(&self, page: usize) -> Range<usize> {
+        (page * self.per_page).min(self.len())..((page + 1) * self.per_page).min(self.len())
+    }
+
+    pub fn pages(&self) -> usize {
+        self.len().div_ceil(self.per_page)
+    }
+
+    pub fn is_loaded(&self, page: usize) -> bool {
+        self.loaded.contains_key(&page)
+    }
+
+    /// Pages held now.
+    pub fn loaded(&self) -> usize {
+        self.loaded.len()
+    }
+
+    /// Take in `page`, read back from the store; `false` (and nothing kept) if it is not
+    /// one of this plan's pages or does not have that page's segments and costs.
+    pub fn load(&mut self, page: usize, table: SegmentTable) -> bool {
+        let range = self.page_range(page);
+        let fits = page < self.pages() && table.costs == self.costs[range];
+        if fits {
+            self.loaded.insert(page, table);
+        }
+        fits
+    }
+
+    /// Let `page` go, if it can be read back.
+    pub fn unload(&mut self, page: usize) {
+        if self.paged {
+            self.loaded.remove(&page);
+        }
+    }
+
+    /// Segment `i`'s payload reference; `None` while its page is not loaded.
+    pub fn payload(&self, i: usize) -> Option<ArtifactRef> {
+        let page = self.page_of(i);
+        self.loaded.get(&page).map(|table| table.payload(i - page * self.per_page))
+    }
+}
+
 impl FromIterator<SegmentRef> for SegmentTable {
     fn from_iter<I: IntoIterator<Item = SegmentRef>>(iter: I) -> Self {
         let iter = iter.into_iter();
@@ -130,6 +229,28 @@ mod tests {
         payload.blake3[0] ^= 1;
         let table: SegmentTable = [SegmentRef { payload: payload.clone(), cost: 1 }].into_iter().collect();
         assert_eq!(table.payload(0), payload);
+    }
+
+    #[test]
+    fn pages_hold_what_is_loaded_and_check_what_comes_back() {
+        let refs: Vec<SegmentRef> =
+            (0..10u8).map(|i| SegmentRef { payload: inline::inline(&[i]), cost: u64::from(i) }).collect();
+        let page = |k: usize| refs[k * 4..(k * 4 + 4).min(10)].iter().cloned().collect::<SegmentTable>();
+        let mut pages = SegmentPages::paged(refs.iter().map(|r| r.cost).collect(), 4);
+        assert_eq!((pages.len(), pages.pages(), pages.page_range(2)), (10, 3, 8..10));
+        assert_eq!(pages.payload(5), None, "nothing is held before it is loaded");
+        assert_eq!(pages.cost_of(0..10), 45, "costs are always there");
+        assert!(!pages.load(1, page(0)), "a page with other segments is refused");
+        assert!(!pages.load(3, page(2)), "past the plan");
+        assert!(pages.load(1, page(1)));
+        assert_eq!(pages.payload(5), Some(refs[5].payload.clone()));
+        pages.unload(1);
+        assert_eq!((pages.payload(5), pages.loaded()), (None, 0));
+
+        let mut held = SegmentPages::held(refs.iter().cloned().collect());
+        held.unload(0);
+        assert_eq!(held.payload(9), Some(refs[9].payload.clone()), "a held plan is never let go");
+        assert_eq!(held.pages(), 1);
     }
 
     #[test]

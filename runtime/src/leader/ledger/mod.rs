@@ -49,7 +49,7 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use super::journal::Record;
-use super::segments::SegmentTable;
+use super::segments::SegmentPages;
 use super::timeline::{Span, SpanEnd};
 use super::{JobStats, Progress};
 use crate::fold::{Finished, Fold, FoldStep};
@@ -92,6 +92,9 @@ pub enum Effect {
     /// Read the records of the tasks over these ranges (`(start, end)`) back from the
     /// journal and hand them to [`JobLedger::on_recalled`]: a repair needs them.
     Recall(Vec<(u32, u32)>),
+    /// Read this page of the plan's segments back from the store (the manifest's part
+    /// of that number) and hand it to [`JobLedger::on_segments`].
+    LoadSegments(usize),
     /// Every segment is folded into `root`: wrap it. The job's work is done.
     Wrap(ArtifactRef),
     /// The job cannot finish.
@@ -167,7 +170,12 @@ struct Done {
 pub struct JobLedger {
     who: Identity,
     policy: Policy,
-    segments: SegmentTable,
+    segments: SegmentPages,
+    /// Pages of segments asked for with [`Effect::LoadSegments`], not yet back.
+    loading: std::collections::BTreeSet<usize>,
+    /// Segments out with workers, by page: a page is let go when none are and every
+    /// segment on it went out.
+    out_on_page: std::collections::HashMap<usize, u32>,
     fold: Fold<ArtifactRef>,
     out: KeyMap<Attempt>,
     /// Aggregations ready, waiting for [`JobLedger::release`] (with their split); they
@@ -202,7 +210,7 @@ pub struct JobLedger {
 }
 
 impl JobLedger {
-    pub fn new(who: Identity, policy: Policy, segments: SegmentTable) -> Self {
+    pub fn new(who: Identity, policy: Policy, segments: SegmentPages) -> Self {
         let n = segments.len() as u32;
         let progress = Progress {
             segments_total: n,
@@ -215,6 +223,8 @@ impl JobLedger {
             policy,
             fold: Fold::new(n),
             segments,
+            loading: Default::default(),
+            out_on_page: Default::default(),
             out: KeyMap::default(),
             ready: VecDeque::new(),
             todo: VecDeque::new(),
@@ -271,7 +281,7 @@ impl JobLedger {
         for _ in 0..n {
             let (key, split) = match self.ready.pop_front() {
                 Some(ready) => ready,
-                None => match self.next_todo() {
+                None => match self.next_todo_loaded(&mut fx) {
                     Some(i) => ((i, i + 1), 0),
                     None => break,
                 },
@@ -454,6 +464,9 @@ impl JobLedger {
     fn on_done(&mut self, key: Key, artifact: ArtifactRef, now: Instant, fx: &mut Vec<Effect>) {
         let a = self.out.remove(&key).expect("caller checked");
         self.out_cost -= a.cost;
+        if kind_of(key) == TaskKind::Segment {
+            self.segment_back(key.0);
+        }
         let depth = depth_of(key);
         let record = |artifact: ArtifactRef| Record {
             task: id_of(key),
@@ -571,6 +584,7 @@ fn kind_of(key: Key) -> TaskKind {
 
 mod keys;
 mod out;
+mod pages;
 mod repair;
 mod start;
 

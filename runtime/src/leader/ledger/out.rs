@@ -69,6 +69,9 @@ impl JobLedger {
             parked_on: None,
         };
         self.out.insert(key, sent);
+        if kind_of(key) == TaskKind::Segment {
+            self.segment_out(key.0);
+        }
         fx.push(Effect::Publish(task));
     }
 
@@ -96,7 +99,14 @@ impl JobLedger {
     /// finished (repaired ones included). Empty if a child is unknown.
     pub(super) fn inputs_of(&self, key: Key, split: u32) -> Vec<ArtifactRef> {
         match kind_of(key) {
-            TaskKind::Segment => vec![self.segments.payload(key.0 as usize)],
+            // Loaded: a segment goes out only from a loaded page, which stays while it is out.
+            TaskKind::Segment => {
+                vec![
+                    self.segments
+                        .payload(key.0 as usize)
+                        .expect("a segment's page is loaded while it is out"),
+                ]
+            }
             TaskKind::Aggregate => [(key.0, split), (split, key.1)]
                 .iter()
                 .map(|child| self.done.get(child).map(|d| d.artifact.clone()))

@@ -16,6 +16,9 @@
 //!    asks once more (an aggregation read back names children that are missing too);
 //! 3. a range the journal has no record of, after it was asked for, fails the job
 //!    naming it: nothing else could recompute that input.
+//!
+//! A segment's repair also needs its payload: if its page of the plan was let go, it
+//! waits the same way for [`Effect::LoadSegments`] (see `pages`).
 
 use std::time::Instant;
 
@@ -42,6 +45,8 @@ enum Prepared {
     Ready(u32, u32, u32),
     /// These finished tasks' records are in the journal only.
     Recall(Vec<Key>),
+    /// A segment whose page of the plan is not loaded.
+    Load(usize),
     /// It cannot be recomputed, for this reason.
     Impossible(String),
 }
@@ -103,6 +108,13 @@ impl JobLedger {
             let split = split_named(key, &r.children);
             self.done.entry(key).or_insert(Done { artifact: r.artifact, attempt: r.attempt, split });
         }
+        self.retry_recalling(now, &mut fx);
+        self.settle(fx)
+    }
+
+    /// Send the repairs waiting for records or pages that are now back, ask again for
+    /// what is still missing, or fail the job naming what cannot be had.
+    pub(super) fn retry_recalling(&mut self, now: Instant, fx: &mut Vec<Effect>) {
         for mut waiting in std::mem::take(&mut self.recalling) {
             match self.prepare(waiting.producer) {
                 Prepared::Recall(keys) if keys.iter().all(|k| waiting.asked.contains(k)) => {
@@ -113,24 +125,27 @@ impl JobLedger {
                         keys.iter().map(|&k| id_of(k)).collect::<Vec<_>>().join(", ")
                     );
                     fx.push(Effect::Fail(Failure::TaskFailed { task: waiting.blame, attempts: 1, message }));
-                    break;
+                    return;
                 }
                 Prepared::Recall(keys) => {
                     waiting.asked.extend(&keys);
                     fx.push(Effect::Recall(keys));
                     self.recalling.push(waiting);
                 }
+                Prepared::Load(page) => {
+                    self.ask_for_page(page, fx);
+                    self.recalling.push(waiting);
+                }
                 Prepared::Ready(split, attempt, max_attempts) => {
-                    self.send(waiting.producer, split, attempt, max_attempts, waiting.purpose, now, &mut fx)
+                    self.send(waiting.producer, split, attempt, max_attempts, waiting.purpose, now, fx)
                 }
                 Prepared::Impossible(why) => {
                     let message = format!("{}; {why}", waiting.cause);
                     fx.push(Effect::Fail(Failure::TaskFailed { task: waiting.blame, attempts: 1, message }));
-                    break;
+                    return;
                 }
             }
         }
-        self.settle(fx)
     }
 
     /// Run finished task `producer` again for `purpose`, now or once its records are
@@ -152,6 +167,11 @@ impl JobLedger {
                 let cause = cause.to_owned();
                 self.recalling.push(Recalling { producer, purpose, blame, cause, asked: keys });
             }
+            Prepared::Load(page) => {
+                self.ask_for_page(page, fx);
+                let cause = cause.to_owned();
+                self.recalling.push(Recalling { producer, purpose, blame, cause, asked: Vec::new() });
+            }
             Prepared::Impossible(why) => {
                 let message = format!("{cause}; {why}");
                 fx.push(Effect::Fail(Failure::TaskFailed { task: blame, attempts: 1, message }))
@@ -164,6 +184,10 @@ impl JobLedger {
     /// children's records.
     fn prepare(&self, key: Key) -> Prepared {
         let Some(done) = self.done.get(&key) else { return Prepared::Recall(vec![key]) };
+        let page = self.segments.page_of(key.0 as usize);
+        if kind_of(key) == TaskKind::Segment && !self.segments.is_loaded(page) {
+            return Prepared::Load(page);
+        }
         if kind_of(key) == TaskKind::Aggregate {
             if done.split == 0 {
                 return Prepared::Impossible(format!(
