@@ -54,7 +54,7 @@ pub struct Manifest {
     /// and no single buffer while writing it, grows with the plan.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub segment_parts: Vec<ArtifactRef>,
-    /// The segments once read or made ([`Journal::create`], [`Journal::open`]): what
+    /// The segments once read or made (`Journal::create`, `Journal::open`): what
     /// the leader holds (all of a one-part plan; the costs and the first page of a
     /// larger one, whose other pages are read back from `segment_parts`). `segments`
     /// is then empty.

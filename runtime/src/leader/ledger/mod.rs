@@ -11,8 +11,9 @@
 //!    (aggregations ahead of segments). [`JobLedger::release`] takes ready tasks out
 //!    and emits [`Effect::Publish`]: how many is the leader's [`scheduler`] decision,
 //!    shared among jobs. Repairs and re-dispatches go out at once. Segments not yet
-//!    released are index ranges, not tasks: a task is made when it goes out, so the
-//!    ledger's memory follows the work in flight, not the plan's size.
+//!    released are index ranges, not tasks: a task is made when it goes out (from a
+//!    page of the plan loaded for it, see `pages`), so the ledger's memory follows
+//!    the work in flight, not the plan's size.
 //!
 //! [`scheduler`]: super::scheduler
 //! 2. **Heartbeats.** A worker reports [`Outcome::Running`] for the current attempt
@@ -36,7 +37,7 @@
 //!    A finished task is kept only while the fold needs its output: once the
 //!    aggregation over its range finishes, its record lives in the journal alone (so
 //!    the ledger's memory follows the fold's frontier), and a repair that needs it
-//!    reads it back first ([`Effect::Recall`], see [`repair`]).
+//!    reads it back first ([`Effect::Recall`], see `repair`).
 //!
 //! 7. **Wrap's inputs.** If wrap cannot read the root or a leaf (corrupt or missing),
 //!    [`JobLedger::on_wrap_input_unusable`] repairs it like a task's input and emits
@@ -193,7 +194,8 @@ pub struct JobLedger {
     waits: Vec<(TaskKind, Duration)>,
     /// Finished tasks whose output the fold still needs (and any read back for a repair).
     done: KeyMap<Done>,
-    /// Repairs waiting for records read back from the journal.
+    /// Repairs waiting for records read back from the journal, or for a page of
+    /// segments read back from the store.
     recalling: Vec<repair::Recalling>,
     progress: Progress,
     stats: JobStats,
