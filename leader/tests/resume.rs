@@ -4,7 +4,7 @@
 use std::collections::{HashMap, HashSet};
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 const SEGMENTS: usize = 30;
@@ -43,6 +43,32 @@ fn executions(log: &Path) -> HashMap<String, usize> {
     counts
 }
 
+/// Hand `workload` to a `stdio` leader; its job id, from the log line that says how to
+/// resume (the rest of the log is drained).
+fn start_job(leader: &mut Child, workload: &str) -> String {
+    leader.stdin.take().unwrap().write_all(workload.as_bytes()).unwrap();
+    let mut lines = BufReader::new(leader.stderr.take().unwrap()).lines();
+    let job = loop {
+        let line = lines.next().expect("leader log ended early").unwrap();
+        if let Some(rest) = line.split("--resume ").nth(1) {
+            break rest.split(')').next().unwrap().trim().to_owned();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+    job
+}
+
+/// SIGKILL `leader` (no cleanup of any kind) once its journal records `segments`.
+fn kill_after(leader: &mut Child, store: &Path, job: &str, segments: usize) {
+    let until = Instant::now() + Duration::from_secs(300);
+    while journaled_segments(store, job).len() < segments {
+        assert!(Instant::now() < until, "no progress");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    leader.kill().unwrap();
+    leader.wait().unwrap();
+}
+
 #[test]
 fn a_killed_leader_resumes_without_proving_finished_segments_again() {
     let dir = tempfile::tempdir().unwrap();
@@ -66,23 +92,8 @@ fn a_killed_leader_resumes_without_proving_finished_segments_again() {
         .unwrap();
     let workload =
         format!(r#"{{"tasks": {SEGMENTS}, "cost": {{"fixed": {{"micros": 150000}}}}, "work": "sleep"}}"#);
-    first.stdin.take().unwrap().write_all(workload.as_bytes()).unwrap();
-    // The job id is in the log line that says how to resume.
-    let mut lines = BufReader::new(first.stderr.take().unwrap()).lines();
-    let job = loop {
-        let line = lines.next().expect("leader log ended early").unwrap();
-        if let Some(rest) = line.split("--resume ").nth(1) {
-            break rest.split(')').next().unwrap().trim().to_owned();
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
-    let until = Instant::now() + Duration::from_secs(60);
-    while journaled_segments(&store, &job).len() < 8 {
-        assert!(Instant::now() < until, "no progress");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    first.kill().unwrap(); // SIGKILL: no cleanup of any kind
-    first.wait().unwrap();
+    let job = start_job(&mut first, &workload);
+    kill_after(&mut first, &store, &job, 8);
     let journaled = journaled_segments(&store, &job);
     let before = executions(&exec_log);
     assert!(journaled.len() < SEGMENTS, "killed mid-job");
@@ -155,25 +166,11 @@ fn a_plan_larger_than_one_manifest_part_resumes_page_by_page() {
     // Wrap reads every leaf back (from the journal: the leader holds none of them).
     let workload =
         format!(r#"{{"tasks": {LARGE}, "cost": {{"fixed": {{"micros": 0}}}}, "wrap_reads_leaves": true}}"#);
-    first.stdin.take().unwrap().write_all(workload.as_bytes()).unwrap();
-    let mut lines = BufReader::new(first.stderr.take().unwrap()).lines();
-    let job = loop {
-        let line = lines.next().expect("leader log ended early").unwrap();
-        if let Some(rest) = line.split("--resume ").nth(1) {
-            break rest.split(')').next().unwrap().trim().to_owned();
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
+    let job = start_job(&mut first, &workload);
     // Past the first page, so the resume starts on pages the first run let go.
-    let until = Instant::now() + Duration::from_secs(300);
-    while journaled_segments(&store, &job).len() < 40_000 {
-        assert!(Instant::now() < until, "no progress");
-        std::thread::sleep(Duration::from_millis(250));
-    }
+    kill_after(&mut first, &store, &job, 40_000);
     let parts = std::fs::read_dir(store.join(&job).join("segments")).unwrap().count();
     assert_eq!(parts, 3, "the plan is stored in three parts");
-    first.kill().unwrap();
-    first.wait().unwrap();
     let journaled = journaled_segments(&store, &job).len();
     assert!(journaled < LARGE, "killed mid-job");
 
