@@ -58,13 +58,12 @@ pub fn callgrind_total(text: &str) -> Option<u64> {
 
 /// Inclusive instructions of the functions whose name contains `needle`, from
 /// `callgrind_annotate --inclusive=yes` output (the largest such line: a function's
-/// callers include it, never the other way round).
-pub fn annotate_inclusive(text: &str, needle: &str) -> u64 {
+/// callers include it, never the other way round); `None` if no function matches.
+pub fn annotate_inclusive(text: &str, needle: &str) -> Option<u64> {
     text.lines()
         .filter(|l| l.contains(needle))
         .filter_map(|l| l.split_whitespace().next()?.replace(',', "").parse::<u64>().ok())
         .max()
-        .unwrap_or(0)
 }
 
 /// The portable build next to the default target directory, else this executable.
@@ -102,7 +101,10 @@ fn count(exe: &Path, dir: &Path, segments: u32) -> anyhow::Result<Count> {
         .context("running callgrind_annotate")?;
     let annotated = String::from_utf8_lossy(&annotated.stdout);
     std::fs::write(dir.join(format!("annotate.{segments}.txt")), annotated.as_bytes())?;
-    let plan = annotate_inclusive(&annotated, "SimPlugin as proofline_runtime::plugin::ProofSystem>::plan");
+    // Not found is an error, not 0: a renamed trait once made planning silently vanish.
+    let needle = "SimPlugin as proofline_plugin::system::ProofSystem>::plan";
+    let plan = annotate_inclusive(&annotated, needle)
+        .with_context(|| format!("no `{needle}` in {}'s profile", out.display()))?;
     Ok(Count { segments, total, plan })
 }
 
@@ -150,7 +152,7 @@ mod tests {
             45,000 (3.6%)  ???:<proofline_sim::SimPlugin as proofline_runtime::plugin::ProofSystem>::plan [/x]\n\
             40,000 (3.2%)  ???:<proofline_sim::SimPlugin as proofline_runtime::plugin::ProofSystem>::plan'2 [/x]\n";
         let needle = "SimPlugin as proofline_runtime::plugin::ProofSystem>::plan";
-        assert_eq!(annotate_inclusive(annotated, needle), 45_000);
-        assert_eq!(annotate_inclusive(annotated, "absent"), 0);
+        assert_eq!(annotate_inclusive(annotated, needle), Some(45_000));
+        assert_eq!(annotate_inclusive(annotated, "absent"), None);
     }
 }
