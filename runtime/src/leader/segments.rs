@@ -41,12 +41,18 @@ impl SegmentTable {
     }
 
     pub fn push(&mut self, segment: &SegmentRef) {
+        self.push_known(segment, inline::inline_bytes(&segment.payload).as_deref());
+    }
+
+    /// [`push`](Self::push) for a caller that has the payload's bytes when it is inline
+    /// (`inline` must be what `segment.payload` carries): no hex to decode.
+    pub fn push_known(&mut self, segment: &SegmentRef, inline: Option<&[u8]>) {
         let payload = &segment.payload;
-        match inline::inline_bytes(payload) {
+        match inline {
             Some(bytes) => {
                 self.arena.push(INLINE);
                 self.arena.extend_from_slice(&payload.blake3);
-                self.arena.extend_from_slice(&bytes);
+                self.arena.extend_from_slice(bytes);
             }
             None => {
                 self.arena.push(STORED);

@@ -26,10 +26,16 @@ pub fn inline(bytes: &[u8]) -> ArtifactRef {
 
 /// [`inline`] without the digest (all zeros), for a caller that kept it.
 pub(crate) fn inline_unhashed(bytes: &[u8]) -> ArtifactRef {
-    let mut uri = Vec::with_capacity(INLINE_SCHEME.len() + 2 * bytes.len());
-    uri.extend_from_slice(INLINE_SCHEME.as_bytes());
     const HEX: &[u8; 16] = b"0123456789abcdef";
-    uri.extend(bytes.iter().flat_map(|&b| [HEX[usize::from(b >> 4)], HEX[usize::from(b & 15)]]));
+    // Made once per segment dispatched (from the leader's compact table): one
+    // allocation, one pass.
+    let mut uri = vec![0u8; INLINE_SCHEME.len() + 2 * bytes.len()];
+    let (scheme, digits) = uri.split_at_mut(INLINE_SCHEME.len());
+    scheme.copy_from_slice(INLINE_SCHEME.as_bytes());
+    for (pair, &b) in digits.chunks_exact_mut(2).zip(bytes) {
+        pair[0] = HEX[usize::from(b >> 4)];
+        pair[1] = HEX[usize::from(b & 15)];
+    }
     let uri = String::from_utf8(uri).expect("ASCII");
     ArtifactRef { uri, blake3: [0; 32], len: bytes.len() as u64 }
 }

@@ -224,16 +224,21 @@ impl Journal {
         let n = plan.segments.len();
         let mut costs = Vec::with_capacity(n);
         let mut page = SegmentTable::default();
+        // The references of the part being written (or of the whole plan, if one part).
+        let mut refs = Vec::with_capacity(n.min(SEGMENTS_PER_PART));
         let (mut first, mut segment_parts) = (None, Vec::new());
         for (i, segment) in plan.segments.into_iter().enumerate() {
             // Small payloads travel inline in their tasks (and in the manifest).
             let payload = inline::save(store.as_ref(), || format!("{job}/seg-{i}.in"), &segment.payload)?;
+            let segment_ref = SegmentRef { payload, cost: segment.cost };
+            let inline = inline::is_inline(&segment_ref.payload).then_some(&segment.payload[..]);
             costs.push(segment.cost);
-            page.push(&SegmentRef { payload, cost: segment.cost });
+            page.push_known(&segment_ref, inline);
+            refs.push(segment_ref);
             if n > SEGMENTS_PER_PART && (page.len() == SEGMENTS_PER_PART || i + 1 == n) {
-                let part: Vec<SegmentRef> = (0..page.len()).map(|j| page.get(j)).collect();
                 let k = segment_parts.len();
-                segment_parts.push(store.put(&format!("{job}/segments/{k:06}"), &seal(part))?);
+                segment_parts.push(store.put(&format!("{job}/segments/{k:06}"), &seal(&refs))?);
+                refs.clear();
                 let done = std::mem::take(&mut page);
                 first.get_or_insert(done);
             }
