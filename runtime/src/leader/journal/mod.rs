@@ -222,7 +222,9 @@ impl Journal {
     ) -> Result<(Self, Manifest), StoreError> {
         let meta = store.put(&format!("{job}/meta"), &plan.meta)?;
         let n = plan.segments.len();
-        let mut costs = Vec::with_capacity(n);
+        // Every cost, kept apart only for a plan of several parts (one part's table has them).
+        let paged = n > SEGMENTS_PER_PART;
+        let mut costs = Vec::with_capacity(if paged { n } else { 0 });
         let mut page = SegmentTable::default();
         // The references of the part being written (or of the whole plan, if one part).
         let mut refs = Vec::with_capacity(n.min(SEGMENTS_PER_PART));
@@ -232,10 +234,12 @@ impl Journal {
             let payload = inline::save(store.as_ref(), || format!("{job}/seg-{i}.in"), &segment.payload)?;
             let segment_ref = SegmentRef { payload, cost: segment.cost };
             let inline = inline::is_inline(&segment_ref.payload).then_some(&segment.payload[..]);
-            costs.push(segment.cost);
+            if paged {
+                costs.push(segment.cost);
+            }
             page.push_known(&segment_ref, inline);
             refs.push(segment_ref);
-            if n > SEGMENTS_PER_PART && (page.len() == SEGMENTS_PER_PART || i + 1 == n) {
+            if paged && (page.len() == SEGMENTS_PER_PART || i + 1 == n) {
                 let k = segment_parts.len();
                 segment_parts.push(store.put(&format!("{job}/segments/{k:06}"), &seal(&refs))?);
                 refs.clear();
@@ -250,11 +254,8 @@ impl Journal {
             summary: plan.summary,
             name: plan.name,
             meta,
-            segments: if segment_parts.is_empty() {
-                (0..page.len()).map(|j| page.get(j)).collect()
-            } else {
-                Vec::new()
-            },
+            // A one-part plan's references (a larger plan's went out with its parts).
+            segments: refs,
             segment_parts,
             pages: SegmentPages::default(),
         };

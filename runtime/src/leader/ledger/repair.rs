@@ -115,40 +115,14 @@ impl JobLedger {
     /// Send the repairs waiting for records or pages that are now back, ask again for
     /// what is still missing, or fail the job naming what cannot be had.
     pub(super) fn retry_recalling(&mut self, now: Instant, fx: &mut Vec<Effect>) {
-        for mut waiting in std::mem::take(&mut self.recalling) {
-            match self.prepare(waiting.producer) {
-                Prepared::Recall(keys) if keys.iter().all(|k| waiting.asked.contains(k)) => {
-                    let message = format!(
-                        "{}; recomputing {} needs {}, which the job journal has no record of",
-                        waiting.cause,
-                        id_of(waiting.producer),
-                        keys.iter().map(|&k| id_of(k)).collect::<Vec<_>>().join(", ")
-                    );
-                    fx.push(Effect::Fail(Failure::TaskFailed { task: waiting.blame, attempts: 1, message }));
-                    return;
-                }
-                Prepared::Recall(keys) => {
-                    waiting.asked.extend(&keys);
-                    fx.push(Effect::Recall(keys));
-                    self.recalling.push(waiting);
-                }
-                Prepared::Load(page) => {
-                    self.ask_for_page(page, fx);
-                    self.recalling.push(waiting);
-                }
-                Prepared::Ready(split, attempt, max_attempts) => {
-                    self.send(waiting.producer, split, attempt, max_attempts, waiting.purpose, now, fx)
-                }
-                Prepared::Impossible(why) => {
-                    let message = format!("{}; {why}", waiting.cause);
-                    fx.push(Effect::Fail(Failure::TaskFailed { task: waiting.blame, attempts: 1, message }));
-                    return;
-                }
+        for waiting in std::mem::take(&mut self.recalling) {
+            if !self.advance(waiting, now, fx) {
+                return;
             }
         }
     }
 
-    /// Run finished task `producer` again for `purpose`, now or once its records are
+    /// Run finished task `producer` again for `purpose`, now or once what it needs is
     /// read back; `blame` fails (saying `cause`) if it cannot be.
     fn start_repair(
         &mut self,
@@ -158,23 +132,46 @@ impl JobLedger {
         now: Instant,
         fx: &mut Vec<Effect>,
     ) {
-        match self.prepare(producer) {
+        let waiting = Recalling { producer, purpose, blame, cause: cause.to_owned(), asked: Vec::new() };
+        self.advance(waiting, now, fx);
+    }
+
+    /// Send `waiting`'s repair, or ask for what it needs and keep it waiting; false if
+    /// it cannot be made (the job fails).
+    fn advance(&mut self, mut waiting: Recalling, now: Instant, fx: &mut Vec<Effect>) -> bool {
+        let fail = |waiting: Recalling, why: String| {
+            let message = format!("{}; {why}", waiting.cause);
+            Effect::Fail(Failure::TaskFailed { task: waiting.blame, attempts: 1, message })
+        };
+        match self.prepare(waiting.producer) {
             Prepared::Ready(split, attempt, max_attempts) => {
-                self.send(producer, split, attempt, max_attempts, purpose, now, fx)
+                self.send(waiting.producer, split, attempt, max_attempts, waiting.purpose, now, fx);
+                true
+            }
+            // Asked for already: the journal does not have it.
+            Prepared::Recall(keys) if keys.iter().all(|k| waiting.asked.contains(k)) => {
+                let names = keys.iter().map(|&k| id_of(k)).collect::<Vec<_>>().join(", ");
+                let why = format!(
+                    "recomputing {} needs {names}, which the job journal has no record of",
+                    id_of(waiting.producer)
+                );
+                fx.push(fail(waiting, why));
+                false
             }
             Prepared::Recall(keys) => {
-                fx.push(Effect::Recall(keys.clone()));
-                let cause = cause.to_owned();
-                self.recalling.push(Recalling { producer, purpose, blame, cause, asked: keys });
+                waiting.asked.extend(&keys);
+                fx.push(Effect::Recall(keys));
+                self.recalling.push(waiting);
+                true
             }
             Prepared::Load(page) => {
                 self.ask_for_page(page, fx);
-                let cause = cause.to_owned();
-                self.recalling.push(Recalling { producer, purpose, blame, cause, asked: Vec::new() });
+                self.recalling.push(waiting);
+                true
             }
             Prepared::Impossible(why) => {
-                let message = format!("{cause}; {why}");
-                fx.push(Effect::Fail(Failure::TaskFailed { task: blame, attempts: 1, message }))
+                fx.push(fail(waiting, why));
+                false
             }
         }
     }
@@ -184,11 +181,12 @@ impl JobLedger {
     /// children's records.
     fn prepare(&self, key: Key) -> Prepared {
         let Some(done) = self.done.get(&key) else { return Prepared::Recall(vec![key]) };
-        let page = self.segments.page_of(key.0 as usize);
-        if kind_of(key) == TaskKind::Segment && !self.segments.is_loaded(page) {
-            return Prepared::Load(page);
-        }
-        if kind_of(key) == TaskKind::Aggregate {
+        if kind_of(key) == TaskKind::Segment {
+            let page = self.segments.page_of(key.0 as usize);
+            if !self.segments.is_loaded(page) {
+                return Prepared::Load(page);
+            }
+        } else {
             if done.split == 0 {
                 return Prepared::Impossible(format!(
                     "the journal does not say what {} folded, so it cannot be recomputed",
