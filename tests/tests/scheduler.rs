@@ -66,8 +66,11 @@ async fn a_lane_killed_mid_task_loses_nothing_and_counts_nothing_twice() {
     let stats = c.worker_stats().await;
     assert!(stats.lane_restarts >= 2, "both lanes died and came back: {stats:?}");
     assert!(c.broker.stats().redelivered >= 2, "the killed lanes' tasks were redelivered");
-    // Killed tasks never completed, so every segment completed exactly once.
-    assert_eq!(sim.counters().segments_completed.load(Ordering::Relaxed), 30);
+    // A kill that lands after a task's work ended but before its result went out
+    // loses that result, as `kill -9` would: the task runs again (at most once per
+    // kill), and the fold still counts every segment exactly once.
+    let executed = sim.counters().segments_completed.load(Ordering::Relaxed);
+    assert!((30..=30 + stats.lane_restarts).contains(&executed), "{executed} executions: {stats:?}");
     assert_eq!((out.stats.segments, out.stats.aggregations, out.stats.duplicates), (30, 29, 0));
     assert!(matches!(sim.verify(&out.proof).unwrap(), Verdict::Valid { .. }));
 }
