@@ -84,6 +84,57 @@ pub(crate) fn cpu_seconds(pid: u32) -> f64 {
     ticks / 100.0
 }
 
+/// CPU used by the broker's processes, the workers (the two before last) and this
+/// process (the leader, last) since a starting point.
+struct CpuMeter {
+    pids: Vec<u32>,
+    before: Vec<f64>,
+}
+
+impl CpuMeter {
+    fn start(pids: Vec<u32>) -> Self {
+        let before = pids.iter().map(|&p| cpu_seconds(p)).collect();
+        Self { pids, before }
+    }
+
+    fn restart(&self) -> Self {
+        Self::start(self.pids.clone())
+    }
+
+    /// µs per task since the start: `[broker, leader, workers]`.
+    fn per_task(&self, tasks: u32) -> [f64; 3] {
+        let used: Vec<f64> = self.pids.iter().zip(&self.before).map(|(&p, b)| cpu_seconds(p) - b).collect();
+        let n_broker = used.len() - 3;
+        let micros = |secs: f64| secs * 1e6 / f64::from(tasks);
+        [
+            micros(used[..n_broker].iter().sum()),
+            micros(used[n_broker + 2]),
+            micros(used[n_broker..n_broker + 2].iter().sum()),
+        ]
+    }
+}
+
+/// Messages published to the broker so far (every queue and exchange), read once the
+/// management plugin's counter stops moving (it lags by a few statistics intervals).
+fn publishes(broker: &RabbitBroker) -> anyhow::Result<f64> {
+    let read = || -> anyhow::Result<f64> {
+        let body = tokio::task::block_in_place(|| broker.management_api("GET", "/api/overview"))
+            .map_err(|e| anyhow::anyhow!("RabbitMQ management API: {e}"))?;
+        let overview: serde_json::Value = serde_json::from_str(&body).context("/api/overview: not JSON")?;
+        Ok(overview["message_stats"]["publish"].as_f64().unwrap_or(0.0))
+    };
+    let mut last = read()?;
+    for _ in 0..20 {
+        tokio::task::block_in_place(|| std::thread::sleep(Duration::from_millis(700)));
+        let now = read()?;
+        if now == last {
+            return Ok(now);
+        }
+        last = now;
+    }
+    anyhow::bail!("the broker's publish counter did not settle in 14 s")
+}
+
 /// Processes of the broker node (beam.smp and helpers), found by its data directory
 /// or node name on their command lines.
 fn broker_pids(broker: &RabbitBroker) -> Vec<u32> {
@@ -121,14 +172,15 @@ pub(crate) fn scratch() -> anyhow::Result<tempfile::TempDir> {
 }
 
 pub async fn cluster(tasks: u32, reps: usize) -> anyhow::Result<()> {
-    let broker = RabbitBroker::start_new();
+    // The management plugin's counters give the messages per task.
+    let broker = tokio::task::block_in_place(|| RabbitBroker::start_with_management(500));
     let uri = broker.amqp_uri();
     let store = scratch()?;
     let sim = SimPlugin::new();
 
     println!("## No-op and 1 ms tasks, 2 worker processes (1 lane each)\n");
-    println!("| case | tasks | median time | tasks/s | CPU per task: broker + leader + workers |");
-    println!("|---|---|---|---|---|");
+    println!("| case | tasks | median time | result | CPU per task | broker messages per task |");
+    println!("|---|---|---|---|---|---|");
     let workers = Workers::spawn(2, &uri, store.path(), &["--lanes", "1", "--prefetch", "256"])?;
     let leader = leader(&uri, store.path()).await?;
     prove(&leader, &sim, &json!({"tasks": 200, "cost": {"fixed": {"micros": 0}}})).await?; // warm-up
@@ -136,7 +188,8 @@ pub async fn cluster(tasks: u32, reps: usize) -> anyhow::Result<()> {
     anyhow::ensure!(!pids.is_empty(), "broker processes not found");
     pids.extend(workers.pids());
     pids.push(std::process::id());
-    let cpu_before: Vec<f64> = pids.iter().map(|&p| cpu_seconds(p)).collect();
+    let published = publishes(&broker)?;
+    let cpu = CpuMeter::start(pids);
     let noop = json!({"tasks": tasks, "cost": {"fixed": {"micros": 0}}});
     let mut times = vec![];
     let mut total = 0;
@@ -145,39 +198,45 @@ pub async fn cluster(tasks: u32, reps: usize) -> anyhow::Result<()> {
         times.push(t);
         total = n;
     }
-    let cpu: Vec<f64> = pids.iter().zip(&cpu_before).map(|(&p, b)| cpu_seconds(p) - b).collect();
-    let per_task = |secs: f64| secs * 1e6 / f64::from(total * reps as u32);
-    let n_broker = pids.len() - 3;
-    let (b, w, l) = (
-        cpu[..n_broker].iter().sum::<f64>(),
-        cpu[n_broker..n_broker + 2].iter().sum::<f64>(),
-        cpu[n_broker + 2],
-    );
+    let [b, l, w] = cpu.per_task(total * reps as u32);
+    let messages = (publishes(&broker)? - published) / f64::from(total * reps as u32);
     let t = median(&mut times);
     println!(
-        "| no-op map+fold | {total} | {:.0} ms | **{:.0}** | {:.0} µs = {:.0} + {:.0} + {:.0} µs |",
+        "| no-op map+fold | {total} | {:.0} ms | **{:.0} tasks/s** | {:.0} µs = broker {:.0} + leader {:.0} + workers {:.0} | {messages:.3} |",
         t * 1e3,
         f64::from(total) / t,
-        per_task(b + l + w),
-        per_task(b),
-        per_task(l),
-        per_task(w)
+        b + l + w,
+        b,
+        l,
+        w
     );
-    let n = 1000;
-    let spin = json!({"tasks": n, "cost": {"fixed": {"micros": 1000}}, "work": "spin"});
-    let mut times = vec![];
-    for _ in 0..reps {
-        times.push(prove(&leader, &sim, &spin).await?.0);
+    // A small job (start-up and the fold's tail weigh), then paladin's own workload:
+    // N = 10,000 with 1 ms folds too, ideal = (2N - 1) x 1 ms / 2 workers. The
+    // workers' CPU includes the spinning, so only the broker's and leader's is shown.
+    for (n, fold_micros, what) in
+        [(1000, 0, "1 ms segments, no-op folds"), (tasks, 1000, "1 ms segments and folds (paladin's case)")]
+    {
+        let spin = json!({"tasks": n, "cost": {"fixed": {"micros": 1000}}, "work": "spin",
+            "aggregate_micros": fold_micros});
+        let published = publishes(&broker)?;
+        let cpu = cpu.restart();
+        let mut times = vec![];
+        for _ in 0..reps {
+            times.push(prove(&leader, &sim, &spin).await?.0);
+        }
+        let [b, l, _] = cpu.per_task((2 * n - 1) * reps as u32);
+        let messages = (publishes(&broker)? - published) / f64::from((2 * n - 1) * reps as u32);
+        let t = median(&mut times);
+        let spun = if fold_micros > 0 { 2 * n - 1 } else { n };
+        let ideal = f64::from(spun) * 1e-3 / 2.0;
+        println!(
+            "| {what} | {} | {:.0} ms (ideal {:.0}) | **{:.1}% of ideal** | broker {b:.0} + leader {l:.0} µs | {messages:.3} |",
+            2 * n - 1,
+            t * 1e3,
+            ideal * 1e3,
+            100.0 * ideal / t
+        );
     }
-    let t = median(&mut times);
-    let ideal = f64::from(n) * 1e-3 / 2.0;
-    println!(
-        "| 1 ms spin tasks (+ no-op folds) | {} | {:.0} ms | ideal {:.0} ms | **{:.1}% of ideal** |",
-        2 * n - 1,
-        t * 1e3,
-        ideal * 1e3,
-        100.0 * ideal / t
-    );
 
     // Round trip at low load: one single-segment job at a time.
     let mut rtts = vec![];

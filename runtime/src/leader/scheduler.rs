@@ -16,6 +16,12 @@
 //! 3. **Work-conserving.** A slot is never left empty while any job has a ready task.
 //! 4. Within a job, aggregations go before segments (the ledger's ready queue): they
 //!    finish the fold, which is what completes a job.
+//! 5. **Refill in chunks while the workers hold plenty.** With more than half the
+//!    window out, freed slots are granted only once `window / REFILL_CHUNKS` of them
+//!    are free ([`Dispatcher::REFILL_CHUNKS`]): small tasks then go out many to a
+//!    message instead of one per result (the broker's cost is per message), and
+//!    nothing waits on it, as the workers still hold half a window. Up to half, every
+//!    free slot is filled at once (rule 3): a lone task never waits.
 //!
 //! [`SharePolicy::Fifo`] (oldest job first, no client shares), [`SharePolicy::RoundRobin`]
 //! (equal shares per job) and [`SharePolicy::Unbounded`] (every ready task published at
@@ -96,6 +102,9 @@ impl Dispatcher {
     pub const AUTO_MIN_ALONE: usize = 256;
     /// How long a lane counts as active after its last report.
     pub const LANE_MEMORY: Duration = Duration::from_secs(30);
+    /// Rule 5: past half the window out, slots are refilled `window / REFILL_CHUNKS`
+    /// at a time.
+    pub const REFILL_CHUNKS: usize = 8;
 
     pub fn new(scheduling: Scheduling) -> Self {
         Self { scheduling, jobs: HashMap::new(), lanes: HashMap::new() }
@@ -181,7 +190,11 @@ impl Dispatcher {
             return woken;
         }
         let used: usize = self.jobs.values().map(|s| s.out + s.granted).sum();
-        let mut free = self.window().saturating_sub(used);
+        let window = self.window();
+        let mut free = window.saturating_sub(used);
+        if !refill_now(window, used) {
+            return woken;
+        }
         // Deterministic order: by (order, id).
         let mut ids: Vec<&String> = self.jobs.keys().collect();
         ids.sort_by(|a, b| (self.jobs[*a].order, a).cmp(&(self.jobs[*b].order, b)));
@@ -245,6 +258,12 @@ impl Dispatcher {
     fn weight(&self, client: &str) -> usize {
         self.scheduling.weights.get(client).copied().unwrap_or(1).max(1) as usize
     }
+}
+
+/// Rule 5: whether slots free in a window with `used` of them taken are granted now.
+fn refill_now(window: usize, used: usize) -> bool {
+    let free = window.saturating_sub(used);
+    used <= window / 2 || free >= (window / Dispatcher::REFILL_CHUNKS).max(1)
 }
 
 #[cfg(test)]

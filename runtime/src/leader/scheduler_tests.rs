@@ -98,3 +98,36 @@ fn the_automatic_window_follows_the_lanes_that_report_work_and_the_jobs_sharing_
     d.forget_idle_lanes(t0 + Dispatcher::LANE_MEMORY + Duration::from_secs(1));
     assert_eq!(d.window(), Dispatcher::AUTO_MIN_SHARED, "one lane left");
 }
+
+#[test]
+fn past_half_the_window_slots_are_refilled_in_chunks_and_below_it_at_once() {
+    let mut d = dispatcher(SharePolicy::Fair, 256);
+    d.join("a", "c", 1);
+    assert_eq!(d.update("a", 1000, 0).grant, 256, "an empty window fills at once");
+    // One result at a time: held until a chunk of the window is free.
+    let chunk = 256 / Dispatcher::REFILL_CHUNKS;
+    for out in (256 - chunk + 1..256).rev() {
+        assert_eq!(d.update("a", 744, out).grant, 0, "{out} out");
+    }
+    assert_eq!(d.update("a", 744, 256 - chunk).grant, chunk);
+    // The job's last tasks: nothing else ready, so a lone one goes at once below half.
+    assert_eq!(d.update("a", 1, 128).grant, 1);
+    // Small windows are refilled slot by slot, as before.
+    let mut d = dispatcher(SharePolicy::Fair, Dispatcher::REFILL_CHUNKS);
+    d.join("a", "c", 1);
+    assert_eq!(d.update("a", 100, 0).grant, Dispatcher::REFILL_CHUNKS);
+    assert_eq!(d.update("a", 90, Dispatcher::REFILL_CHUNKS - 1).grant, 1);
+}
+
+#[test]
+fn refill_never_leaves_a_chunk_unfilled_nor_waits_at_or_below_half_the_window() {
+    for window in [1, 2, 16, 31, 32, 256, 400] {
+        let chunk = (window / Dispatcher::REFILL_CHUNKS).max(1);
+        for used in 0..=window {
+            if !refill_now(window, used) {
+                assert!(window - used < chunk, "window {window}: {} free slots left unfilled", window - used);
+                assert!(used > window / 2, "window {window}: waited with only {used} out");
+            }
+        }
+    }
+}

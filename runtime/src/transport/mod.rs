@@ -10,6 +10,7 @@ mod mem;
 
 use std::future::Future;
 use std::pin::Pin;
+use std::time::Duration;
 
 pub use amqp::{AmqpConfig, AmqpTransport};
 pub use mem::MemBroker;
@@ -71,6 +72,11 @@ pub trait Transport: Send + Sync + 'static {
     ) -> BoxFuture<'_, Result<Box<dyn TaskStream>, TransportError>>;
     /// Worker: send a result to the leader's queue `reply_to`.
     fn reply(&self, reply_to: &str, result: TaskResult) -> BoxFuture<'_, Result<(), TransportError>>;
+    /// Worker: how long finished results may wait for more to share their message
+    /// (see `worker::linger`): zero where a message costs nothing extra.
+    fn result_linger(&self) -> Duration {
+        Duration::ZERO
+    }
     /// Worker: send many results at once (one confirm round trip where the broker allows).
     /// The default sends them one by one.
     fn reply_many(&self, results: Vec<(String, TaskResult)>) -> BoxFuture<'_, Result<(), TransportError>> {

@@ -9,6 +9,7 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::lane::{CancelledRuns, Finished, LaneCtx, LaneSlot, spawn_lane};
+use super::linger::hold_results;
 use super::{LaneStats, WorkerArgs, WorkerConfig, WorkerMsg, WorkerStats};
 use crate::leader::hunger::HungerBackoff;
 use crate::metrics::worker::{self as metrics, DeadLetter};
@@ -39,6 +40,10 @@ pub struct WorkerState {
     hunger: HungerBackoff,
     last_heartbeat: Instant,
     stats: WorkerStats,
+    /// How long results may wait for more to share their message (the transport's).
+    result_linger: Duration,
+    /// A [`WorkerMsg::ResultsDue`] is on its way.
+    results_due: bool,
 }
 
 impl WorkerState {
@@ -86,6 +91,21 @@ impl WorkerState {
             }
         }
         n
+    }
+
+    /// Send the finished results now, or arrange to be told when they are due
+    /// (`worker::linger`).
+    async fn send_results_when_due(&mut self, myself: &ActorRef<WorkerMsg>) {
+        let (waiting, waited) = self.lane_ctx.finished.waiting();
+        let busy = self.queued() > 0 || self.idle_lanes() < self.slots.len();
+        match hold_results(waiting, waited, busy, self.result_linger) {
+            None => self.send_results().await,
+            Some(wait) if !self.results_due => {
+                self.results_due = true;
+                myself.send_after(wait, || WorkerMsg::ResultsDue);
+            }
+            Some(_) => {} // a ResultsDue is on its way
+        }
     }
 
     async fn send_results(&mut self) {
@@ -284,6 +304,7 @@ impl Actor for WorkerActor {
             cancelled: Arc::new(RwLock::new(CancelledRuns::default())),
         };
         let now = Instant::now();
+        let result_linger = transport.result_linger();
         let state = WorkerState {
             config,
             transport,
@@ -299,6 +320,8 @@ impl Actor for WorkerActor {
             hunger: HungerBackoff::new(),
             last_heartbeat: now,
             stats: WorkerStats::default(),
+            result_linger,
+            results_due: false,
         };
         for lane in 0..state.config.lanes {
             state.start_lane(lane)?;
@@ -313,7 +336,7 @@ impl Actor for WorkerActor {
 
     async fn handle(
         &self,
-        _myself: ActorRef<WorkerMsg>,
+        myself: ActorRef<WorkerMsg>,
         msg: WorkerMsg,
         state: &mut WorkerState,
     ) -> Result<(), ActorProcessingErr> {
@@ -332,7 +355,11 @@ impl Actor for WorkerActor {
                 // Wake every lane: the owner and any idle sibling that may steal.
                 state.slots.iter().for_each(|s| s.wake());
             }
-            WorkerMsg::Finished => state.send_results().await,
+            WorkerMsg::Finished => state.send_results_when_due(&myself).await,
+            WorkerMsg::ResultsDue => {
+                state.results_due = false;
+                state.send_results_when_due(&myself).await;
+            }
             WorkerMsg::LaneDied { lane } => {
                 state.stats.lane_restarts += 1;
                 let slot = &state.slots[lane];

@@ -146,24 +146,38 @@ impl CancelledRuns {
 /// costs one actor message, not one per task.
 #[derive(Default)]
 pub(crate) struct Finished {
-    queue: std::sync::Mutex<Vec<(Delivery, TaskResult)>>,
+    queue: std::sync::Mutex<Waiting>,
+}
+
+#[derive(Default)]
+struct Waiting {
+    results: Vec<(Delivery, TaskResult)>,
+    /// When the first of `results` was appended.
+    since: Option<Instant>,
 }
 
 impl Finished {
     /// Append; true if the queue was empty (the actor must be told).
     fn push(&self, delivery: Delivery, result: TaskResult) -> bool {
         let mut queue = self.queue.lock().expect("finished queue lock");
-        queue.push((delivery, result));
-        queue.len() == 1
+        queue.results.push((delivery, result));
+        queue.since.get_or_insert_with(Instant::now);
+        queue.results.len() == 1
     }
 
     /// Results waiting to be sent.
     pub fn len(&self) -> usize {
-        self.queue.lock().expect("finished queue lock").len()
+        self.queue.lock().expect("finished queue lock").results.len()
+    }
+
+    /// Results waiting, and how long the first of them has waited.
+    pub fn waiting(&self) -> (usize, Duration) {
+        let queue = self.queue.lock().expect("finished queue lock");
+        (queue.results.len(), queue.since.map_or(Duration::ZERO, |since| since.elapsed()))
     }
 
     pub fn drain(&self) -> Vec<(Delivery, TaskResult)> {
-        std::mem::take(&mut *self.queue.lock().expect("finished queue lock"))
+        std::mem::take(&mut *self.queue.lock().expect("finished queue lock")).results
     }
 }
 
@@ -240,14 +254,22 @@ pub(crate) fn spawn_lane(ctx: LaneCtx) -> std::io::Result<JoinHandle<()>> {
 fn lane_loop(ctx: &LaneCtx) -> bool {
     let slot = ctx.slot();
     let ran_on = format!("{}/{}", ctx.worker_name, ctx.index);
+    // Whether this lane ran a task since it last went idle.
+    let mut ran = false;
     loop {
         if slot.stop.load(Ordering::Acquire) {
             return true;
         }
         let Some(delivery) = ctx.find_work().or_else(|| spin_for_work(ctx)) else {
+            // Going idle: results held for more to share their message may be due now
+            // (`worker::linger`, rule 1).
+            if std::mem::take(&mut ran) && ctx.finished.len() > 0 {
+                let _ = ctx.actor.cast(WorkerMsg::Finished);
+            }
             thread::park_timeout(IDLE_PARK);
             continue;
         };
+        ran = true;
         if let Err(why) = check_task(&delivery.task) {
             // Never run or answer a task whose fields could point anywhere.
             tracing::warn!(task = %delivery.task.id, job = %delivery.task.job, "{why}; dead-lettering it");

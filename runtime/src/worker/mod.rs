@@ -34,6 +34,7 @@
 mod actor;
 mod exec;
 mod lane;
+mod linger;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -101,8 +102,10 @@ impl WorkerConfig {
 pub enum WorkerMsg {
     /// New tasks from the broker.
     Deliveries(Vec<Delivery>),
-    /// Lanes finished tasks: send their results, then ack them.
+    /// Lanes finished tasks: send their results (now or after a linger), then ack them.
     Finished,
+    /// The results held for more to share their message are due.
+    ResultsDue,
     /// A lane thread ended without being asked to (killed or crashed).
     LaneDied {
         lane: usize,

@@ -6,15 +6,16 @@
 //!
 //! 1. **Only small tasks.** A message carries about [`WORK_PER_MESSAGE`] of work, judged
 //!    by the run times workers reported for the same job and kind of task
-//!    ([`ExecTimes`]): no-op tasks go 64 to a message, 1 ms tasks 8, anything of 8 ms
+//!    ([`ExecTimes`]): no-op tasks go 64 to a message, 1 ms tasks 16, anything of 16 ms
 //!    or more alone, and so does every task of a job nothing has been measured of yet.
 //! 2. **Spread before packing.** A publish of `n` tasks makes at least one message per
 //!    consumer of the task queue (up to `n`), so every idle worker can start at once;
 //!    only then are tasks packed.
-//! 3. **Never wait to fill a batch.** Batches are whatever is published (or finished)
-//!    together: the leader publishes what one release frees, a worker sends the
-//!    results that finished while its previous send was in flight. A lone task goes
-//!    out alone, at once.
+//! 3. **Never hold up a lone task.** Task batches are whatever is published together
+//!    (the leader refills its window a chunk at a time while the workers hold plenty:
+//!    `leader::scheduler`, rule 5). A busy worker holds its results up to
+//!    [`RESULT_LINGER`] for more to share their message; one with nothing else to run
+//!    sends at once (`worker::linger`). A lone task goes out alone, at once.
 //!
 //! A multi-task message is settled as a whole once each of its tasks is (see
 //! `batch_ack.rs`).
@@ -30,8 +31,14 @@ pub const MAX_TASKS_PER_MESSAGE: usize = 64;
 pub const MAX_RESULTS_PER_MESSAGE: usize = 256;
 
 /// Work one message should carry: large enough that the broker's cost per message is
-/// small beside it, small enough that a batch does not hold up the end of a job.
-pub const WORK_PER_MESSAGE: Duration = Duration::from_millis(8);
+/// small beside it, small enough that a batch does not hold up the end of a job. (A
+/// quorum-queue message costs a 2-core machine's broker ~0.5-0.8 ms of CPU; at 8 ms,
+/// 1 ms tasks left the broker a third of a core per lane: `docs/BENCHMARKS.md` §4.)
+pub const WORK_PER_MESSAGE: Duration = Duration::from_millis(16);
+
+/// How long a busy worker's results may wait for more to share their message: half a
+/// task message's work, far less than the leader's window keeps queued meanwhile.
+pub const RESULT_LINGER: Duration = Duration::from_millis(8);
 
 /// Jobs whose run times are remembered; beyond it, the ones not heard of longest go.
 const REMEMBERED_JOBS: usize = 256;
@@ -130,9 +137,10 @@ mod tests {
         assert_eq!(tasks_per_message(None), 1, "nothing measured yet: one per message");
         assert_eq!(tasks_per_message(Some(us(0))), MAX_TASKS_PER_MESSAGE);
         assert_eq!(tasks_per_message(Some(us(5))), MAX_TASKS_PER_MESSAGE);
-        assert_eq!(tasks_per_message(Some(us(1000))), 8);
-        assert_eq!(tasks_per_message(Some(us(3000))), 2);
-        assert_eq!(tasks_per_message(Some(us(8000))), 1);
+        assert_eq!(tasks_per_message(Some(us(1000))), 16);
+        assert_eq!(tasks_per_message(Some(us(3000))), 5);
+        assert_eq!(tasks_per_message(Some(us(8000))), 2);
+        assert_eq!(tasks_per_message(Some(us(16000))), 1);
         assert_eq!(tasks_per_message(Some(Duration::from_secs(100))), 1);
     }
 

@@ -117,6 +117,9 @@ pub struct AmqpConfig {
     pub dead_letter_max_length: u32,
     /// `x-message-ttl` of `P.dead`: dead letters older than this are dropped.
     pub dead_letter_ttl: Duration,
+    /// How long a busy worker's results may wait for more to share their message
+    /// (default [`batching::RESULT_LINGER`]; zero sends each batch as soon as it can).
+    pub result_linger: Duration,
 }
 
 impl AmqpConfig {
@@ -134,6 +137,7 @@ impl AmqpConfig {
             result_queue_expiry: Duration::from_secs(3600),
             dead_letter_max_length: topology::DEAD_MAX_LENGTH,
             dead_letter_ttl: topology::DEAD_TTL,
+            result_linger: batching::RESULT_LINGER,
         }
     }
 
@@ -164,6 +168,7 @@ impl std::fmt::Debug for AmqpConfig {
             .field("result_queue_expiry", &self.result_queue_expiry)
             .field("dead_letter_max_length", &self.dead_letter_max_length)
             .field("dead_letter_ttl", &self.dead_letter_ttl)
+            .field("result_linger", &self.result_linger)
             .finish()
     }
 }
@@ -327,6 +332,10 @@ impl AmqpTransport {
 impl Transport for AmqpTransport {
     fn describe(&self) -> String {
         self.shared.redacted.clone()
+    }
+
+    fn result_linger(&self) -> Duration {
+        self.shared.config.result_linger
     }
 
     fn publish(&self, tasks: Vec<Task>) -> BoxFuture<'_, Result<(), TransportError>> {
