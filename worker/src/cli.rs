@@ -6,6 +6,7 @@
 use std::net::SocketAddr;
 
 use clap::{Parser, ValueEnum};
+use proofline_runtime::transport::amqp::batching::RESULT_LINGER;
 
 #[derive(Parser, Debug)]
 #[command(name = "proofline-worker", version, about = "Join a Proofline cluster and prove tasks")]
@@ -54,6 +55,12 @@ pub struct Cli {
     /// a message is one task, or a batch of small tasks.
     #[arg(long, env = "PROOFLINE_PREFETCH")]
     pub prefetch: Option<usize>,
+    /// Milliseconds a busy worker's results may wait for more to share their broker
+    /// message (0: send as soon as possible). Never delays a worker with nothing else
+    /// to run.
+    #[arg(long, env = "PROOFLINE_RESULT_LINGER_MS", default_value_t = RESULT_LINGER.as_millis() as u64,
+        value_parser = clap::value_parser!(u64).range(0..=1_000))]
+    pub result_linger_ms: u64,
     /// Do not ask peers for work or hand unstarted work to hungry peers.
     #[arg(long, env = "PROOFLINE_NO_SHARE")]
     pub no_share: bool,

@@ -104,6 +104,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     let store = open_store_with(&cli.store, &opts).context("opening the artifact store")?;
     let mut amqp_config = AmqpConfig::new(&cli.amqp_uri);
     amqp_config.reconnect_give_up = Duration::from_secs(cli.broker_give_up_secs);
+    amqp_config.result_linger = Duration::from_millis(cli.result_linger_ms);
     let amqp = AmqpTransport::connect(amqp_config).await.context("connecting to the broker")?;
     let broker = amqp.describe();
     let transport: Arc<dyn Transport> = Arc::new(amqp.clone());

@@ -16,12 +16,14 @@
 //! 3. **Work-conserving.** A slot is never left empty while any job has a ready task.
 //! 4. Within a job, aggregations go before segments (the ledger's ready queue): they
 //!    finish the fold, which is what completes a job.
-//! 5. **Refill in chunks while the workers hold plenty.** With more than half the
-//!    window out, freed slots are granted only once `window / REFILL_CHUNKS` of them
-//!    are free ([`Dispatcher::REFILL_CHUNKS`]): small tasks then go out many to a
-//!    message instead of one per result (the broker's cost is per message), and
-//!    nothing waits on it, as the workers still hold half a window. Up to half, every
-//!    free slot is filled at once (rule 3): a lone task never waits.
+//! 5. **A lone job refills in chunks while the workers hold plenty.** With one job
+//!    and more than half the window out, freed slots are granted only once
+//!    `window / REFILL_CHUNKS` of them are free ([`Dispatcher::REFILL_CHUNKS`]): small
+//!    tasks then go out many to a message instead of one per result (the broker's cost
+//!    is per message), and nothing waits on it, as the workers still hold half a
+//!    window. Up to half, every free slot is filled at once (rule 3): a lone task never
+//!    waits. Jobs sharing the workers get every slot as it frees (rules 1-2 decide
+//!    whose it is, and a job woken for a grant must find it still there).
 //!
 //! [`SharePolicy::Fifo`] (oldest job first, no client shares), [`SharePolicy::RoundRobin`]
 //! (equal shares per job) and [`SharePolicy::Unbounded`] (every ready task published at
@@ -102,8 +104,8 @@ impl Dispatcher {
     pub const AUTO_MIN_ALONE: usize = 256;
     /// How long a lane counts as active after its last report.
     pub const LANE_MEMORY: Duration = Duration::from_secs(30);
-    /// Rule 5: past half the window out, slots are refilled `window / REFILL_CHUNKS`
-    /// at a time.
+    /// Rule 5: past half the window out, a lone job's slots are refilled
+    /// `window / REFILL_CHUNKS` at a time.
     pub const REFILL_CHUNKS: usize = 8;
 
     pub fn new(scheduling: Scheduling) -> Self {
@@ -192,7 +194,7 @@ impl Dispatcher {
         let used: usize = self.jobs.values().map(|s| s.out + s.granted).sum();
         let window = self.window();
         let mut free = window.saturating_sub(used);
-        if !refill_now(window, used) {
+        if self.jobs.len() == 1 && !refill_now(window, used) {
             return woken;
         }
         // Deterministic order: by (order, id).

@@ -112,6 +112,13 @@ fn past_half_the_window_slots_are_refilled_in_chunks_and_below_it_at_once() {
     assert_eq!(d.update("a", 744, 256 - chunk).grant, chunk);
     // The job's last tasks: nothing else ready, so a lone one goes at once below half.
     assert_eq!(d.update("a", 1, 128).grant, 1);
+    // Jobs sharing the window get each slot as it frees, the oldest first.
+    let mut d = dispatcher(SharePolicy::Fair, 256);
+    d.join("a", "c", 1);
+    d.join("b", "c", 2);
+    assert_eq!(d.update("a", 1000, 0).grant, 256);
+    assert_eq!(d.update("b", 10, 0).grant, 0, "the window is full");
+    assert_eq!(d.update("a", 744, 255).grant, 1, "one slot free: the oldest job's at once");
     // Small windows are refilled slot by slot, as before.
     let mut d = dispatcher(SharePolicy::Fair, Dispatcher::REFILL_CHUNKS);
     d.join("a", "c", 1);

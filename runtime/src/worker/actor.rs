@@ -97,8 +97,7 @@ impl WorkerState {
     /// (`worker::linger`).
     async fn send_results_when_due(&mut self, myself: &ActorRef<WorkerMsg>) {
         let (waiting, waited) = self.lane_ctx.finished.waiting();
-        let busy = self.queued() > 0 || self.idle_lanes() < self.slots.len();
-        match hold_results(waiting, waited, busy, self.result_linger) {
+        match hold_results(waiting, waited, self.queued(), self.slots.len(), self.result_linger) {
             None => self.send_results().await,
             Some(wait) if !self.results_due => {
                 self.results_due = true;

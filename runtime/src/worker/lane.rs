@@ -32,6 +32,7 @@ use ractor::ActorRef;
 
 use super::WorkerMsg;
 use super::exec::run_task;
+use super::linger::LOW_WATER_PER_LANE;
 use crate::metrics::worker::{self as meter, DeadLetter};
 use crate::metrics::{Device, TaskOutcome};
 use crate::plugin::{ExecCx, LaneDevice, PluginRegistry};
@@ -186,6 +187,11 @@ impl LaneCtx {
         &self.slots[self.index]
     }
 
+    /// Unstarted tasks on every lane of this worker.
+    fn queued(&self) -> usize {
+        self.slots.iter().map(|s| s.deque.len()).sum()
+    }
+
     /// Own deque first, then the siblings', starting after ourselves.
     fn find_work(&self) -> Option<Delivery> {
         if let Some(d) = take(&self.slot().deque) {
@@ -254,22 +260,14 @@ pub(crate) fn spawn_lane(ctx: LaneCtx) -> std::io::Result<JoinHandle<()>> {
 fn lane_loop(ctx: &LaneCtx) -> bool {
     let slot = ctx.slot();
     let ran_on = format!("{}/{}", ctx.worker_name, ctx.index);
-    // Whether this lane ran a task since it last went idle.
-    let mut ran = false;
     loop {
         if slot.stop.load(Ordering::Acquire) {
             return true;
         }
         let Some(delivery) = ctx.find_work().or_else(|| spin_for_work(ctx)) else {
-            // Going idle: results held for more to share their message may be due now
-            // (`worker::linger`, rule 1).
-            if std::mem::take(&mut ran) && ctx.finished.len() > 0 {
-                let _ = ctx.actor.cast(WorkerMsg::Finished);
-            }
             thread::park_timeout(IDLE_PARK);
             continue;
         };
-        ran = true;
         if let Err(why) = check_task(&delivery.task) {
             // Never run or answer a task whose fields could point anywhere.
             tracing::warn!(task = %delivery.task.id, job = %delivery.task.job, "{why}; dead-lettering it");
@@ -326,7 +324,12 @@ fn lane_loop(ctx: &LaneCtx) -> bool {
             (std::mem::take(&mut delivery.task.job), std::mem::take(&mut delivery.task.id));
         (result.attempt, result.start, result.end) =
             (delivery.task.attempt, delivery.task.start, delivery.task.end);
-        if ctx.finished.push(delivery, result) && ctx.actor.cast(WorkerMsg::Finished).is_err() {
+        // Tell the actor of the first result waiting, and whenever the lanes run low
+        // (held results may be due: `worker::linger`, rule 1).
+        let first = ctx.finished.push(delivery, result);
+        if (first || ctx.queued() < LOW_WATER_PER_LANE * ctx.slots.len())
+            && ctx.actor.cast(WorkerMsg::Finished).is_err()
+        {
             return true; // the worker is gone: its deliveries are requeued on drop
         }
     }

@@ -3,26 +3,39 @@
 //!
 //! Where each message costs the broker the same whatever it carries (AMQP: an append,
 //! a delivery, an ack; `Transport::result_linger`), 1 ms tasks answered one message
-//! each spend more of a small machine on the broker than on the tasks. Results wait
-//! only while that costs nothing:
+//! each spend more of a small machine on the broker than on the tasks. But a held
+//! result also holds its delivery unacked, and so a share of the worker's prefetch:
+//! results wait only while the lanes have plenty queued without new deliveries.
 //!
-//! 1. **Nothing else to run: send now.** A worker with no task running or queued sends
-//!    at once, so a lone task, and the last ones of a fold, never wait.
+//! 1. **Little left to run: send now.** Fewer than [`LOW_WATER_PER_LANE`] unstarted
+//!    tasks per lane: the lanes are about to need what the broker delivers once the
+//!    results are sent and their messages acked. A lone task, the last ones of a fold,
+//!    and tasks that travel one per message with a small prefetch never wait.
 //! 2. **Enough for a message: send now** ([`ENOUGH_RESULTS`]).
-//! 3. **Otherwise hold**, until the first result held has waited `linger`. The leader
-//!    still holds half a window of tasks out meanwhile (its refill rule), so no lane
-//!    starves while results wait.
+//! 3. **Otherwise hold**, until the first result held has waited `linger`.
+//!
+//! Lanes tell the actor when a result is the first one waiting, and whenever they
+//! leave fewer than the low-water mark queued (rule 1 is then due).
 
 use std::time::Duration;
 
 /// Results that make a message worth sending without waiting (rule 2).
 pub const ENOUGH_RESULTS: usize = 32;
 
-/// Whether `waiting` results, the first of them finished `waited` ago, go out now
-/// (`None`) or how much longer they are held. `busy`: the worker has a task running or
-/// queued.
-pub fn hold_results(waiting: usize, waited: Duration, busy: bool, linger: Duration) -> Option<Duration> {
-    if waiting == 0 || !busy || waiting >= ENOUGH_RESULTS || waited >= linger {
+/// Unstarted tasks per lane below which results are sent at once (rule 1).
+pub const LOW_WATER_PER_LANE: usize = 2;
+
+/// Whether a worker's results are sent now (`None`) or held a while longer: `waiting`
+/// results, the first finished `waited` ago, with `queued` unstarted tasks on `lanes`.
+pub fn hold_results(
+    waiting: usize,
+    waited: Duration,
+    queued: usize,
+    lanes: usize,
+    linger: Duration,
+) -> Option<Duration> {
+    let low = queued < LOW_WATER_PER_LANE * lanes;
+    if waiting == 0 || low || waiting >= ENOUGH_RESULTS || waited >= linger {
         return None;
     }
     Some(linger - waited)
@@ -34,27 +47,34 @@ mod tests {
 
     const LINGER: Duration = Duration::from_millis(4);
     const MS: Duration = Duration::from_millis(1);
+    /// Plenty queued on 2 lanes.
+    const FED: usize = 2 * LOW_WATER_PER_LANE;
 
     #[test]
-    fn a_worker_with_nothing_else_to_run_sends_at_once() {
-        assert_eq!(hold_results(1, Duration::ZERO, false, LINGER), None);
-        assert_eq!(hold_results(3, MS, false, LINGER), None);
+    fn a_worker_with_little_left_to_run_sends_at_once() {
+        assert_eq!(hold_results(1, Duration::ZERO, 0, 2, LINGER), None, "nothing queued");
+        assert_eq!(hold_results(3, MS, 2 * LOW_WATER_PER_LANE - 1, 2, LINGER), None, "below the mark");
+        assert_eq!(hold_results(3, MS, 2 * LOW_WATER_PER_LANE, 2, LINGER), Some(3 * MS), "at the mark");
     }
 
     #[test]
-    fn a_busy_worker_holds_results_until_the_first_waited_the_linger_or_a_message_is_full() {
-        assert_eq!(hold_results(1, Duration::ZERO, true, LINGER), Some(LINGER));
-        assert_eq!(hold_results(3, MS, true, LINGER), Some(3 * MS));
-        assert_eq!(hold_results(3, LINGER, true, LINGER), None);
-        assert_eq!(hold_results(3, 10 * MS, true, LINGER), None);
-        assert_eq!(hold_results(ENOUGH_RESULTS, Duration::ZERO, true, LINGER), None);
+    fn a_well_fed_worker_holds_results_until_the_first_waited_the_linger_or_a_message_is_full() {
+        assert_eq!(hold_results(1, Duration::ZERO, FED, 2, LINGER), Some(LINGER));
+        assert_eq!(hold_results(3, MS, FED, 2, LINGER), Some(3 * MS));
+        assert_eq!(hold_results(3, LINGER, FED, 2, LINGER), None);
+        assert_eq!(hold_results(3, 10 * MS, FED, 2, LINGER), None);
+        assert_eq!(hold_results(ENOUGH_RESULTS, Duration::ZERO, 1000, 2, LINGER), None);
     }
 
     #[test]
     fn without_a_linger_nothing_is_held() {
         for waiting in 0..40 {
-            assert_eq!(hold_results(waiting, Duration::ZERO, true, Duration::ZERO), None);
+            assert_eq!(hold_results(waiting, Duration::ZERO, 1000, 1, Duration::ZERO), None);
         }
-        assert_eq!(hold_results(0, Duration::ZERO, true, LINGER), None, "nothing to send, nothing to hold");
+        assert_eq!(
+            hold_results(0, Duration::ZERO, 1000, 1, LINGER),
+            None,
+            "nothing to send, nothing to hold"
+        );
     }
 }
