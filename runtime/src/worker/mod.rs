@@ -3,7 +3,9 @@
 //! A pump task pulls batches from the transport (bounded by the prefetch window) and
 //! hands them to the [`WorkerActor`], which spreads them over the lanes' deques. Lanes
 //! report finished tasks back to the actor, which publishes the result and only then
-//! acks the delivery: a crash in between means a redelivery, never a lost task.
+//! acks the delivery: a crash in between means a redelivery, never a lost task. A
+//! well-fed worker may hold results a few milliseconds so that more share a broker
+//! message (see `linger`).
 //!
 //! Across workers, an idle worker reports hunger to one leader, which directs a
 //! give-back at the worker holding the most unstarted tasks (see
