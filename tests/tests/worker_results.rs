@@ -86,12 +86,11 @@ impl Cluster {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lone_task_is_answered_at_once_however_long_the_linger() {
     let c = cluster().await;
+    // Each job's one result goes at once: held for company, it would wait an hour.
     for _ in 0..3 {
         let out = c.prove(json!({"tasks": 1, "cost": {"fixed": {"micros": 0}}})).await;
-        assert_eq!(out.stats.segments, 1);
+        assert_eq!((out.stats.segments, out.stats.aggregations), (1, 0));
     }
-    let messages = tokio::task::block_in_place(|| c.result_messages());
-    assert_eq!(messages, 3.0, "one result message per one-task job");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -100,6 +99,8 @@ async fn a_busy_workers_results_share_messages_and_every_one_arrives() {
     let out = c.prove(json!({"tasks": 200, "cost": {"fixed": {"micros": 1000}}, "work": "sleep"})).await;
     assert_eq!((out.stats.segments, out.stats.aggregations, out.stats.duplicates), (200, 199, 0));
     let messages = tokio::task::block_in_place(|| c.result_messages());
-    // One message per result would be 399; sent as they finished, about 200.
+    // One message per result would be 399; sent as they finished, about 180 (16-20
+    // held, also with two CPU hogs beside the test). Running-task heartbeats travel in
+    // result messages too, a few at most here.
     assert!(messages <= 399.0 / 4.0, "{messages} result messages for 399 results");
 }
