@@ -11,9 +11,13 @@ VENV="$ROOT/.venv-kubectl"
 KUBECTL_VERSION=1.37.1
 VALIDATE_VERSION=1.37.0
 
+# Outputs are read whole before matching: `cmd | grep -q` under pipefail fails at random
+# when grep exits at its match and `cmd` dies of SIGPIPE writing the rest.
 installed() {
-  "$VENV/bin/kubectl" version --client 2>/dev/null | grep -q "v$KUBECTL_VERSION\$" &&
-    "$VENV/bin/kubernetes-validate" --version 2>/dev/null | grep -q "$VALIDATE_VERSION"
+  local kubectl validate
+  kubectl=$("$VENV/bin/kubectl" version --client 2>/dev/null) &&
+    validate=$("$VENV/bin/kubernetes-validate" --version 2>/dev/null) &&
+    grep -q "v$KUBECTL_VERSION\$" <<<"$kubectl" && grep -q "$VALIDATE_VERSION" <<<"$validate"
 }
 
 if ! installed; then

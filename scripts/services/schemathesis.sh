@@ -7,7 +7,10 @@ cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 ROOT="$PWD"
 VENV="$ROOT/.venv-schemathesis"
 
-if ! "$VENV/bin/st" --version 2>/dev/null | grep -q ' 4\.32\.'; then
+# The output is read whole before matching (`st | grep -q` under pipefail can fail when
+# grep exits first and `st` dies of SIGPIPE).
+version=$("$VENV/bin/st" --version 2>/dev/null || true)
+if ! grep -q ' 4\.32\.' <<<"$version"; then
   echo "installing schemathesis 4.32 into .venv-schemathesis" >&2
   python3 -m venv "$VENV"
   "$VENV/bin/pip" install --quiet --disable-pip-version-check 'schemathesis==4.32.*'
