@@ -193,10 +193,10 @@ impl Dispatcher {
         }
         let used: usize = self.jobs.values().map(|s| s.out + s.granted).sum();
         let window = self.window();
-        let mut free = window.saturating_sub(used);
         if self.jobs.len() == 1 && !refill_now(window, used) {
             return woken;
         }
+        let mut free = window.saturating_sub(used);
         // Deterministic order: by (order, id).
         let mut ids: Vec<&String> = self.jobs.keys().collect();
         ids.sort_by(|a, b| (self.jobs[*a].order, a).cmp(&(self.jobs[*b].order, b)));

@@ -61,7 +61,7 @@ impl WorkerState {
     }
 
     fn queued(&self) -> usize {
-        self.slots.iter().map(|s| s.deque.len()).sum()
+        self.lane_ctx.queued()
     }
 
     fn idle_lanes(&self) -> usize {

@@ -188,7 +188,7 @@ impl LaneCtx {
     }
 
     /// Unstarted tasks on every lane of this worker.
-    fn queued(&self) -> usize {
+    pub(crate) fn queued(&self) -> usize {
         self.slots.iter().map(|s| s.deque.len()).sum()
     }
 

@@ -12,10 +12,10 @@
 //!    consumer of the task queue (up to `n`), so every idle worker can start at once;
 //!    only then are tasks packed.
 //! 3. **Never hold up a lone task.** Task batches are whatever is published together
-//!    (the leader refills its window a chunk at a time while the workers hold plenty:
-//!    `leader::scheduler`, rule 5). A busy worker holds its results up to
-//!    [`RESULT_LINGER`] for more to share their message; one with nothing else to run
-//!    sends at once (`worker::linger`). A lone task goes out alone, at once.
+//!    (a lone job refills its window a chunk at a time while the workers hold plenty:
+//!    `leader::scheduler`, rule 5). A worker with plenty queued holds its results up
+//!    to [`RESULT_LINGER`] for more to share their message; one with little left to
+//!    run sends at once (`worker::linger`). A lone task goes out alone, at once.
 //!
 //! A multi-task message is settled as a whole once each of its tasks is (see
 //! `batch_ack.rs`).
