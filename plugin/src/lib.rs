@@ -20,5 +20,5 @@ pub mod typed;
 pub use error::{PluginError, Verdict};
 pub use exec::{ExecCx, JobMeta, LaneDevice, LeafSource};
 pub use id::PluginId;
-pub use plan::{Plan, PlanOptions, SegmentSpec};
+pub use plan::{Plan, PlanOptions, SegmentSpec, Segments, SegmentsIntoIter};
 pub use system::{ProofSystem, StepKind};

@@ -122,8 +122,8 @@ fn bytes_that_are_not_the_plugins_are_refused_as_the_runtime_needs() {
     assert!(matches!(plugin.verify(b"junk"), Err(PluginError::BadInput(_))));
     // A leaf the store cannot give keeps the store's (retryable) error.
     let plan = plugin.plan(b"1, 2", &PlanOptions::default()).unwrap();
-    let leaf = plugin.prove_segment(&mut cx(), &plan.segments[0].payload).unwrap();
-    let right = plugin.prove_segment(&mut cx(), &plan.segments[1].payload).unwrap();
+    let leaf = plugin.prove_segment(&mut cx(), &plan.segments.get(0).unwrap().payload).unwrap();
+    let right = plugin.prove_segment(&mut cx(), &plan.segments.get(1).unwrap().payload).unwrap();
     let root = plugin.aggregate(&mut cx(), &leaf, &right).unwrap();
     let missing = Stored(vec![leaf], 1);
     let job = JobMeta { job: "j", meta: &plan.meta, leaves: &missing };

@@ -60,7 +60,7 @@ fn canonical_mainnet_block_plans_exactly_as_the_zkpig_one() {
     let (canonical, zkpig) = (plan("mainnet-22615247.canonical.json"), plan("mainnet-22615247.zkpig.json"));
     assert_eq!(canonical.meta, zkpig.meta, "the same statement");
     assert_eq!(canonical.segments.len(), zkpig.segments.len());
-    for (i, (c, z)) in canonical.segments.iter().zip(&zkpig.segments).enumerate() {
+    for (i, (c, z)) in canonical.segments.iter().zip(zkpig.segments.iter()).enumerate() {
         assert_eq!((&c.payload, c.cost), (&z.payload, z.cost), "segment {i}");
     }
     assert!(canonical.summary.contains(&MAINNET_HASH[..6]), "{}", canonical.summary);

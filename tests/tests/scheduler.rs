@@ -9,7 +9,7 @@ use std::time::Duration;
 use proofline_runtime::embedded::Embedded;
 use proofline_runtime::leader::ledger::Failure;
 use proofline_runtime::leader::{JobError, LeaderConfig};
-use proofline_runtime::plugin::{PlanOptions, PluginRegistry, ProofSystem, Verdict};
+use proofline_runtime::plugin::{Plan, PlanOptions, PluginRegistry, ProofSystem, Verdict};
 use proofline_runtime::store::MemStore;
 use proofline_runtime::worker::WorkerConfig;
 use proofline_sim::SimPlugin;
@@ -30,8 +30,15 @@ async fn cluster(
     Embedded::start(plugins, Arc::new(MemStore::default()), worker, leader).await.unwrap()
 }
 
-fn plan(sim: &SimPlugin, workload: serde_json::Value) -> proofline_runtime::plugin::Plan {
+fn plan(sim: &SimPlugin, workload: serde_json::Value) -> Plan {
     sim.plan(workload.to_string().as_bytes(), &PlanOptions::default()).unwrap()
+}
+
+/// `plan` with its segment 0 taken from `long` (same index 0, another cost).
+fn with_first_segment_of(plan: Plan, long: Plan) -> Plan {
+    let mut segments = plan.segments.into_vec();
+    segments[0] = long.segments.into_iter().next().expect("one segment");
+    Plan { segments: segments.into(), ..plan }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -82,10 +89,8 @@ async fn an_idle_lane_steals_work_queued_on_a_busy_one() {
     let c = cluster(&sim, 2, 64, true, LeaderConfig::default()).await;
     let mut workload = json!({"tasks": 20, "cost": {"fixed": {"micros": 3000}}, "work": "sleep"});
     workload["cost"] = json!({"uniform": {"min_micros": 3000, "max_micros": 3000}});
-    let mut p = plan(&sim, workload);
     let long = plan(&sim, json!({"tasks": 1, "cost": {"fixed": {"micros": 300000}}, "work": "sleep"}));
-    // Same index 0, long cost: splice its payload in.
-    p.segments[0] = long.segments[0].clone();
+    let p = with_first_segment_of(plan(&sim, workload), long);
     let out = c.leader.prove(Arc::new(sim.clone()), p).await.unwrap();
     assert_eq!(out.stats.segments, 20);
     let stats = c.worker_stats().await;
@@ -137,10 +142,9 @@ async fn a_hung_task_is_redispatched_and_the_first_success_wins() {
         LeaderConfig { task_deadline: Duration::from_millis(150), max_attempts: 5, ..Default::default() };
     let c = cluster(&sim, 2, 2, true, leader).await;
     // Segment 0 takes longer than the deadline; its re-dispatch runs on the other lane.
-    let mut p = plan(&sim, json!({"tasks": 4, "cost": {"fixed": {"micros": 1000}}, "work": "sleep"}));
-    p.segments[0] = plan(&sim, json!({"tasks": 1, "cost": {"fixed": {"micros": 400000}}, "work": "sleep"}))
-        .segments[0]
-        .clone();
+    let p = plan(&sim, json!({"tasks": 4, "cost": {"fixed": {"micros": 1000}}, "work": "sleep"}));
+    let long = plan(&sim, json!({"tasks": 1, "cost": {"fixed": {"micros": 400000}}, "work": "sleep"}));
+    let p = with_first_segment_of(p, long);
     let out = c.leader.prove(Arc::new(sim.clone()), p).await.unwrap();
     assert!(out.stats.redispatches >= 1, "{:?}", out.stats);
     assert!(matches!(sim.verify(&out.proof).unwrap(), Verdict::Valid { .. }));

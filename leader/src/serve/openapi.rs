@@ -307,7 +307,8 @@ mod tests {
     fn served_views_match_the_job_schema_keys() {
         use crate::serve::registry::JobRecord;
         use proofline_runtime::plugin::Plan;
-        let plan = Plan { segments: vec![], meta: vec![], summary: String::new(), name: String::new() };
+        let plan =
+            Plan { segments: vec![].into(), meta: vec![], summary: String::new(), name: String::new() };
         let input = proofline_runtime::task::ArtifactRef { uri: "mem:x".into(), blake3: [0; 32], len: 0 };
         let record = JobRecord::new("job-1-00000000".into(), "c".into(), 1, 1, "p@1".into(), &plan, input);
         let view = crate::serve::views::job(&crate::serve::service::Snapshot { record, progress: None }, 5);

@@ -137,7 +137,7 @@ impl JobRecord {
             name: plan.name.clone(),
             summary: plan.summary.clone(),
             segments: plan.segments.len() as u32,
-            cost_total: plan.segments.iter().map(|s| s.cost).sum(),
+            cost_total: plan.segments.total_cost(),
             input,
             error: None,
             proof: None,
@@ -249,7 +249,8 @@ mod tests {
             segments: vec![
                 SegmentSpec { payload: vec![1], cost: 5 },
                 SegmentSpec { payload: vec![2], cost: 7 },
-            ],
+            ]
+            .into(),
             meta: vec![],
             summary: "two".into(),
             name: "block-1".into(),

@@ -100,7 +100,7 @@ mod tests {
 
     fn record() -> JobRecord {
         let plan = Plan {
-            segments: vec![SegmentSpec { payload: vec![], cost: 3 }; 4],
+            segments: vec![SegmentSpec { payload: vec![], cost: 3 }; 4].into(),
             meta: vec![],
             summary: "four".into(),
             name: "b-1".into(),

@@ -54,7 +54,7 @@ pub fn plan_witness(witness: &BlockWitness, segment_size: u64) -> Result<Plan, S
         segments.len()
     );
     let name = format!("{}-{}", statement.number, &hex::encode(statement.hash)[..8]);
-    Ok(Plan { segments, meta: encode(&statement), summary, name })
+    Ok(Plan { segments: segments.into(), meta: encode(&statement), summary, name })
 }
 
 /// Every Keccak-f input of the witness's items, in proof order (for benchmarks: the same

@@ -23,7 +23,7 @@ fn small_witness_two_fold_shapes() {
 
     let leaves = prove_all(&plan);
     // Deterministic: proving a segment again gives the same bytes.
-    let again = KeccakPlugin.prove_segment(&mut cx("seg-0"), &plan.segments[0].payload).unwrap();
+    let again = KeccakPlugin.prove_segment(&mut cx("seg-0"), &plan.segments.get(0).unwrap().payload).unwrap();
     assert_eq!(again, leaves[0]);
 
     let streaming = fold_streaming(&leaves);

@@ -188,7 +188,8 @@ fn aggregate_rejects_corrupted_children() {
 fn aggregate_rejects_broken_sponge_continuity() {
     // Segment 1 continues the header's sponge. Prove it from a wrong carry-in state: the
     // STARK is valid for what it claims, but the chain does not continue segment 0.
-    let mut payload: SegmentPayload = decode(&job().plan.segments[1].payload, "payload").unwrap();
+    let mut payload: SegmentPayload =
+        decode(&job().plan.segments.get(1).unwrap().payload, "payload").unwrap();
     assert!(!payload.blocks[0].new_item, "segment 1 should continue an item");
     payload.carry_in[20] ^= 1;
     let forged = KeccakPlugin.prove_segment(&mut cx("seg-1"), &encode(&payload)).unwrap();
@@ -209,7 +210,8 @@ fn prove_segment_errors() {
     let err = KeccakPlugin.prove_segment(&mut cx("seg-0"), b"\x01garbage").unwrap_err();
     assert!(matches!(err, PluginError::Failed { retryable: false, .. }), "{err:?}");
     let mut cancelled = ExecCx::new("seg-0", 0, Arc::new(AtomicBool::new(true)));
-    let err = KeccakPlugin.prove_segment(&mut cancelled, &job().plan.segments[0].payload).unwrap_err();
+    let err =
+        KeccakPlugin.prove_segment(&mut cancelled, &job().plan.segments.get(0).unwrap().payload).unwrap_err();
     assert_eq!(err, PluginError::Cancelled);
 }
 

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use proofline_plugin::{
-    ExecCx, JobMeta, Plan, PlanOptions, PluginError, PluginId, ProofSystem, SegmentSpec, Verdict,
+    ExecCx, JobMeta, Plan, PlanOptions, PluginError, PluginId, ProofSystem, SegmentSpec, Segments, Verdict,
 };
 pub use workload::{Cost, Failure, FailureMode, Work, Workload};
 
@@ -176,30 +176,26 @@ impl ProofSystem for SimPlugin {
         let workload: Workload = serde_json::from_slice(input)
             .map_err(|e| PluginError::bad_input(format!("sim workload: {e}")))?;
         let costs = workload.costs().map_err(PluginError::bad_input)?;
-        let segments = costs
-            .iter()
-            .enumerate()
-            .map(|(i, &micros)| {
-                let fail = workload.fail.clone().filter(|f| f.segments.contains(&(i as u32)));
-                let segment = Segment {
-                    index: i as u32,
-                    micros,
-                    aggregate_micros: workload.aggregate_micros,
-                    work: workload.work,
-                    fail,
-                    artifact_bytes: workload.artifact_bytes,
-                };
-                SegmentSpec { payload: segment.encode(), cost: micros }
-            })
-            .collect();
         let total: u64 = costs.iter().sum();
-        Ok(Plan {
-            segments,
-            // The task count, then whether wrap reads the leaves.
-            meta: [&(costs.len() as u32).to_le_bytes()[..], &[workload.wrap_reads_leaves as u8]].concat(),
-            summary: format!("sim: {} tasks, {:.1} ms of work", costs.len(), total as f64 / 1e3),
-            name: format!("sim-{}", &blake3::hash(input).to_hex()[..8]),
-        })
+        let tasks = costs.len();
+        let summary = format!("sim: {tasks} tasks, {:.1} ms of work", total as f64 / 1e3);
+        let meta = [&(tasks as u32).to_le_bytes()[..], &[workload.wrap_reads_leaves as u8]].concat();
+        // Made as the leader reads them: a million-segment plan holds its costs, not its payloads.
+        let segments = Segments::made(tasks, move |i| {
+            let micros = costs[i];
+            let fail = workload.fail.clone().filter(|f| f.segments.contains(&(i as u32)));
+            let segment = Segment {
+                index: i as u32,
+                micros,
+                aggregate_micros: workload.aggregate_micros,
+                work: workload.work,
+                fail,
+                artifact_bytes: workload.artifact_bytes,
+            };
+            SegmentSpec { payload: segment.encode(), cost: micros }
+        });
+        // The meta: the task count, then whether wrap reads the leaves.
+        Ok(Plan { segments, meta, summary, name: format!("sim-{}", &blake3::hash(input).to_hex()[..8]) })
     }
 
     fn prove_segment(&self, cx: &mut ExecCx, payload: &[u8]) -> Result<Vec<u8>, PluginError> {
@@ -316,7 +312,7 @@ mod tests {
         let plan =
             sim.plan(br#"{"tasks": 3, "cost": {"fixed": {"micros": 0}}}"#, &PlanOptions::default()).unwrap();
         let mut cx = ExecCx::default();
-        let proof = sim.prove_segment(&mut cx, &plan.segments[2].payload).unwrap();
+        let proof = sim.prove_segment(&mut cx, &plan.segments.get(2).unwrap().payload).unwrap();
         assert_eq!(parse_range(&proof).unwrap().0..parse_range(&proof).unwrap().1, 2..3);
     }
 }

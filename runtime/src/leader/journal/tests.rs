@@ -2,7 +2,9 @@
 //! damaged entries, parts, records read back.
 
 use super::*;
-use crate::plugin::SegmentSpec;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use crate::plugin::{SegmentSpec, Segments};
 use crate::store::MemStore;
 
 fn record(task: &str, start: u32, end: u32) -> Record {
@@ -17,7 +19,8 @@ fn journal_round_trips_and_detects_damage() {
         segments: vec![
             SegmentSpec { payload: b"a".to_vec(), cost: 1 },
             SegmentSpec { payload: b"b".to_vec(), cost: 2 },
-        ],
+        ]
+        .into(),
         meta: b"meta".to_vec(),
         summary: "two".into(),
         name: "two".into(),
@@ -38,7 +41,7 @@ fn journal_round_trips_and_detects_damage() {
 #[test]
 fn records_and_leaves_are_read_back_as_last_written() {
     let store: Arc<dyn ArtifactStore> = Arc::new(MemStore::default());
-    let plan = Plan { segments: vec![], meta: b"m".to_vec(), summary: "s".into(), name: "s".into() };
+    let plan = Plan { segments: vec![].into(), meta: b"m".to_vec(), summary: "s".into(), name: "s".into() };
     let (mut journal, _) = Journal::create(store.clone(), "j", "sim@1", plan).unwrap();
     journal.append(&[record("seg-0", 0, 1), record("seg-1", 1, 2)]).unwrap();
     let before_repair = journal.view();
@@ -76,7 +79,7 @@ fn entry(seq: u64, records: &[Record]) -> (String, Vec<u8>) {
 #[test]
 fn a_torn_last_entry_ends_the_journal_and_is_overwritten_by_the_next_append() {
     let store: Arc<dyn ArtifactStore> = Arc::new(MemStore::default());
-    let plan = Plan { segments: vec![], meta: b"m".to_vec(), summary: "s".into(), name: "s".into() };
+    let plan = Plan { segments: vec![].into(), meta: b"m".to_vec(), summary: "s".into(), name: "s".into() };
     let (mut journal, _) = Journal::create(store.clone(), "j", "sim@1", plan).unwrap();
     journal.append(&[record("seg-0", 0, 1)]).unwrap();
     let mut torn = seal([record("seg-1", 1, 2)]);
@@ -119,9 +122,16 @@ fn replay_drops_only_a_damaged_last_entry() {
 fn a_large_plan_is_stored_in_parts_and_read_back_whole() {
     let store: Arc<dyn ArtifactStore> = Arc::new(MemStore::default());
     let n = SEGMENTS_PER_PART + 3;
-    let segments = (0..n).map(|i| SegmentSpec { payload: (i as u32).to_le_bytes().to_vec(), cost: i as u64 });
-    let plan = Plan { segments: segments.collect(), meta: vec![], summary: "big".into(), name: "big".into() };
+    // Made on demand, as the sim plugin's are: the journal reads each exactly once.
+    let made = Arc::new(AtomicUsize::new(0));
+    let counter = made.clone();
+    let segments = Segments::made(n, move |i| {
+        counter.fetch_add(1, Ordering::Relaxed);
+        SegmentSpec { payload: (i as u32).to_le_bytes().to_vec(), cost: i as u64 }
+    });
+    let plan = Plan { segments, meta: vec![], summary: "big".into(), name: "big".into() };
     let (_, created) = Journal::create(store.clone(), "j", "sim@1", plan).unwrap();
+    assert_eq!(made.load(Ordering::Relaxed), n);
     assert_eq!((created.pages.len(), created.pages.pages(), created.pages.loaded()), (n, 2, 1));
     let stored: Sealed<serde_json::Value> =
         serde_json::from_slice(&store.get_raw("j/manifest").unwrap().unwrap()).unwrap();
