@@ -91,6 +91,16 @@ impl Gpu {
         candidates().into_iter().filter_map(|adapter| Self::open_usable(adapter, None)).collect()
     }
 
+    /// Every usable hardware adapter; CPU drivers are not even opened (lavapipe's device
+    /// holds about 70 MB of heap).
+    pub fn hardware() -> Vec<Arc<Gpu>> {
+        candidates()
+            .into_iter()
+            .filter(|adapter| adapter.get_info().device_type != wgpu::DeviceType::Cpu)
+            .filter_map(|adapter| Self::open_usable(adapter, None))
+            .collect()
+    }
+
     /// The first (preferred) usable adapter.
     pub fn first() -> Result<Arc<Gpu>, GpuError> {
         candidates()

@@ -1,7 +1,9 @@
 //! Which adapters a process runs GPU lanes on: `--gpu auto|off|required`.
 //!
 //! Adapters are opened once per process and listed hardware first, so "lane device
-//! `Gpu(n)`" means `adapters()[n]` in the worker and in the plugin alike.
+//! `Gpu(n)`" means `adapters()[n]` in the worker and in the plugin alike. A process whose
+//! first call is `lane_adapters(Auto)` opens hardware adapters only: a CPU driver it
+//! would never run lanes on is not opened (lavapipe's device holds about 70 MB).
 
 use std::str::FromStr;
 use std::sync::{Arc, OnceLock};
@@ -69,8 +71,12 @@ pub fn opened_counters() -> Option<GpuCounters> {
 /// }
 /// ```
 pub fn lane_adapters(mode: GpuMode) -> Result<&'static [Arc<Gpu>], GpuError> {
-    // Off never touches the Vulkan loader.
-    let all = if mode == GpuMode::Off { &[] } else { adapters() };
+    let all = match mode {
+        // Off never touches the Vulkan loader.
+        GpuMode::Off => &[],
+        GpuMode::Auto => &ADAPTERS.get_or_init(Gpu::hardware)[..],
+        GpuMode::Required => adapters(),
+    };
     let hardware = &all[..all.iter().take_while(|g| g.is_hardware()).count()];
     match mode {
         GpuMode::Off | GpuMode::Auto => Ok(hardware),
