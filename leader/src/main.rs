@@ -37,6 +37,7 @@ impl Failure {
 }
 
 fn main() -> ExitCode {
+    proofline_runtime::malloc::return_large_buffers_to_the_os();
     let cli = Cli::parse();
     init_logs(cli.common.log_format);
     if let Err(e) = proofline_runtime::metrics::install() {

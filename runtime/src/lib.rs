@@ -11,6 +11,7 @@ pub mod embedded;
 pub mod envelope;
 pub mod fold;
 pub mod leader;
+pub mod malloc;
 pub mod metrics;
 pub mod plugin;
 pub mod proof_file;

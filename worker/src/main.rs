@@ -26,6 +26,7 @@ use proofline_runtime::worker::{Worker, WorkerArgs, WorkerConfig};
 use cli::{Cli, LogFormat};
 
 fn main() -> ExitCode {
+    proofline_runtime::malloc::return_large_buffers_to_the_os();
     let cli = Cli::parse();
     init_logs(cli.log_format);
     if let Err(e) = proofline_runtime::metrics::install() {
