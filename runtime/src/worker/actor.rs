@@ -389,6 +389,7 @@ impl Actor for WorkerActor {
                 for slot in state.slots.iter() {
                     slot.stop.store(true, Ordering::Release);
                     slot.cancel_if(|_| true);
+                    slot.wake();
                 }
             }
             WorkerMsg::Stats(reply) => {

@@ -40,8 +40,11 @@ use crate::store::ArtifactStore;
 use crate::task::{Outcome, Task, TaskResult};
 use crate::transport::{Delivery, Settle};
 
-/// How long an idle lane sleeps before looking for work to steal again.
-const IDLE_PARK: Duration = Duration::from_millis(2);
+/// How long an idle lane sleeps before looking again unwoken. Every push into a deque,
+/// and every stop, wakes all the worker's lanes (the owner and any sibling that may
+/// steal), so this is only a safety net: at 2 ms, 100-200 idle one-lane workers spent a
+/// core on waking up to find nothing (`proofline-bench scale`, CPU per thread).
+const IDLE_PARK: Duration = Duration::from_millis(100);
 /// Yields before an idle lane parks.
 const SPINS_BEFORE_PARK: usize = 16;
 
