@@ -71,19 +71,13 @@ type MakeSegment = dyn Fn(usize) -> SegmentSpec + Send + Sync;
 /// assert_eq!(made.get(2).unwrap().payload, [2]);
 /// assert_eq!(made.into_iter().map(|s| s.payload[0]).collect::<Vec<_>>(), [0, 1, 2]);
 /// ```
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Segments(Source);
 
 #[derive(Clone)]
 enum Source {
     Listed(Vec<SegmentSpec>),
     Made { len: usize, make: Arc<MakeSegment> },
-}
-
-impl Default for Source {
-    fn default() -> Self {
-        Source::Listed(Vec::new())
-    }
 }
 
 impl Segments {

@@ -88,17 +88,19 @@ impl Gpu {
     /// Every usable adapter (GPUs first, then CPU drivers such as lavapipe), each opened
     /// with the fastest product variant it offers. `WGPU_ADAPTER_NAME` filters by name.
     pub fn all() -> Vec<Arc<Gpu>> {
-        candidates().into_iter().filter_map(|adapter| Self::open_usable(adapter, None)).collect()
+        Self::open_each(candidates())
     }
 
     /// Every usable hardware adapter; CPU drivers are not even opened (lavapipe's device
     /// holds about 70 MB of heap).
     pub fn hardware() -> Vec<Arc<Gpu>> {
-        candidates()
-            .into_iter()
-            .filter(|adapter| adapter.get_info().device_type != wgpu::DeviceType::Cpu)
-            .filter_map(|adapter| Self::open_usable(adapter, None))
-            .collect()
+        let mut adapters = candidates();
+        adapters.retain(|adapter| adapter.get_info().device_type != wgpu::DeviceType::Cpu);
+        Self::open_each(adapters)
+    }
+
+    fn open_each(adapters: Vec<wgpu::Adapter>) -> Vec<Arc<Gpu>> {
+        adapters.into_iter().filter_map(|adapter| Self::open_usable(adapter, None)).collect()
     }
 
     /// The first (preferred) usable adapter.

@@ -110,7 +110,7 @@ fn a_gpu_lane_proves_a_segment_of_the_example_block_identically() {
     // sends to the device (lanes prove with the production thresholds).
     assert_eq!(BoundKeccakAir::trace_height(128), 1 << Offload::DEFAULT.min_log_rows);
     let plan = KeccakPlugin.plan(&block, &PlanOptions { segment_size: Some(128) }).unwrap();
-    let segment = &plan.segments.get(1).unwrap().payload.clone();
+    let segment = &plan.segments.get(1).unwrap().into_owned().payload;
     let on = |device| ExecCx::new("seg-1", 0, Default::default()).on(device);
     let before = device.counters();
     let gpu = KeccakPlugin.prove_segment(&mut on(LaneDevice::Gpu(0)), segment).unwrap();
@@ -143,7 +143,7 @@ fn a_gpu_lane_proves_a_mainnet_segment_on_the_device_identically() {
     // 170 permutations: 4,080 trace rows, padded to the 2^12-row LDE threshold.
     let plan = KeccakPlugin.plan(&block, &PlanOptions { segment_size: Some(170) }).unwrap();
     assert!(plan.segments.len() > 1, "a real block spans several segments");
-    let segment = &plan.segments.get(0).unwrap().payload.clone();
+    let segment = &plan.segments.get(0).unwrap().into_owned().payload;
     let on = |device| ExecCx::new("seg-0", 0, Default::default()).on(device);
     let before = device.counters();
     let gpu = KeccakPlugin.prove_segment(&mut on(LaneDevice::Gpu(0)), segment).unwrap();
