@@ -13,7 +13,7 @@ use std::pin::Pin;
 use std::time::Duration;
 
 pub use amqp::{AmqpConfig, AmqpTransport};
-pub use mem::MemBroker;
+pub use mem::{MEM_RESULT_LINGER, MemBroker};
 use tokio::sync::mpsc;
 
 use crate::envelope::EnvelopeError;
@@ -73,7 +73,7 @@ pub trait Transport: Send + Sync + 'static {
     /// Worker: send a result to the leader's queue `reply_to`.
     fn reply(&self, reply_to: &str, result: TaskResult) -> BoxFuture<'_, Result<(), TransportError>>;
     /// Worker: how long finished results may wait for more to share their message
-    /// (see `worker::linger`): zero where a message costs nothing extra.
+    /// (see `worker::linger`): zero where handing one over costs nothing extra.
     fn result_linger(&self) -> Duration {
         Duration::ZERO
     }

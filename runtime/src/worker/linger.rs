@@ -2,8 +2,9 @@
 //! with more of them in the same message.
 //!
 //! Where each message costs the broker the same whatever it carries (AMQP: an append,
-//! a delivery, an ack; `Transport::result_linger`), 1 ms tasks answered one message
-//! each spend more of a small machine on the broker than on the tasks. But a held
+//! a delivery, an ack; in memory: the wake-ups of the actor, the leader and a lane;
+//! `Transport::result_linger`), 1 ms tasks answered one message each spend more of a
+//! small machine on handing results over than on the tasks. But a held
 //! result also holds its delivery unacked, and so a share of the worker's prefetch:
 //! results wait only while the lanes have plenty queued without new deliveries.
 //!
