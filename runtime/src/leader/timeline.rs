@@ -3,8 +3,8 @@
 //! The ledger records a span when an attempt ends (success, failure, timeout, silence,
 //! a duplicate success); the job actor adds wrap. A span's start is its end minus the
 //! run time its worker reported, so queue time is not counted as work. Its end is when
-//! the leader saw the result: up to the worker's result linger (`worker::linger`) late. Renderers (the
-//! leader's `--timeline FILE.svg`) draw one row per lane and highlight
+//! the leader saw the result: up to the worker's result linger (`worker::linger`) late.
+//! Renderers (the leader's `--timeline FILE.svg`) draw one row per lane and highlight
 //! [`Timeline::critical_path`].
 
 use std::time::Duration;

@@ -36,10 +36,9 @@ use crate::task::{Control, Task, TaskResult};
 /// assert_eq!(broker.stats().ready, 0);
 /// # });
 /// ```
-#[derive(Clone)]
+#[derive(Clone, Default)]
 pub struct MemBroker {
     inner: Arc<Inner>,
-    result_linger: Duration,
 }
 
 /// How long a busy worker's results may wait for more to travel with them
@@ -52,12 +51,6 @@ pub struct MemBroker {
 /// docs/BENCHMARKS.md section 1); 1 ms and 4 ms held measured 95.0-95.5 %. A worker
 /// with little left to run never waits, so a lone task or a fold's tail is not delayed.
 pub const MEM_RESULT_LINGER: Duration = Duration::from_millis(2);
-
-impl Default for MemBroker {
-    fn default() -> Self {
-        Self { inner: Arc::default(), result_linger: MEM_RESULT_LINGER }
-    }
-}
 
 #[derive(Default)]
 struct Inner {
@@ -138,12 +131,6 @@ pub struct BrokerStats {
 }
 
 impl MemBroker {
-    /// This handle's workers hold results up to `linger` (default [`MEM_RESULT_LINGER`];
-    /// zero: every result is handed over at once).
-    pub fn with_result_linger(self, linger: Duration) -> Self {
-        Self { result_linger: linger, ..self }
-    }
-
     fn lock(&self) -> MutexGuard<'_, State> {
         self.inner.state.lock().expect("broker lock poisoned")
     }
@@ -332,7 +319,7 @@ impl Transport for MemBroker {
     }
 
     fn result_linger(&self) -> Duration {
-        self.result_linger
+        MEM_RESULT_LINGER
     }
 
     fn publish(&self, tasks: Vec<Task>) -> BoxFuture<'_, Result<(), TransportError>> {
