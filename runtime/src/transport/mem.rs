@@ -45,12 +45,10 @@ pub struct MemBroker {
 /// ([`Transport::result_linger`]; `worker::linger` says when they wait at all).
 ///
 /// A result handed over wakes the worker actor and the leader, and the refill it frees
-/// wakes a lane: with 1 ms tasks on 2 lanes, each of those threads takes a core from a
-/// lane 2,000 times a second. Held 2 ms, a few results travel together: 1 ms tasks on
-/// 2 lanes went from 91.8-94.4 % to 96.9-97.3 % of ideal (`proofline-bench runtime`,
-/// docs/BENCHMARKS.md section 1); 1 ms and 4 ms held measured 95.0-95.5 %. A worker
-/// with little left to run never waits, so a lone task or a fold's tail is not delayed.
-pub const MEM_RESULT_LINGER: Duration = Duration::from_millis(2);
+/// wakes a lane: with 1 ms tasks on 2 lanes, those threads took a core from a spinning
+/// lane 2,000 times a second. 2 ms measured best of 1, 2 and 4 (docs/BENCHMARKS.md,
+/// section 1).
+const MEM_RESULT_LINGER: Duration = Duration::from_millis(2);
 
 #[derive(Default)]
 struct Inner {

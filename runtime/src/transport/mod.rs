@@ -13,7 +13,7 @@ use std::pin::Pin;
 use std::time::Duration;
 
 pub use amqp::{AmqpConfig, AmqpTransport};
-pub use mem::{MEM_RESULT_LINGER, MemBroker};
+pub use mem::MemBroker;
 use tokio::sync::mpsc;
 
 use crate::envelope::EnvelopeError;
